@@ -1,1 +1,23 @@
+//! facegate: an offline face-recognition door-access kiosk.
+//!
+//! Data flows one way; each stage is one module:
+//!
+//! ```text
+//! frame ──▶ detect ──faces──▶ align ──chips──▶ embed ──embeddings──▶ verify (1:1)
+//! ```
+//!
+//! Module dependencies (a module uses only those listed before it):
+//! `error` ← `models` ← `frame` ← `detect` ← `align` ← `embed` ← `verify` ← `pipeline`.
+#![deny(missing_docs)]
 
+pub mod align;
+pub mod detect;
+pub mod draw;
+pub mod embed;
+pub mod error;
+pub mod frame;
+pub mod models;
+pub mod pipeline;
+pub mod verify;
+
+pub use error::{Context, Error, Result};

@@ -1,0 +1,387 @@
+//! Face detection: MTCNN (P-Net over an image pyramid, then R-Net, then O-Net).
+//!
+//! Pre- and post-processing follow the reference MTCNN exactly (see DESIGN.md §2): inputs
+//! are RGB `(p - 127.5) / 128` in x-major tensors `[N, W, H, 3]`; thresholds 0.6 / 0.7 /
+//! 0.7; NMS 0.5 per scale, 0.7 across scales, 0.7 after R-Net, 0.7 by "min" overlap after
+//! O-Net; crops outside the frame are zero-filled. P-Net gets one concrete tract plan per
+//! pyramid size, built on first use and reused for every later frame of that size.
+
+use crate::error::{Context, Result};
+use crate::frame::{FloatImage, Frame};
+use crate::models::{self, ModelStore, Plan};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// A detected face: box, confidence and 5 landmarks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Face {
+    /// Box corners `[x1, y1, x2, y2]` in frame pixels.
+    pub bbox: [f32; 4],
+    /// O-Net face probability.
+    pub score: f32,
+    /// Image-left eye, image-right eye, nose, image-left and image-right mouth corner.
+    pub landmarks: [[f32; 2]; 5],
+}
+
+impl Face {
+    /// `[x, y, w, h]` with the top-left corner clamped into the frame.
+    pub fn xywh(&self) -> [f32; 4] {
+        let x = self.bbox[0].max(0.0);
+        let y = self.bbox[1].max(0.0);
+        [x, y, self.bbox[2] - x, self.bbox[3] - y]
+    }
+
+    /// Box area in pixels.
+    pub fn area(&self) -> f32 {
+        (self.bbox[2] - self.bbox[0]).max(0.0) * (self.bbox[3] - self.bbox[1]).max(0.0)
+    }
+
+    /// Distance between the two eye landmarks in pixels.
+    pub fn eye_distance(&self) -> f32 {
+        let [l, r] = [self.landmarks[0], self.landmarks[1]];
+        ((r[0] - l[0]).powi(2) + (r[1] - l[1]).powi(2)).sqrt()
+    }
+}
+
+/// Anything that finds faces in a frame.
+pub trait Detector {
+    /// Every face in `frame`, best score first.
+    fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>>;
+}
+
+/// MTCNN settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MtcnnConfig {
+    /// Smallest face side to look for, in pixels (the pyramid starts at 12 / min_face).
+    pub min_face: f32,
+    /// Score thresholds of P-Net, R-Net and O-Net.
+    pub thresholds: [f32; 3],
+    /// Pyramid scale step.
+    pub scale_factor: f32,
+}
+
+impl Default for MtcnnConfig {
+    fn default() -> Self {
+        MtcnnConfig {
+            min_face: 40.0,
+            thresholds: [0.6, 0.7, 0.7],
+            scale_factor: 0.709,
+        }
+    }
+}
+
+/// The MTCNN detector running on tract.
+pub struct Mtcnn {
+    config: MtcnnConfig,
+    pnet_bytes: Vec<u8>,
+    pnet_plans: HashMap<(usize, usize), Plan>,
+    rnet: Plan,
+    onet: Plan,
+}
+
+/// A candidate box `[x1, y1, x2, y2]`, score and 4 regression offsets.
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    b: [f64; 4],
+    score: f64,
+    reg: [f64; 4],
+}
+
+const MAX_CACHED_PLANS: usize = 64;
+
+impl Mtcnn {
+    /// Loads the three networks from `store` (each verified by sha256).
+    pub fn new(store: &ModelStore, config: MtcnnConfig) -> Result<Self> {
+        let pnet_bytes = store.verified_bytes("pnet")?;
+        let rnet = store.load("rnet", &[1, 24, 24, 3])?;
+        let onet = store.load("onet", &[1, 48, 48, 3])?;
+        Ok(Mtcnn {
+            config,
+            pnet_bytes,
+            pnet_plans: HashMap::new(),
+            rnet,
+            onet,
+        })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> MtcnnConfig {
+        self.config
+    }
+
+    /// The pyramid scales for a `w x h` frame.
+    pub fn scales(&self, w: usize, h: usize) -> Vec<f64> {
+        let m = 12.0 / self.config.min_face as f64;
+        let mut min_layer = w.min(h) as f64 * m;
+        let mut out = Vec::new();
+        let mut k = 0;
+        while min_layer >= 12.0 {
+            out.push(m * (self.config.scale_factor as f64).powi(k));
+            min_layer *= self.config.scale_factor as f64;
+            k += 1;
+        }
+        out
+    }
+
+    fn pnet_plan(&mut self, w: usize, h: usize) -> Result<Plan> {
+        if let Some(p) = self.pnet_plans.get(&(w, h)) {
+            return Ok(p.clone());
+        }
+        if self.pnet_plans.len() >= MAX_CACHED_PLANS {
+            self.pnet_plans.clear();
+        }
+        let plan = models::load_plan("pnet", &self.pnet_bytes, &[1, w, h, 3])?;
+        self.pnet_plans.insert((w, h), plan.clone());
+        Ok(plan)
+    }
+
+    fn stage1(&mut self, img: &FloatImage) -> Result<Vec<Cand>> {
+        let mut all = Vec::new();
+        for s in self.scales(img.width, img.height) {
+            let ws = (img.width as f64 * s).ceil() as usize;
+            let hs = (img.height as f64 * s).ceil() as usize;
+            let scaled = img.resize(ws, hs);
+            let mut input = Vec::new();
+            scaled.push_x_major(127.5, 0.0078125, &mut input);
+            let plan = self.pnet_plan(ws, hs)?;
+            let out = models::run(&plan, "pnet", &[1, ws, hs, 3], input)?;
+            let (shape, reg) = &out[0];
+            let (_, prob) = &out[1];
+            let (gw, gh) = (shape[1], shape[2]);
+            let mut cands = Vec::new();
+            for i in 0..gw {
+                for j in 0..gh {
+                    let cell = i * gh + j;
+                    let score = prob[cell * 2 + 1] as f64;
+                    if score >= self.config.thresholds[0] as f64 {
+                        let r = &reg[cell * 4..cell * 4 + 4];
+                        cands.push(Cand {
+                            b: [
+                                ((2 * i + 1) as f64 / s).trunc(),
+                                ((2 * j + 1) as f64 / s).trunc(),
+                                ((2 * i + 12) as f64 / s).trunc(),
+                                ((2 * j + 12) as f64 / s).trunc(),
+                            ],
+                            score,
+                            reg: [r[0] as f64, r[1] as f64, r[2] as f64, r[3] as f64],
+                        });
+                    }
+                }
+            }
+            all.extend(nms(cands, 0.5, false));
+        }
+        let mut out = nms(all, 0.7, false);
+        for c in &mut out {
+            let (w, h) = (c.b[2] - c.b[0], c.b[3] - c.b[1]);
+            c.b = [
+                c.b[0] + c.reg[0] * w,
+                c.b[1] + c.reg[1] * h,
+                c.b[2] + c.reg[2] * w,
+                c.b[3] + c.reg[3] * h,
+            ];
+            c.b = square(c.b).map(f64::trunc);
+        }
+        Ok(out)
+    }
+
+    fn crops(img: &FloatImage, cands: &[Cand], size: usize, trunc: bool) -> Vec<Vec<f32>> {
+        cands
+            .iter()
+            .map(|c| {
+                let b = if trunc { c.b.map(f64::trunc) } else { c.b };
+                let w = (b[2] - b[0] + 1.0).max(1.0) as usize;
+                let h = (b[3] - b[1] + 1.0).max(1.0) as usize;
+                let crop = img
+                    .crop(b[0] as i64 - 1, b[1] as i64 - 1, w, h)
+                    .resize(size, size);
+                let mut v = Vec::with_capacity(size * size * 3);
+                crop.push_x_major(127.5, 0.0078125, &mut v);
+                v
+            })
+            .collect()
+    }
+
+    fn stage2(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Cand>> {
+        let mut kept = Vec::new();
+        for (c, input) in cands.iter().zip(Self::crops(img, &cands, 24, false)) {
+            let out = models::run(&self.rnet, "rnet", &[1, 24, 24, 3], input)?;
+            let score = out[1].1[1] as f64;
+            if score > self.config.thresholds[1] as f64 {
+                let r = &out[0].1;
+                kept.push(Cand {
+                    b: c.b,
+                    score,
+                    reg: [r[0] as f64, r[1] as f64, r[2] as f64, r[3] as f64],
+                });
+            }
+        }
+        let mut out = nms(kept, 0.7, false);
+        for c in &mut out {
+            c.b = square(regress(c.b, c.reg));
+        }
+        Ok(out)
+    }
+
+    fn stage3(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Face>> {
+        let cands: Vec<Cand> = cands
+            .into_iter()
+            .map(|c| Cand {
+                b: c.b.map(f64::trunc),
+                ..c
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for (c, input) in cands.iter().zip(Self::crops(img, &cands, 48, true)) {
+            let out = models::run(&self.onet, "onet", &[1, 48, 48, 3], input)?;
+            let score = out[2].1[1] as f64;
+            if score > self.config.thresholds[2] as f64 {
+                let (r, lm) = (&out[0].1, &out[1].1);
+                let w = c.b[2] - c.b[0] + 1.0;
+                let h = c.b[3] - c.b[1] + 1.0;
+                let mut pts = [[0.0f32; 2]; 5];
+                for k in 0..5 {
+                    pts[k] = [
+                        (w * lm[k] as f64 + c.b[0] - 1.0) as f32,
+                        (h * lm[k + 5] as f64 + c.b[1] - 1.0) as f32,
+                    ];
+                }
+                let reg = [r[0] as f64, r[1] as f64, r[2] as f64, r[3] as f64];
+                kept.push((
+                    Cand {
+                        b: regress(c.b, reg),
+                        score,
+                        reg,
+                    },
+                    pts,
+                ));
+            }
+        }
+        let picked = nms_indices(&kept.iter().map(|k| k.0).collect::<Vec<_>>(), 0.7, true);
+        Ok(picked
+            .into_iter()
+            .map(|i| {
+                let (c, pts) = kept[i];
+                Face {
+                    bbox: c.b.map(|v| v as f32),
+                    score: c.score as f32,
+                    landmarks: pts,
+                }
+            })
+            .collect())
+    }
+}
+
+impl Detector for Mtcnn {
+    fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>> {
+        let img = FloatImage::from_frame(frame);
+        let c1 = self.stage1(&img).context("P-Net stage")?;
+        if c1.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c2 = self.stage2(&img, c1).context("R-Net stage")?;
+        if c2.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.stage3(&img, c2).context("O-Net stage")
+    }
+}
+
+/// Box regression with widths `x2 - x1 + 1` (R-Net and O-Net).
+fn regress(b: [f64; 4], r: [f64; 4]) -> [f64; 4] {
+    let w = b[2] - b[0] + 1.0;
+    let h = b[3] - b[1] + 1.0;
+    [
+        b[0] + r[0] * w,
+        b[1] + r[1] * h,
+        b[2] + r[2] * w,
+        b[3] + r[3] * h,
+    ]
+}
+
+/// The square box with the same centre and the longer side.
+fn square(b: [f64; 4]) -> [f64; 4] {
+    let (w, h) = (b[2] - b[0], b[3] - b[1]);
+    let l = w.max(h);
+    let x1 = b[0] + w * 0.5 - l * 0.5;
+    let y1 = b[1] + h * 0.5 - l * 0.5;
+    [x1, y1, x1 + l, y1 + l]
+}
+
+fn nms(c: Vec<Cand>, threshold: f64, min_mode: bool) -> Vec<Cand> {
+    nms_indices(&c, threshold, min_mode)
+        .into_iter()
+        .map(|i| c[i])
+        .collect()
+}
+
+/// Greedy non-maximum suppression (areas with the +1 pixel convention); indices kept, best
+/// first. `min_mode` divides the overlap by the smaller area instead of the union.
+fn nms_indices(c: &[Cand], threshold: f64, min_mode: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..c.len()).collect();
+    order.sort_by(|&a, &b| c[b].score.total_cmp(&c[a].score));
+    let area = |b: &[f64; 4]| (b[2] - b[0] + 1.0) * (b[3] - b[1] + 1.0);
+    let mut keep = Vec::new();
+    let mut suppressed = vec![false; c.len()];
+    for (n, &i) in order.iter().enumerate() {
+        if suppressed[i] {
+            continue;
+        }
+        keep.push(i);
+        for &j in &order[n + 1..] {
+            if suppressed[j] {
+                continue;
+            }
+            let (a, b) = (&c[i].b, &c[j].b);
+            let w = (a[2].min(b[2]) - a[0].max(b[0]) + 1.0).max(0.0);
+            let h = (a[3].min(b[3]) - a[1].max(b[1]) + 1.0).max(0.0);
+            let inter = w * h;
+            let o = if min_mode {
+                inter / area(a).min(area(b))
+            } else {
+                inter / (area(a) + area(b) - inter)
+            };
+            if o > threshold {
+                suppressed[j] = true;
+            }
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(b: [f64; 4], score: f64) -> Cand {
+        Cand {
+            b,
+            score,
+            reg: [0.0; 4],
+        }
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_boxes() {
+        let c = vec![
+            cand([0., 0., 10., 10.], 0.8),
+            cand([1., 1., 11., 11.], 0.9),
+            cand([50., 50., 60., 60.], 0.7),
+        ];
+        assert_eq!(nms_indices(&c, 0.5, false), vec![1, 2]);
+    }
+
+    #[test]
+    fn min_mode_suppresses_a_box_inside_another() {
+        let c = vec![
+            cand([0., 0., 100., 100.], 0.9),
+            cand([10., 10., 30., 30.], 0.8),
+        ];
+        assert_eq!(nms_indices(&c, 0.7, false), vec![0, 1]);
+        assert_eq!(nms_indices(&c, 0.7, true), vec![0]);
+    }
+
+    #[test]
+    fn square_keeps_the_centre() {
+        assert_eq!(square([0., 0., 10., 20.]), [-5., 0., 15., 20.]);
+    }
+}

@@ -1,0 +1,241 @@
+//! Frames: decoding images into RGB8 and the resampling used by the detector.
+//!
+//! A [`Frame`] is an 8-bit RGB image. [`load_image`] decodes JPEG or PNG (RGB, RGBA,
+//! grayscale, 16-bit), honours the EXIF orientation and refuses corrupt, truncated, empty or
+//! oversized files with an error naming the file.
+
+use crate::error::{Error, Result};
+use image::{ImageDecoder, ImageReader, Limits};
+use std::io::Cursor;
+use std::path::Path;
+
+/// An 8-bit RGB frame.
+pub type Frame = image::RgbImage;
+
+/// Largest accepted side in pixels: beyond it a frame is refused rather than run slowly.
+pub const MAX_SIDE: u32 = 8192;
+
+/// Decodes the image file at `path` into an upright RGB8 [`Frame`].
+pub fn load_image(path: impl AsRef<Path>) -> Result<Frame> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image(&bytes).map_err(|reason| Error::Image {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
+/// Decodes image bytes (JPEG or PNG) into an upright RGB8 frame.
+pub fn decode_image(bytes: &[u8]) -> std::result::Result<Frame, String> {
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if reader.format().is_none() {
+        return Err("not a JPEG or PNG image".into());
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(describe)?;
+    let orientation = decoder.orientation().map_err(describe)?;
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(describe)?;
+    img.apply_orientation(orientation);
+    Ok(img.into_rgb8())
+}
+
+fn describe(e: image::ImageError) -> String {
+    match e {
+        image::ImageError::Limits(_) => {
+            format!("image larger than the {MAX_SIDE}x{MAX_SIDE} pixel limit")
+        }
+        e => e.to_string(),
+    }
+}
+
+/// Per-axis resampling taps: for each output index, (source index, weight) pairs.
+pub type Taps = Vec<Vec<(usize, f32)>>;
+
+/// Taps mapping `src` samples to `dst`: box-area averaging when shrinking, bilinear with
+/// half-pixel centres (clamped at the edges) when enlarging. Both the MTCNN pyramid and the
+/// R-Net/O-Net crops use it.
+pub fn taps(src: usize, dst: usize) -> Taps {
+    let scale = src as f64 / dst as f64;
+    (0..dst)
+        .map(|i| {
+            if dst <= src {
+                let (a, b) = (i as f64 * scale, (i as f64 + 1.0) * scale);
+                let mut v = Vec::new();
+                let mut k = a.floor() as usize;
+                while (k as f64) < b && k < src {
+                    let w = (b.min(k as f64 + 1.0) - a.max(k as f64)) / scale;
+                    if w > 1e-12 {
+                        v.push((k, w as f32));
+                    }
+                    k += 1;
+                }
+                v
+            } else {
+                let x = ((i as f64 + 0.5) * scale - 0.5).clamp(0.0, (src - 1) as f64);
+                let k = x.floor() as usize;
+                let f = (x - k as f64) as f32;
+                if k + 1 < src && f > 0.0 {
+                    vec![(k, 1.0 - f), (k + 1, f)]
+                } else {
+                    vec![(k, 1.0)]
+                }
+            }
+        })
+        .collect()
+}
+
+/// A float RGB image, row-major `[y][x][c]`.
+#[derive(Debug, Clone)]
+pub struct FloatImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `height * width * 3` values.
+    pub data: Vec<f32>,
+}
+
+impl FloatImage {
+    /// The frame as floats 0..255.
+    pub fn from_frame(f: &Frame) -> Self {
+        FloatImage {
+            width: f.width() as usize,
+            height: f.height() as usize,
+            data: f.as_raw().iter().map(|&v| v as f32).collect(),
+        }
+    }
+
+    /// The `w x h` crop whose top-left pixel is at (`x0`, `y0`) of `self` (may be outside
+    /// the image); pixels outside are zero.
+    pub fn crop(&self, x0: i64, y0: i64, w: usize, h: usize) -> FloatImage {
+        let mut data = vec![0.0; w * h * 3];
+        for v in 0..h {
+            let y = y0 + v as i64;
+            if y < 0 || y >= self.height as i64 {
+                continue;
+            }
+            for u in 0..w {
+                let x = x0 + u as i64;
+                if x < 0 || x >= self.width as i64 {
+                    continue;
+                }
+                let s = (y as usize * self.width + x as usize) * 3;
+                let d = (v * w + u) * 3;
+                data[d..d + 3].copy_from_slice(&self.data[s..s + 3]);
+            }
+        }
+        FloatImage {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// Resized to `w x h` with [`taps`] on each axis.
+    pub fn resize(&self, w: usize, h: usize) -> FloatImage {
+        let tx = taps(self.width, w);
+        let ty = taps(self.height, h);
+        // Horizontal pass: height x w.
+        let mut tmp = vec![0.0f32; self.height * w * 3];
+        for y in 0..self.height {
+            let row = &self.data[y * self.width * 3..(y + 1) * self.width * 3];
+            for (x, t) in tx.iter().enumerate() {
+                let mut acc = [0.0f32; 3];
+                for &(k, wt) in t {
+                    for c in 0..3 {
+                        acc[c] += row[k * 3 + c] * wt;
+                    }
+                }
+                tmp[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&acc);
+            }
+        }
+        let mut data = vec![0.0f32; h * w * 3];
+        for (y, t) in ty.iter().enumerate() {
+            let out = &mut data[y * w * 3..(y + 1) * w * 3];
+            for &(k, wt) in t {
+                let src = &tmp[k * w * 3..(k + 1) * w * 3];
+                for (o, s) in out.iter_mut().zip(src) {
+                    *o += s * wt;
+                }
+            }
+        }
+        FloatImage {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
+    /// The image as an x-major tensor `[x][y][c]` with `(p - mean) * scale` applied, appended
+    /// to `out` (MTCNN's layout).
+    pub fn push_x_major(&self, mean: f32, scale: f32, out: &mut Vec<f32>) {
+        out.reserve(self.data.len());
+        for x in 0..self.width {
+            for y in 0..self.height {
+                let s = (y * self.width + x) * 3;
+                for c in 0..3 {
+                    out.push((self.data[s + c] - mean) * scale);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn area_taps_sum_to_one_and_cover_the_source() {
+        for (s, d) in [(10, 3), (250, 75), (7, 7), (5, 12), (1, 4)] {
+            let t = taps(s, d);
+            assert_eq!(t.len(), d);
+            for v in &t {
+                let sum: f32 = v.iter().map(|p| p.1).sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{s}->{d}: {sum}");
+                assert!(v.iter().all(|p| p.0 < s));
+            }
+        }
+    }
+
+    #[test]
+    fn halving_averages_pairs() {
+        let img = FloatImage {
+            width: 4,
+            height: 1,
+            data: vec![0., 0., 0., 2., 2., 2., 4., 4., 4., 6., 6., 6.],
+        };
+        let r = img.resize(2, 1);
+        assert_eq!(r.data, vec![1., 1., 1., 5., 5., 5.]);
+    }
+
+    #[test]
+    fn crop_outside_is_zero() {
+        let img = FloatImage {
+            width: 2,
+            height: 2,
+            data: vec![1.0; 12],
+        };
+        let c = img.crop(-1, -1, 3, 3);
+        assert_eq!(c.data[0], 0.0);
+        assert_eq!(c.data[(3 + 1) * 3], 1.0);
+        assert_eq!(c.data.iter().filter(|&&v| v == 1.0).count(), 12);
+    }
+
+    #[test]
+    fn empty_and_garbage_bytes_are_refused() {
+        assert!(decode_image(&[]).unwrap_err().contains("empty"));
+        assert!(decode_image(b"hello, this is not an image")
+            .unwrap_err()
+            .contains("not a JPEG or PNG"));
+    }
+}

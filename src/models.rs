@@ -1,0 +1,207 @@
+//! The model manifest (`models/models.toml`), file verification and loading through tract.
+//!
+//! At start-up every model file is checked against the sha256 pinned in the manifest; a
+//! missing, truncated or altered file is refused with an error naming it and telling to run
+//! `models/fetch`. Networks are loaded with a concrete input shape and optimised once.
+//!
+//! ```no_run
+//! use facegate::models::ModelStore;
+//! let store = ModelStore::open_default()?;
+//! let spec = store.spec("dlib_fp32")?;
+//! println!("{} -> {}-d", spec.file, spec.embedding_dim.unwrap_or(0));
+//! # Ok::<(), facegate::Error>(())
+//! ```
+
+use crate::error::{tract_err, Error, Result};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+/// The manifest, compiled into the binary so that a deployed kiosk needs only the model files.
+pub const MANIFEST: &str = include_str!("../models/models.toml");
+
+/// A runnable, optimised tract plan.
+pub type Plan = Arc<TypedRunnableModel>;
+
+/// One model's entry in the manifest.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelSpec {
+    /// File name inside the model directory.
+    pub file: String,
+    /// Pinned sha256 of the file.
+    pub sha256: String,
+    /// Input tensor name.
+    pub input: String,
+    /// Memory layout of the input (`NWHC` for MTCNN, `NCHW` for the embedder).
+    pub layout: String,
+    /// Per-channel value subtracted from RGB 0..255 before feeding.
+    pub mean: [f32; 3],
+    /// Factor applied after the mean subtraction.
+    pub scale: f32,
+    /// Output tensor names, in the order the code reads them.
+    pub outputs: Vec<String>,
+    /// Embedding dimension (embedders only).
+    pub embedding_dim: Option<usize>,
+    /// Distance metric (embedders only): `euclidean` or `cosine`.
+    pub metric: Option<String>,
+    /// The model's own same-person threshold (embedders only; config may calibrate another).
+    pub threshold: Option<f32>,
+    /// Side of the square aligned chip (embedders only).
+    pub chip_size: Option<u32>,
+    /// 5-point alignment template in chip pixels (embedders only).
+    pub template: Option<[[f32; 2]; 5]>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    models: BTreeMap<String, ModelSpec>,
+}
+
+/// The model directory together with the manifest.
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    dir: PathBuf,
+    models: BTreeMap<String, ModelSpec>,
+}
+
+/// Where models live when nothing else is said: `$FACEGATE_MODELS`, else
+/// `$FACEGATE_CACHE/models`, else `~/.cache/facegate/models` (as `models/fetch` writes them).
+pub fn default_model_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACEGATE_MODELS") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("FACEGATE_CACHE") {
+        return PathBuf::from(d).join("models");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/facegate/models")
+}
+
+impl ModelStore {
+    /// Opens `dir` with the built-in manifest. Files are verified when loaded.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let m: Manifest = toml::from_str(MANIFEST)
+            .map_err(|e| Error::model("models/models.toml", format!("invalid manifest: {e}")))?;
+        Ok(ModelStore {
+            dir: dir.into(),
+            models: m.models,
+        })
+    }
+
+    /// Opens [`default_model_dir`].
+    pub fn open_default() -> Result<Self> {
+        Self::open(default_model_dir())
+    }
+
+    /// The model directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest entry `name`.
+    pub fn spec(&self, name: &str) -> Result<&ModelSpec> {
+        self.models.get(name).ok_or_else(|| {
+            Error::Invalid(format!(
+                "no model {name:?} in the manifest (known: {})",
+                self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// Path of model `name`'s file.
+    pub fn path(&self, name: &str) -> Result<PathBuf> {
+        Ok(self.dir.join(&self.spec(name)?.file))
+    }
+
+    /// Reads model `name`'s file and checks its sha256; returns the bytes.
+    pub fn verified_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        let spec = self.spec(name)?;
+        let path = self.dir.join(&spec.file);
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| Error::model(&path, format!("cannot read model file: {e}")))?;
+        let got = sha256_hex(&bytes);
+        if got != spec.sha256 {
+            return Err(Error::model(
+                &path,
+                format!(
+                    "sha256 mismatch: file has {got}, manifest pins {}",
+                    spec.sha256
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Verifies every model file in the manifest.
+    pub fn verify_all(&self) -> Result<()> {
+        for name in self.models.keys() {
+            self.verified_bytes(name)?;
+        }
+        Ok(())
+    }
+
+    /// Loads model `name` for a concrete input `shape` and optimises it.
+    pub fn load(&self, name: &str, shape: &[usize]) -> Result<Plan> {
+        let bytes = self.verified_bytes(name)?;
+        load_plan(name, &bytes, shape).map_err(|e| match e {
+            Error::Inference { reason, .. } => Error::model(
+                self.dir
+                    .join(&self.spec(name).map(|s| s.file.clone()).unwrap_or_default()),
+                reason,
+            ),
+            e => e,
+        })
+    }
+
+    /// The model id stored with templates: manifest name and the file's sha256 prefix.
+    pub fn model_id(&self, name: &str) -> Result<String> {
+        let spec = self.spec(name)?;
+        Ok(format!("{name}:{}", &spec.sha256[..16]))
+    }
+}
+
+/// Builds an optimised plan from ONNX bytes with a concrete input shape.
+pub fn load_plan(name: &str, bytes: &[u8], shape: &[usize]) -> Result<Plan> {
+    let mut reader = std::io::Cursor::new(bytes);
+    tract_onnx::onnx()
+        .model_for_read(&mut reader)
+        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(tract_err(name))
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `plan` on one f32 tensor and returns every output as (shape, data).
+pub fn run(
+    plan: &Plan,
+    model: &str,
+    shape: &[usize],
+    data: Vec<f32>,
+) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+    let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)
+        .map_err(|e| Error::Invalid(format!("{model}: input shape {shape:?}: {e}")))?;
+    let outputs = plan
+        .run(tvec!(Tensor::from(input).into_tvalue()))
+        .map_err(tract_err(model))?;
+    outputs
+        .iter()
+        .map(|o| {
+            let v = o.to_plain_array_view::<f32>().map_err(tract_err(model))?;
+            Ok((v.shape().to_vec(), v.iter().copied().collect()))
+        })
+        .collect()
+}
