@@ -58,7 +58,7 @@ fn describe(e: image::ImageError) -> String {
 }
 
 /// Per-axis resampling taps: for each output index, (source index, weight) pairs.
-pub type Taps = Vec<Vec<(usize, f32)>>;
+pub type Taps = Vec<Vec<(usize, f64)>>;
 
 /// Taps mapping `src` samples to `dst`: box-area averaging when shrinking, bilinear with
 /// half-pixel centres (clamped at the edges) when enlarging. Both the MTCNN pyramid and the
@@ -74,7 +74,7 @@ pub fn taps(src: usize, dst: usize) -> Taps {
                 while (k as f64) < b && k < src {
                     let w = (b.min(k as f64 + 1.0) - a.max(k as f64)) / scale;
                     if w > 1e-12 {
-                        v.push((k, w as f32));
+                        v.push((k, w));
                     }
                     k += 1;
                 }
@@ -82,7 +82,7 @@ pub fn taps(src: usize, dst: usize) -> Taps {
             } else {
                 let x = ((i as f64 + 0.5) * scale - 0.5).clamp(0.0, (src - 1) as f64);
                 let k = x.floor() as usize;
-                let f = (x - k as f64) as f32;
+                let f = x - k as f64;
                 if k + 1 < src && f > 0.0 {
                     vec![(k, 1.0 - f), (k + 1, f)]
                 } else {
@@ -93,7 +93,7 @@ pub fn taps(src: usize, dst: usize) -> Taps {
         .collect()
 }
 
-/// A float RGB image, row-major `[y][x][c]`.
+/// A float RGB image, row-major `[y][x][c]`, in f64 so that resampling adds no rounding.
 #[derive(Debug, Clone)]
 pub struct FloatImage {
     /// Width in pixels.
@@ -101,7 +101,7 @@ pub struct FloatImage {
     /// Height in pixels.
     pub height: usize,
     /// `height * width * 3` values.
-    pub data: Vec<f32>,
+    pub data: Vec<f64>,
 }
 
 impl FloatImage {
@@ -110,7 +110,7 @@ impl FloatImage {
         FloatImage {
             width: f.width() as usize,
             height: f.height() as usize,
-            data: f.as_raw().iter().map(|&v| v as f32).collect(),
+            data: f.as_raw().iter().map(|&v| v as f64).collect(),
         }
     }
 
@@ -145,11 +145,11 @@ impl FloatImage {
         let tx = taps(self.width, w);
         let ty = taps(self.height, h);
         // Horizontal pass: height x w.
-        let mut tmp = vec![0.0f32; self.height * w * 3];
+        let mut tmp = vec![0.0f64; self.height * w * 3];
         for y in 0..self.height {
             let row = &self.data[y * self.width * 3..(y + 1) * self.width * 3];
             for (x, t) in tx.iter().enumerate() {
-                let mut acc = [0.0f32; 3];
+                let mut acc = [0.0f64; 3];
                 for &(k, wt) in t {
                     for c in 0..3 {
                         acc[c] += row[k * 3 + c] * wt;
@@ -158,7 +158,7 @@ impl FloatImage {
                 tmp[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&acc);
             }
         }
-        let mut data = vec![0.0f32; h * w * 3];
+        let mut data = vec![0.0f64; h * w * 3];
         for (y, t) in ty.iter().enumerate() {
             let out = &mut data[y * w * 3..(y + 1) * w * 3];
             for &(k, wt) in t {
@@ -183,7 +183,7 @@ impl FloatImage {
             for y in 0..self.height {
                 let s = (y * self.width + x) * 3;
                 for c in 0..3 {
-                    out.push((self.data[s + c] - mean) * scale);
+                    out.push(((self.data[s + c] - mean as f64) * scale as f64) as f32);
                 }
             }
         }
@@ -200,7 +200,7 @@ mod tests {
             let t = taps(s, d);
             assert_eq!(t.len(), d);
             for v in &t {
-                let sum: f32 = v.iter().map(|p| p.1).sum();
+                let sum: f64 = v.iter().map(|p| p.1).sum();
                 assert!((sum - 1.0).abs() < 1e-5, "{s}->{d}: {sum}");
                 assert!(v.iter().all(|p| p.0 < s));
             }

@@ -15,6 +15,7 @@ pub mod detect;
 pub mod draw;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod frame;
 pub mod models;
 pub mod pipeline;

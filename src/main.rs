@@ -49,6 +49,18 @@ enum Cmd {
         /// The image.
         image: PathBuf,
     },
+    /// Evaluate on LFW: View 2 (10 folds) or View 1 (DevTrain → DevTest).
+    Eval {
+        /// Benchmark name (only `lfw`).
+        #[arg(value_parser = ["lfw"])]
+        bench: String,
+        /// Data directory (default: $FACEGATE_DATA or ../shared/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// `full` (View 2, pairs.txt) or `dev` (View 1).
+        #[arg(long, default_value = "full", value_parser = ["full", "dev"])]
+        view: String,
+    },
     /// Same person? Exit 0 = same, 1 = different, 2 = error.
     Verify {
         /// First image.
@@ -130,6 +142,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let e: Vec<String> = f.embedding.0.iter().map(|x| format!("{x:.5}")).collect();
                     println!("{}", e.join(" "));
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Eval { data, view, .. } => {
+            let store = ModelStore::open(cli.models.clone().unwrap_or_else(default_model_dir))?;
+            let data = data
+                .clone()
+                .unwrap_or_else(facegate::eval::default_data_dir);
+            let report =
+                facegate::eval::lfw(&store, &cli.model, cli.min_face, &data, view == "full")?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report)
+                        .map_err(|e| Error::Invalid(e.to_string()))?
+                );
+            } else {
+                print!("{}", report.text());
             }
             Ok(ExitCode::SUCCESS)
         }

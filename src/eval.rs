@@ -1,0 +1,539 @@
+//! Evaluation: the LFW protocols, threshold selection and operating-point metrics.
+//!
+//! Everything here is plain arithmetic on distances so that it can be tested on synthetic
+//! numbers with known answers; [`embed_all`] produces the distances from real photos.
+
+use crate::detect::{Face, MtcnnConfig};
+use crate::embed::Embedding;
+use crate::error::{Error, Result};
+use crate::frame::load_image;
+use crate::models::ModelStore;
+use crate::pipeline::{largest, Recognizer};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One verification pair of an LFW pair list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pair {
+    /// Image path relative to `lfw/images`.
+    pub a: PathBuf,
+    /// Image path relative to `lfw/images`.
+    pub b: PathBuf,
+    /// Same person?
+    pub same: bool,
+    /// Fold index (0 for View 1 lists).
+    pub fold: usize,
+}
+
+fn lfw_path(name: &str, idx: &str) -> Result<PathBuf> {
+    let i: u32 = idx
+        .parse()
+        .map_err(|_| Error::Invalid(format!("bad image number {idx:?}")))?;
+    Ok(PathBuf::from(name).join(format!("{name}_{i:04}.jpg")))
+}
+
+/// Parses an LFW pair list (`pairs.txt`: header `folds n`; the View 1 lists: header `n`).
+pub fn parse_pairs(path: &Path) -> Result<Vec<Pair>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad =
+        |line: usize, why: &str| Error::Invalid(format!("{}:{}: {why}", path.display(), line + 1));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| bad(0, "empty pair list"))?;
+    let h: Vec<usize> = header
+        .split_whitespace()
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    let (folds, per) = match h.as_slice() {
+        [f, n] => (*f, *n),
+        [n] => (1, *n),
+        _ => return Err(bad(0, "header must be `folds n` or `n`")),
+    };
+    let mut out = Vec::new();
+    for (k, (ln, line)) in lines.enumerate() {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        let fold = k / (2 * per);
+        let pair = match t.as_slice() {
+            [n, i, j] => Pair {
+                a: lfw_path(n, i)?,
+                b: lfw_path(n, j)?,
+                same: true,
+                fold,
+            },
+            [n, i, m, j] => Pair {
+                a: lfw_path(n, i)?,
+                b: lfw_path(m, j)?,
+                same: false,
+                fold,
+            },
+            _ => return Err(bad(ln, "expected `name i j` or `name1 i name2 j`")),
+        };
+        out.push(pair);
+    }
+    if out.len() != folds * 2 * per {
+        return Err(bad(
+            0,
+            &format!(
+                "header promises {} pairs, found {}",
+                folds * 2 * per,
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The threshold maximising accuracy on labelled distances (`same` when `d < t`); ties go
+/// to the smaller (stricter) threshold.
+pub fn best_threshold(d: &[(f32, bool)]) -> f32 {
+    let mut v: Vec<(f32, bool)> = d.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total_same = v.iter().filter(|x| x.1).count() as i64;
+    // Threshold below everything: all "different": correct = number of different pairs.
+    let mut correct = v.len() as i64 - total_same;
+    let (mut best, mut best_t) = (correct, v.first().map(|x| x.0 - 1e-3).unwrap_or(0.0));
+    for i in 0..v.len() {
+        correct += if v[i].1 { 1 } else { -1 };
+        let t = if i + 1 < v.len() {
+            (v[i].0 + v[i + 1].0) / 2.0
+        } else {
+            v[i].0 + 1e-3
+        };
+        if correct > best && (i + 1 == v.len() || v[i + 1].0 > v[i].0) {
+            best = correct;
+            best_t = t;
+        }
+    }
+    best_t
+}
+
+/// Fraction of pairs classified right at threshold `t`.
+pub fn accuracy(d: &[(f32, bool)], t: f32) -> f64 {
+    if d.is_empty() {
+        return 0.0;
+    }
+    d.iter().filter(|(x, s)| (*x < t) == *s).count() as f64 / d.len() as f64
+}
+
+/// Result of the 10-fold View 2 protocol.
+#[derive(Debug, Clone, Serialize)]
+pub struct Folds {
+    /// Accuracy of each test fold (threshold from the other folds).
+    pub accuracies: Vec<f64>,
+    /// Threshold used for each fold.
+    pub thresholds: Vec<f32>,
+    /// Mean accuracy.
+    pub mean: f64,
+    /// Standard deviation of the fold accuracies.
+    pub std: f64,
+}
+
+/// For each fold, picks the threshold on the other folds and measures accuracy on it.
+pub fn cross_validate(d: &[(f32, bool, usize)]) -> Folds {
+    let nfolds = d.iter().map(|x| x.2 + 1).max().unwrap_or(0);
+    let mut accuracies = Vec::new();
+    let mut thresholds = Vec::new();
+    for f in 0..nfolds {
+        let train: Vec<(f32, bool)> = d.iter().filter(|x| x.2 != f).map(|x| (x.0, x.1)).collect();
+        let test: Vec<(f32, bool)> = d.iter().filter(|x| x.2 == f).map(|x| (x.0, x.1)).collect();
+        let t = best_threshold(&train);
+        thresholds.push(t);
+        accuracies.push(accuracy(&test, t));
+    }
+    let n = accuracies.len().max(1) as f64;
+    let mean = accuracies.iter().sum::<f64>() / n;
+    let std = (accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / n).sqrt();
+    Folds {
+        accuracies,
+        thresholds,
+        mean,
+        std,
+    }
+}
+
+/// Largest threshold whose false-accept rate over `impostor` distances is at most `far`,
+/// with the true-accept rate over `genuine` at that threshold: `(threshold, tar)`.
+pub fn tar_at_far(genuine: &[f32], impostor: &[f32], far: f64) -> (f32, f64) {
+    let mut imp = impostor.to_vec();
+    imp.sort_by(f32::total_cmp);
+    // Accept when d < t: allowed false accepts k = floor(far * n) → t = imp[k].
+    let k = (far * imp.len() as f64).floor() as usize;
+    let t = if imp.is_empty() {
+        f32::INFINITY
+    } else if k < imp.len() {
+        imp[k]
+    } else {
+        imp[imp.len() - 1] + 1e-3
+    };
+    let tar = genuine.iter().filter(|&&g| g < t).count() as f64 / genuine.len().max(1) as f64;
+    (t, tar)
+}
+
+/// Equal error rate: where false-accept and false-reject rates cross.
+pub fn eer(genuine: &[f32], impostor: &[f32]) -> f64 {
+    let mut ts: Vec<f32> = genuine.iter().chain(impostor).copied().collect();
+    ts.sort_by(f32::total_cmp);
+    let mut best = (f64::INFINITY, 1.0);
+    for t in ts {
+        let far =
+            impostor.iter().filter(|&&d| d <= t).count() as f64 / impostor.len().max(1) as f64;
+        let frr = genuine.iter().filter(|&&d| d > t).count() as f64 / genuine.len().max(1) as f64;
+        if (far - frr).abs() < best.0 {
+            best = ((far - frr).abs(), (far + frr) / 2.0);
+        }
+    }
+    best.1
+}
+
+/// Area under the ROC curve: the probability that a genuine pair is closer than an impostor.
+pub fn auc(genuine: &[f32], impostor: &[f32]) -> f64 {
+    let mut imp = impostor.to_vec();
+    imp.sort_by(f32::total_cmp);
+    let mut sum = 0.0;
+    for g in genuine {
+        let below = imp.partition_point(|x| x < g);
+        let equal = imp[below..].partition_point(|x| x <= g);
+        sum += (imp.len() - below - equal) as f64 + 0.5 * equal as f64;
+    }
+    sum / (genuine.len().max(1) * imp.len().max(1)) as f64
+}
+
+/// How an image's face was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Found {
+    /// Detected at the configured minimum face size.
+    Detected,
+    /// Detected only on a second pass with a 20 px minimum face.
+    SmallFace,
+    /// Not detected: the face is assumed centred as in LFW's funneled images and aligned
+    /// from the template scaled to the middle 45% of the frame.
+    Fallback,
+}
+
+/// The embedding of every image (largest face), in parallel over all cores.
+pub fn embed_all(
+    store: &ModelStore,
+    model: &str,
+    min_face: f32,
+    paths: &[PathBuf],
+    progress: &(dyn Fn() + Sync),
+) -> Result<BTreeMap<PathBuf, (Embedding, Found)>> {
+    // One recognizer per worker, each over an interleaved share of the images.
+    let workers = rayon::current_num_threads().clamp(1, paths.len().max(1));
+    let mut recs = (0..workers)
+        .map(|_| {
+            Recognizer::new(
+                store,
+                model,
+                MtcnnConfig {
+                    min_face,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let results: Vec<Result<Vec<(PathBuf, (Embedding, Found))>>> = recs
+        .par_iter_mut()
+        .enumerate()
+        .map(|(w, rec)| {
+            paths
+                .iter()
+                .skip(w)
+                .step_by(workers)
+                .map(|p| {
+                    let r = embed_one(rec, p).map(|e| (p.clone(), e));
+                    progress();
+                    r
+                })
+                .collect()
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+fn embed_one(rec: &mut Recognizer, path: &Path) -> Result<(Embedding, Found)> {
+    let frame = load_image(path)?;
+    let faces = rec.detect(&frame)?;
+    if let Some(i) = largest(&faces) {
+        return Ok((rec.embed_face(&frame, &faces[i])?, Found::Detected));
+    }
+    let cfg = rec.detector.config();
+    rec.detector.set_config(MtcnnConfig {
+        min_face: 20.0,
+        ..cfg
+    });
+    let faces = rec.detect(&frame);
+    rec.detector.set_config(cfg);
+    let faces = faces?;
+    if let Some(i) = largest(&faces) {
+        return Ok((rec.embed_face(&frame, &faces[i])?, Found::SmallFace));
+    }
+    let t = crate::embed::Embedder::template(&rec.embedder);
+    let chip = crate::embed::Embedder::chip_size(&rec.embedder) as f32;
+    let side = frame.width().min(frame.height()) as f32 * 0.45;
+    let (ox, oy) = (
+        (frame.width() as f32 - side) / 2.0,
+        (frame.height() as f32 - side) / 2.0,
+    );
+    let landmarks = t.map(|p| [ox + p[0] / chip * side, oy + p[1] / chip * side]);
+    let face = Face {
+        bbox: [ox, oy, ox + side, oy + side],
+        score: 0.0,
+        landmarks,
+    };
+    Ok((rec.embed_face(&frame, &face)?, Found::Fallback))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_threshold_separates_separable_data() {
+        let d = [
+            (0.2, true),
+            (0.3, true),
+            (0.5, true),
+            (0.7, false),
+            (0.9, false),
+        ];
+        let t = best_threshold(&d);
+        assert!(t > 0.5 && t < 0.7, "{t}");
+        assert_eq!(accuracy(&d, t), 1.0);
+    }
+
+    #[test]
+    fn best_threshold_with_overlap_maximises_accuracy() {
+        let d = [
+            (0.1, true),
+            (0.4, false),
+            (0.45, true),
+            (0.5, true),
+            (0.8, false),
+            (0.9, false),
+        ];
+        let t = best_threshold(&d);
+        assert!((accuracy(&d, t) - 5.0 / 6.0).abs() < 1e-9, "{t}");
+    }
+
+    #[test]
+    fn cross_validation_on_folds_with_known_answers() {
+        // Fold 0 is separable at 0.5; fold 1 has one genuine pair at 0.95 that no threshold
+        // chosen on fold 0 can accept.
+        let d = vec![
+            (0.1, true, 0),
+            (0.2, true, 0),
+            (0.8, false, 0),
+            (0.9, false, 0),
+            (0.3, true, 1),
+            (0.95, true, 1),
+            (0.7, false, 1),
+            (1.0, false, 1),
+        ];
+        let f = cross_validate(&d);
+        assert_eq!(f.accuracies.len(), 2);
+        assert_eq!(f.accuracies[1], 0.75);
+        assert!(f.thresholds[1] > 0.2 && f.thresholds[1] < 0.8);
+    }
+
+    #[test]
+    fn tar_at_far_counts_false_accepts() {
+        let imp: Vec<f32> = (0..1000).map(|i| 0.5 + i as f32 / 1000.0).collect();
+        let gen = [0.3, 0.4, 0.5005, 0.9];
+        let (t, tar) = tar_at_far(&gen, &imp, 1e-3);
+        // One false accept allowed: t = imp[1] = 0.501; accepts 0.3, 0.4, 0.5005.
+        assert!((t - 0.501).abs() < 1e-6);
+        assert_eq!(tar, 0.75);
+        assert_eq!(imp.iter().filter(|&&d| d < t).count(), 1);
+    }
+
+    #[test]
+    fn auc_and_eer_extremes() {
+        assert_eq!(auc(&[0.1, 0.2], &[0.5, 0.6]), 1.0);
+        assert_eq!(auc(&[0.5], &[0.5]), 0.5);
+        assert_eq!(eer(&[0.1, 0.2], &[0.5, 0.6]), 0.0);
+    }
+
+    #[test]
+    fn parses_both_pair_list_formats() {
+        let dir = std::env::temp_dir().join(format!("fg-pairs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("p.txt");
+        std::fs::write(&p, "2 1\nA 1 2\nA 1 B 3\nC 4 10\nC 1 D 2\n").unwrap();
+        let v = parse_pairs(&p).unwrap();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[2].fold, 1);
+        assert_eq!(v[2].b, PathBuf::from("C/C_0010.jpg"));
+        assert!(!v[3].same);
+        std::fs::write(&p, "1\nA 1 2\n").unwrap();
+        assert!(parse_pairs(&p).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// `$FACEGATE_DATA`, else `../shared/data`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("FACEGATE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/data"))
+}
+
+/// An LFW evaluation report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LfwReport {
+    /// Embedding model.
+    pub model: String,
+    /// `full` (View 2) or `dev` (View 1).
+    pub view: String,
+    /// Number of pairs.
+    pub pairs: usize,
+    /// Number of distinct images.
+    pub images: usize,
+    /// Images detected at the configured minimum face.
+    pub detected: usize,
+    /// Images detected only with a 20 px minimum face.
+    pub small_face: usize,
+    /// Images where no face was found (centred-face fallback used).
+    pub fallback: usize,
+    /// View 2: per-fold accuracy and thresholds.
+    pub folds: Option<Folds>,
+    /// View 1: threshold from DevTrain and accuracy on DevTest.
+    pub dev: Option<(f32, f64)>,
+    /// TAR at FAR 1e-3 and its threshold, over all pairs evaluated.
+    pub tar_at_far_1e3: (f64, f32),
+    /// TAR at FAR 1e-2 and its threshold.
+    pub tar_at_far_1e2: (f64, f32),
+    /// Equal error rate.
+    pub eer: f64,
+    /// Area under the ROC curve.
+    pub auc: f64,
+    /// Seconds spent computing embeddings.
+    pub seconds: f64,
+}
+
+impl LfwReport {
+    /// Human-readable summary.
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "LFW {} with {}: {} pairs, {} images ({} detected, {} only at min face 20, {} fallback)\n",
+            self.view, self.model, self.pairs, self.images, self.detected, self.small_face, self.fallback
+        );
+        if let Some(f) = &self.folds {
+            s += &format!(
+                "accuracy {:.2} ± {:.2}% over {} folds\n",
+                f.mean * 100.0,
+                f.std * 100.0,
+                f.accuracies.len()
+            );
+        }
+        if let Some((t, a)) = self.dev {
+            s += &format!(
+                "View 1: threshold {t:.4} from DevTrain, DevTest accuracy {:.2}%\n",
+                a * 100.0
+            );
+        }
+        s += &format!(
+            "TAR@FAR=1e-3 {:.2}% (threshold {:.4}); TAR@FAR=1e-2 {:.2}% (threshold {:.4}); EER {:.2}%; AUC {:.4}\n",
+            self.tar_at_far_1e3.0 * 100.0,
+            self.tar_at_far_1e3.1,
+            self.tar_at_far_1e2.0 * 100.0,
+            self.tar_at_far_1e2.1,
+            self.eer * 100.0,
+            self.auc
+        );
+        s += &format!(
+            "embedding time {:.1} s ({:.1} images/s)\n",
+            self.seconds,
+            self.images as f64 / self.seconds.max(1e-9)
+        );
+        s
+    }
+}
+
+/// Runs the LFW protocol: View 2 (`full`) or View 1.
+pub fn lfw(
+    store: &ModelStore,
+    model: &str,
+    min_face: f32,
+    data: &Path,
+    full: bool,
+) -> Result<LfwReport> {
+    let lfw = data.join("lfw");
+    let lists: Vec<Vec<Pair>> = if full {
+        vec![parse_pairs(&lfw.join("pairs.txt"))?]
+    } else {
+        vec![
+            parse_pairs(&lfw.join("pairsDevTrain.txt"))?,
+            parse_pairs(&lfw.join("pairsDevTest.txt"))?,
+        ]
+    };
+    let images = lfw.join("images");
+    let mut paths: Vec<PathBuf> = lists
+        .iter()
+        .flatten()
+        .flat_map(|p| [images.join(&p.a), images.join(&p.b)])
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let start = std::time::Instant::now();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total = paths.len();
+    let progress = || {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n % 500 == 0 || n == total {
+            log::info!("embedded {n}/{total} images");
+        }
+    };
+    let emb = embed_all(store, model, min_face, &paths, &progress)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let metric = crate::embed::Metric::Euclidean;
+    let dist = |pairs: &[Pair]| -> Vec<(f32, bool, usize)> {
+        pairs
+            .iter()
+            .map(|p| {
+                let a = &emb[&images.join(&p.a)].0;
+                let b = &emb[&images.join(&p.b)].0;
+                (metric.distance(&a.0, &b.0), p.same, p.fold)
+            })
+            .collect()
+    };
+    let all: Vec<(f32, bool, usize)> = lists.iter().flat_map(|l| dist(l)).collect();
+    let (folds, dev) = if full {
+        (Some(cross_validate(&all)), None)
+    } else {
+        let train: Vec<(f32, bool)> = dist(&lists[0]).iter().map(|x| (x.0, x.1)).collect();
+        let test: Vec<(f32, bool)> = dist(&lists[1]).iter().map(|x| (x.0, x.1)).collect();
+        let t = best_threshold(&train);
+        (None, Some((t, accuracy(&test, t))))
+    };
+    let genuine: Vec<f32> = all.iter().filter(|x| x.1).map(|x| x.0).collect();
+    let impostor: Vec<f32> = all.iter().filter(|x| !x.1).map(|x| x.0).collect();
+    let (t3, tar3) = tar_at_far(&genuine, &impostor, 1e-3);
+    let (t2, tar2) = tar_at_far(&genuine, &impostor, 1e-2);
+    let count = |f: Found| emb.values().filter(|e| e.1 == f).count();
+    Ok(LfwReport {
+        model: model.to_string(),
+        view: if full { "full".into() } else { "dev".into() },
+        pairs: all.len(),
+        images: emb.len(),
+        detected: count(Found::Detected),
+        small_face: count(Found::SmallFace),
+        fallback: count(Found::Fallback),
+        folds,
+        dev,
+        tar_at_far_1e3: (tar3, t3),
+        tar_at_far_1e2: (tar2, t2),
+        eer: eer(&genuine, &impostor),
+        auc: auc(&genuine, &impostor),
+        seconds,
+    })
+}

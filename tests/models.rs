@@ -1,0 +1,126 @@
+//! Every model loads through tract and gives the right numbers on real face chips.
+
+mod common;
+
+use facegate::embed::{Embedder, Metric, TractEmbedder};
+use facegate::frame::load_image;
+use facegate::models::ModelStore;
+use facegate::Error;
+
+#[derive(serde::Deserialize)]
+struct DlibRef {
+    image: String,
+    dlib: Vec<f32>,
+}
+
+fn centre_chip(path: &std::path::Path) -> facegate::frame::Frame {
+    let img = load_image(path).unwrap();
+    let (x0, y0) = ((img.width() - 150) / 2, (img.height() - 150) / 2);
+    image::imageops::crop_imm(&img, x0, y0, 150, 150).to_image()
+}
+
+fn references() -> Vec<DlibRef> {
+    serde_json::from_str(include_str!("reference/dlib_descriptors.json")).unwrap()
+}
+
+#[test]
+fn fp32_embedder_matches_dlib_itself() {
+    let store = common::store();
+    let e = TractEmbedder::new(&store, "dlib_fp32").unwrap();
+    let refs = references();
+    assert_eq!(refs.len(), 5);
+    for r in refs {
+        let got = e.embed(&centre_chip(&common::data(&r.image))).unwrap();
+        assert_eq!(got.dim(), 128);
+        let diff = got
+            .0
+            .iter()
+            .zip(&r.dlib)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff <= 1e-4, "{}: max |tract - dlib| = {diff}", r.image);
+    }
+}
+
+#[test]
+fn int8_embedder_stays_close_to_fp32() {
+    let store = common::store();
+    let fp = TractEmbedder::new(&store, "dlib_fp32").unwrap();
+    let q = TractEmbedder::new(&store, "dlib_int8").unwrap();
+    let mut pairs = Vec::new();
+    for r in references() {
+        let chip = centre_chip(&common::data(&r.image));
+        let (a, b) = (fp.embed(&chip).unwrap(), q.embed(&chip).unwrap());
+        let d = Metric::Euclidean.distance(&a.0, &b.0);
+        assert!(d < 0.1, "{}: int8 vs fp32 distance {d}", r.image);
+        pairs.push((a, b));
+    }
+    // Distances between the five different people agree between fp32 and int8.
+    for i in 0..pairs.len() {
+        for j in i + 1..pairs.len() {
+            let d32 = Metric::Euclidean.distance(&pairs[i].0 .0, &pairs[j].0 .0);
+            let d8 = Metric::Euclidean.distance(&pairs[i].1 .0, &pairs[j].1 .0);
+            assert!(
+                d32 > 0.4 && (d32 - d8).abs() < 0.05,
+                "pair {i},{j}: fp32 {d32}, int8 {d8}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mtcnn_networks_load_with_concrete_shapes() {
+    let store = common::store();
+    store.load("pnet", &[1, 100, 80, 3]).unwrap();
+    store.load("rnet", &[1, 24, 24, 3]).unwrap();
+    store.load("onet", &[1, 48, 48, 3]).unwrap();
+}
+
+fn copy_models() -> (tempfile::TempDir, ModelStore) {
+    let src = common::store();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["pnet", "rnet", "onet", "dlib_fp32", "dlib_int8"] {
+        let p = src.path(name).unwrap();
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let s = ModelStore::open(dir.path()).unwrap();
+    (dir, s)
+}
+
+fn assert_model_error(err: Error, file: &str, words: &str) {
+    let msg = err.to_string();
+    assert!(matches!(err.root(), Error::Model { .. }), "{msg}");
+    assert!(msg.contains(file), "{msg}");
+    assert!(msg.contains(words), "{msg}");
+    assert!(msg.contains("models/fetch"), "{msg}");
+}
+
+#[test]
+fn missing_truncated_or_altered_model_files_are_refused_by_name() {
+    let (dir, store) = copy_models();
+    let f = dir.path().join("dlib_resnet_v1_fp32.onnx");
+
+    std::fs::remove_file(&f).unwrap();
+    let e = TractEmbedder::new(&store, "dlib_fp32").err().unwrap();
+    assert_model_error(e, "dlib_resnet_v1_fp32.onnx", "cannot read");
+
+    let full = std::fs::read(common::store().path("dlib_fp32").unwrap()).unwrap();
+    std::fs::write(&f, &full[..full.len() / 2]).unwrap();
+    let e = TractEmbedder::new(&store, "dlib_fp32").err().unwrap();
+    assert_model_error(e, "dlib_resnet_v1_fp32.onnx", "sha256 mismatch");
+
+    let mut flipped = full.clone();
+    let n = flipped.len() - 1000;
+    flipped[n] ^= 0x40;
+    std::fs::write(&f, &flipped).unwrap();
+    let e = store.verify_all().err().unwrap();
+    assert_model_error(e, "dlib_resnet_v1_fp32.onnx", "sha256 mismatch");
+
+    let e = facegate::detect::Mtcnn::new(
+        &ModelStore::open(dir.path().join("nowhere")).unwrap(),
+        Default::default(),
+    )
+    .err()
+    .unwrap();
+    assert_model_error(e, "mtcnn_pnet.onnx", "cannot read");
+}
