@@ -260,10 +260,22 @@ pub fn embed_all(
     Ok(out)
 }
 
+/// The face whose box centre is nearest the frame centre (LFW's labelled face is centred).
+fn central(faces: &[Face], frame: &crate::frame::Frame) -> Option<usize> {
+    if std::env::var_os("FG_LARGEST").is_some() {
+        return largest(faces);
+    }
+    let (cx, cy) = (frame.width() as f32 / 2.0, frame.height() as f32 / 2.0);
+    let d = |f: &Face| {
+        ((f.bbox[0] + f.bbox[2]) / 2.0 - cx).powi(2) + ((f.bbox[1] + f.bbox[3]) / 2.0 - cy).powi(2)
+    };
+    (0..faces.len()).min_by(|&a, &b| d(&faces[a]).total_cmp(&d(&faces[b])))
+}
+
 fn embed_one(rec: &mut Recognizer, path: &Path) -> Result<(Embedding, Found)> {
     let frame = load_image(path)?;
     let faces = rec.detect(&frame)?;
-    if let Some(i) = largest(&faces) {
+    if let Some(i) = central(&faces, &frame) {
         return Ok((rec.embed_face(&frame, &faces[i])?, Found::Detected));
     }
     let cfg = rec.detector.config();
@@ -274,7 +286,7 @@ fn embed_one(rec: &mut Recognizer, path: &Path) -> Result<(Embedding, Found)> {
     let faces = rec.detect(&frame);
     rec.detector.set_config(cfg);
     let faces = faces?;
-    if let Some(i) = largest(&faces) {
+    if let Some(i) = central(&faces, &frame) {
         return Ok((rec.embed_face(&frame, &faces[i])?, Found::SmallFace));
     }
     let t = crate::embed::Embedder::template(&rec.embedder);

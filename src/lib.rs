@@ -11,14 +11,23 @@
 #![deny(missing_docs)]
 
 pub mod align;
+pub mod config;
+pub mod decide;
 pub mod detect;
+pub mod door;
 pub mod draw;
 pub mod embed;
+pub mod enroll;
 pub mod error;
 pub mod eval;
 pub mod frame;
+pub mod gallery;
+pub mod identify;
+pub mod kiosk;
 pub mod models;
 pub mod pipeline;
+pub mod quality;
+pub mod source;
 pub mod verify;
 
 pub use error::{Context, Error, Result};

@@ -1,0 +1,187 @@
+//! The door: a relay behind the [`Relay`] trait, owned by a single [`Door`].
+//!
+//! The door is driven to *locked* before anything else, unlocked only by [`Door::pulse`] for
+//! a fixed time (capped at [`MAX_PULSE`]), and locked again on every exit path: normal
+//! return, drop, SIGINT/SIGTERM (the kiosk loop stops and drops the door) and panic (the
+//! hook installed by [`Door::install_panic_hook`]).
+//!
+//! ```
+//! use facegate::door::{Door, SimulatedRelay};
+//! use std::time::Duration;
+//! let relay = SimulatedRelay::new();
+//! let events = relay.events();
+//! let mut door = Door::new(Box::new(relay), Duration::from_millis(1))?;
+//! door.pulse()?;
+//! drop(door);
+//! assert_eq!(events.lock().unwrap().last().map(|e| e.unlocked), Some(false));
+//! # Ok::<(), facegate::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest allowed unlock pulse.
+pub const MAX_PULSE: Duration = Duration::from_secs(10);
+
+/// A lock relay.
+pub trait Relay: Send {
+    /// Drives the relay: `true` = unlocked, `false` = locked.
+    fn set(&mut self, unlocked: bool, why: &str) -> Result<()>;
+}
+
+/// One relay change recorded by [`SimulatedRelay`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayEvent {
+    /// New state.
+    pub unlocked: bool,
+    /// Why it changed.
+    pub why: String,
+}
+
+/// A relay that only logs and records its changes (for the demo and tests).
+#[derive(Debug, Clone, Default)]
+pub struct SimulatedRelay {
+    events: Arc<Mutex<Vec<RelayEvent>>>,
+}
+
+impl SimulatedRelay {
+    /// A new simulated relay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The shared record of relay changes.
+    pub fn events(&self) -> Arc<Mutex<Vec<RelayEvent>>> {
+        self.events.clone()
+    }
+}
+
+impl Relay for SimulatedRelay {
+    fn set(&mut self, unlocked: bool, why: &str) -> Result<()> {
+        log::info!(
+            "[simulated door] {} ({why})",
+            if unlocked { "UNLOCKED" } else { "locked" }
+        );
+        if let Ok(mut e) = self.events.lock() {
+            e.push(RelayEvent {
+                unlocked,
+                why: why.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Raspberry Pi GPIO relay through rppal (cargo feature `rpi`).
+#[cfg(feature = "rpi")]
+pub struct GpioRelay {
+    pin: rppal::gpio::OutputPin,
+    active_high: bool,
+}
+
+#[cfg(feature = "rpi")]
+impl GpioRelay {
+    /// Claims BCM `pin`; `active_high` says which level energises the relay.
+    pub fn new(pin: u8, active_high: bool) -> Result<Self> {
+        let gpio = rppal::gpio::Gpio::new()
+            .map_err(|e| Error::Hardware(format!("GPIO unavailable: {e}")))?;
+        let pin = gpio
+            .get(pin)
+            .map_err(|e| Error::Hardware(format!("GPIO pin {pin}: {e}")))?;
+        let mut out = if active_high {
+            pin.into_output_low()
+        } else {
+            pin.into_output_high()
+        };
+        out.set_reset_on_drop(true);
+        Ok(GpioRelay {
+            pin: out,
+            active_high,
+        })
+    }
+}
+
+#[cfg(feature = "rpi")]
+impl Relay for GpioRelay {
+    fn set(&mut self, unlocked: bool, why: &str) -> Result<()> {
+        log::info!(
+            "door {} ({why})",
+            if unlocked { "unlocked" } else { "locked" }
+        );
+        if unlocked == self.active_high {
+            self.pin.set_high();
+        } else {
+            self.pin.set_low();
+        }
+        Ok(())
+    }
+}
+
+type SharedRelay = Arc<Mutex<Box<dyn Relay>>>;
+
+/// The single owner of the relay.
+pub struct Door {
+    relay: SharedRelay,
+    pulse: Duration,
+    unlocked_until: Option<Instant>,
+}
+
+impl Door {
+    /// Takes `relay`, drives it to locked at once, and fixes the pulse length.
+    pub fn new(relay: Box<dyn Relay>, pulse: Duration) -> Result<Self> {
+        if pulse > MAX_PULSE || pulse.is_zero() {
+            return Err(Error::Invalid(format!(
+                "door pulse {pulse:?} must be between 1 ms and {MAX_PULSE:?}"
+            )));
+        }
+        let relay = Arc::new(Mutex::new(relay));
+        let door = Door {
+            relay,
+            pulse,
+            unlocked_until: None,
+        };
+        door.set(false, "start-up")?;
+        Ok(door)
+    }
+
+    fn set(&self, unlocked: bool, why: &str) -> Result<()> {
+        let mut r = self.relay.lock().unwrap_or_else(|p| p.into_inner());
+        r.set(unlocked, why)
+    }
+
+    /// Unlocks for the fixed pulse, then locks again (blocking for the pulse).
+    pub fn pulse(&mut self) -> Result<()> {
+        self.unlocked_until = Some(Instant::now() + self.pulse);
+        self.set(true, "access granted")?;
+        std::thread::sleep(self.pulse);
+        self.lock("pulse ended")
+    }
+
+    /// Locks now.
+    pub fn lock(&mut self, why: &str) -> Result<()> {
+        self.unlocked_until = None;
+        self.set(false, why)
+    }
+
+    /// Installs a panic hook that locks this door before the default hook runs.
+    pub fn install_panic_hook(&self) {
+        let relay = Arc::downgrade(&self.relay);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(r) = relay.upgrade() {
+                let mut g = r.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = g.set(false, "panic");
+            }
+            previous(info);
+        }));
+    }
+}
+
+impl Drop for Door {
+    fn drop(&mut self) {
+        if let Err(e) = self.set(false, "shutdown") {
+            log::error!("could not lock the door at shutdown: {e}");
+        }
+    }
+}

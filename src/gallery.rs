@@ -1,0 +1,387 @@
+//! The gallery: the enrollment file of people and their templates.
+//!
+//! Format (TOML, versioned): a header naming the model that made the templates, then one
+//! `[[people]]` table per person with id, display name, creation time and templates. TOML
+//! keeps names editable by hand; each template is the embedding's little-endian f32 bytes in
+//! base64 (exact round trip, ~700 characters for 128 values instead of ~1,500 as decimals).
+//! The first line is a sha256 over the rest of the file, so any damage is detected.
+//!
+//! Writes are atomic: a temp file in the same directory (mode 0600), fsync, the previous file
+//! kept as `NAME.bak`, rename, fsync of the directory. A file that fails to load (damaged,
+//! other model, unknown version) is never overwritten.
+
+use crate::embed::{Embedding, Metric};
+use crate::error::{Error, Result};
+use crate::models::sha256_hex;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const FORMAT: &str = "facegate-gallery";
+const VERSION: u32 = 1;
+const CHECKSUM_PREFIX: &str = "# sha256 ";
+
+/// An enrolled person.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Person {
+    /// Stable numeric id.
+    pub id: u32,
+    /// Display name (unique in the gallery).
+    pub name: String,
+    /// Unix time of enrolment, seconds.
+    pub created: u64,
+    /// The person's templates.
+    #[serde(skip)]
+    pub templates: Vec<Embedding>,
+}
+
+/// The people enrolled with one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gallery {
+    /// Id of the model whose embeddings the templates are.
+    pub model: String,
+    /// Everyone enrolled.
+    pub people: Vec<Person>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRepr {
+    format: String,
+    version: u32,
+    model: String,
+    #[serde(default)]
+    people: Vec<PersonRepr>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonRepr {
+    id: u32,
+    name: String,
+    created: u64,
+    templates: Vec<String>,
+}
+
+/// One person's best match for a probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Index into [`Gallery::people`].
+    pub index: usize,
+    /// Smallest distance over the person's templates.
+    pub distance: f32,
+}
+
+impl Gallery {
+    /// An empty gallery for `model`.
+    pub fn new(model: impl Into<String>) -> Self {
+        Gallery {
+            model: model.into(),
+            people: Vec::new(),
+        }
+    }
+
+    /// Loads `path` and checks it belongs to `model`.
+    pub fn load(path: &Path, model: &str) -> Result<Gallery> {
+        let g = Self::load_any(path)?;
+        if g.model != model {
+            return Err(Error::gallery(
+                path,
+                format!(
+                    "made by model {}, but this kiosk runs {model}; re-enroll everyone with the current model \
+                     (templates of different models cannot be compared)",
+                    g.model
+                ),
+            ));
+        }
+        Ok(g)
+    }
+
+    /// Loads `path` if it exists, else an empty gallery for `model`.
+    pub fn load_or_new(path: &Path, model: &str) -> Result<Gallery> {
+        if path.exists() {
+            Self::load(path, model)
+        } else {
+            Ok(Gallery::new(model))
+        }
+    }
+
+    /// Loads `path` whatever model made it, verifying checksum and format.
+    pub fn load_any(path: &Path) -> Result<Gallery> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::gallery(path, "damaged: not UTF-8 text"))?;
+        let (first, body) = text
+            .split_once('\n')
+            .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
+        let want = first
+            .strip_prefix(CHECKSUM_PREFIX)
+            .ok_or_else(|| Error::gallery(path, "damaged: the checksum line is missing"))?;
+        let got = sha256_hex(body.as_bytes());
+        if got != want.trim() {
+            return Err(Error::gallery(
+                path,
+                format!("damaged: checksum mismatch (file says {}, content hashes to {got}); restore {}", want.trim(), backup_path(path).display()),
+            ));
+        }
+        let repr: FileRepr =
+            toml::from_str(body).map_err(|e| Error::gallery(path, format!("invalid: {e}")))?;
+        if repr.format != FORMAT || repr.version != VERSION {
+            return Err(Error::gallery(
+                path,
+                format!(
+                    "unsupported format {} version {} (this facegate reads {FORMAT} {VERSION})",
+                    repr.format, repr.version
+                ),
+            ));
+        }
+        let mut people = Vec::new();
+        for p in repr.people {
+            let templates = p
+                .templates
+                .iter()
+                .map(|t| {
+                    decode_template(t)
+                        .map_err(|e| Error::gallery(path, format!("person {:?}: {e}", p.name)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            people.push(Person {
+                id: p.id,
+                name: p.name,
+                created: p.created,
+                templates,
+            });
+        }
+        Ok(Gallery {
+            model: repr.model,
+            people,
+        })
+    }
+
+    /// Writes the gallery to `path` atomically, keeping the previous file as `.bak`.
+    /// Refuses to replace an existing file that does not load (it may be someone's only copy).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if path.exists() {
+            Self::load_any(path).map_err(|e| {
+                Error::gallery(
+                    path,
+                    format!("refusing to overwrite a gallery that does not load ({e})"),
+                )
+            })?;
+        }
+        let repr = FileRepr {
+            format: FORMAT.into(),
+            version: VERSION,
+            model: self.model.clone(),
+            people: self
+                .people
+                .iter()
+                .map(|p| PersonRepr {
+                    id: p.id,
+                    name: p.name.clone(),
+                    created: p.created,
+                    templates: p.templates.iter().map(encode_template).collect(),
+                })
+                .collect(),
+        };
+        let body = toml::to_string(&repr)
+            .map_err(|e| Error::gallery(path, format!("cannot serialise: {e}")))?;
+        let text = format!("{CHECKSUM_PREFIX}{}\n{body}", sha256_hex(body.as_bytes()));
+        write_atomic(path, text.as_bytes())
+    }
+
+    /// The person called `name`.
+    pub fn find(&self, name: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.name == name)
+    }
+
+    /// Adds a person with `templates`; names are unique.
+    pub fn add(&mut self, name: &str, templates: Vec<Embedding>, now: u64) -> Result<u32> {
+        if name.trim().is_empty() {
+            return Err(Error::Invalid("a person needs a non-empty name".into()));
+        }
+        if self.find(name).is_some() {
+            return Err(Error::Invalid(format!(
+                "{name:?} is already enrolled (remove or rename first)"
+            )));
+        }
+        let id = self.people.iter().map(|p| p.id).max().unwrap_or(0) + 1;
+        self.people.push(Person {
+            id,
+            name: name.to_string(),
+            created: now,
+            templates,
+        });
+        Ok(id)
+    }
+
+    /// Removes `name`; false when absent.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let n = self.people.len();
+        self.people.retain(|p| p.name != name);
+        n != self.people.len()
+    }
+
+    /// Renames `old` to `new`.
+    pub fn rename(&mut self, old: &str, new: &str) -> Result<()> {
+        if self.find(new).is_some() {
+            return Err(Error::Invalid(format!("{new:?} is already enrolled")));
+        }
+        let p = self
+            .people
+            .iter_mut()
+            .find(|p| p.name == old)
+            .ok_or_else(|| Error::Invalid(format!("nobody called {old:?} is enrolled")))?;
+        p.name = new.to_string();
+        Ok(())
+    }
+
+    /// Every person's best template distance to `probe`, nearest first (exact search).
+    pub fn search(&self, metric: Metric, probe: &Embedding) -> Vec<Candidate> {
+        let mut v: Vec<Candidate> = self
+            .people
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.templates.is_empty())
+            .map(|(index, p)| Candidate {
+                index,
+                distance: p
+                    .templates
+                    .iter()
+                    .map(|t| metric.distance(&t.0, &probe.0))
+                    .fold(f32::INFINITY, f32::min),
+            })
+            .collect();
+        v.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        v
+    }
+
+    /// Number of templates in total.
+    pub fn template_count(&self) -> usize {
+        self.people.iter().map(|p| p.templates.len()).sum()
+    }
+}
+
+fn encode_template(e: &Embedding) -> String {
+    let bytes: Vec<u8> = e.0.iter().flat_map(|v| v.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn decode_template(s: &str) -> std::result::Result<Embedding, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("bad template: {e}"))?;
+    if bytes.is_empty() || bytes.len() % 4 != 0 {
+        return Err(format!("bad template length {}", bytes.len()));
+    }
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err("template has non-finite values".into());
+    }
+    Ok(Embedding(v))
+}
+
+/// `NAME.bak` beside `path`.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".bak");
+    PathBuf::from(s)
+}
+
+/// Writes `bytes` to `path` so that a crash at any moment leaves the old or the new file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::gallery(path, "not a file path"))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        if path.exists() {
+            let bak = backup_path(path);
+            std::fs::copy(path, &bak)?;
+            std::fs::File::open(&bak)?.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Gallery {
+        let mut g = Gallery::new("dlib_fp32:abc");
+        g.add(
+            "Ada",
+            vec![
+                Embedding(vec![0.0, 1.0, 2.5]),
+                Embedding(vec![0.5, 1.0, 2.0]),
+            ],
+            1,
+        )
+        .unwrap();
+        g.add("Grace", vec![Embedding(vec![3.0, -1.0, 0.25])], 2)
+            .unwrap();
+        g
+    }
+
+    #[test]
+    fn round_trip_is_exact_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        let g = sample();
+        g.save(&p).unwrap();
+        assert_eq!(Gallery::load(&p, "dlib_fp32:abc").unwrap(), g);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+
+    #[test]
+    fn search_orders_people_by_best_template() {
+        let g = sample();
+        let c = g.search(Metric::Euclidean, &Embedding(vec![0.5, 1.0, 2.1]));
+        assert_eq!(c[0].index, 0);
+        assert!((c[0].distance - 0.1).abs() < 1e-6);
+        assert_eq!(c[1].index, 1);
+    }
+
+    #[test]
+    fn names_are_unique_and_renames_checked() {
+        let mut g = sample();
+        assert!(g.add("Ada", vec![], 3).is_err());
+        assert!(g.rename("Ada", "Grace").is_err());
+        g.rename("Ada", "Ada L.").unwrap();
+        assert!(g.remove("Ada L."));
+        assert!(!g.remove("Ada L."));
+        assert_eq!(g.people.len(), 1);
+    }
+}

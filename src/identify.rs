@@ -1,0 +1,112 @@
+//! Identification (1:N, open set): the nearest enrolled person, or unknown.
+//!
+//! A probe is accepted as person P only when P's best template is under the distance
+//! threshold **and** the second-nearest person is at least `min_margin` farther away; the
+//! margin guards against strangers who sit between two enrolled people.
+
+use crate::embed::{Embedding, Metric};
+use crate::gallery::Gallery;
+use serde::Serialize;
+
+/// Thresholds of the open-set decision.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MatchPolicy {
+    /// Accept only under this distance.
+    pub threshold: f32,
+    /// Accept only when the second-best person is at least this much farther.
+    pub min_margin: f32,
+}
+
+/// The outcome for one probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Identification {
+    /// The accepted person's name, or `None` (unknown).
+    pub person: Option<String>,
+    /// The accepted person's id.
+    #[serde(skip)]
+    pub person_id: Option<u32>,
+    /// Distance to the nearest person (accepted or not); `None` with an empty gallery.
+    pub distance: Option<f32>,
+    /// Distance gap between the nearest and the second-nearest person (`None` with fewer
+    /// than two people).
+    pub margin: Option<f32>,
+    /// The nearest person's name even when not accepted (for logs only).
+    #[serde(skip)]
+    pub nearest: Option<String>,
+}
+
+/// Identifies `probe` against `gallery` under `policy`.
+pub fn identify(
+    gallery: &Gallery,
+    metric: Metric,
+    probe: &Embedding,
+    policy: MatchPolicy,
+) -> Identification {
+    let c = gallery.search(metric, probe);
+    let Some(best) = c.first() else {
+        return Identification {
+            person: None,
+            person_id: None,
+            distance: None,
+            margin: None,
+            nearest: None,
+        };
+    };
+    let margin = c.get(1).map(|s| s.distance - best.distance);
+    let p = &gallery.people[best.index];
+    let accepted =
+        best.distance < policy.threshold && margin.is_none_or(|m| m >= policy.min_margin);
+    Identification {
+        person: accepted.then(|| p.name.clone()),
+        person_id: accepted.then_some(p.id),
+        distance: Some(best.distance),
+        margin,
+        nearest: Some(p.name.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gallery() -> Gallery {
+        let mut g = Gallery::new("m");
+        g.add("A", vec![Embedding(vec![0.0, 0.0])], 0).unwrap();
+        g.add("B", vec![Embedding(vec![1.0, 0.0])], 0).unwrap();
+        g
+    }
+
+    #[test]
+    fn accepts_only_under_threshold_with_margin() {
+        let p = MatchPolicy {
+            threshold: 0.6,
+            min_margin: 0.1,
+        };
+        let g = gallery();
+        let r = identify(&g, Metric::Euclidean, &Embedding(vec![0.1, 0.0]), p);
+        assert_eq!(r.person.as_deref(), Some("A"));
+        assert!((r.margin.unwrap() - 0.8).abs() < 1e-6);
+        // Between the two: under the threshold for A but no margin.
+        let r = identify(&g, Metric::Euclidean, &Embedding(vec![0.48, 0.0]), p);
+        assert_eq!(r.person, None);
+        assert_eq!(r.nearest.as_deref(), Some("A"));
+        // Far from everyone.
+        let r = identify(&g, Metric::Euclidean, &Embedding(vec![0.0, 3.0]), p);
+        assert_eq!(r.person, None);
+    }
+
+    #[test]
+    fn empty_gallery_is_unknown() {
+        let r = identify(
+            &Gallery::new("m"),
+            Metric::Euclidean,
+            &Embedding(vec![0.0]),
+            MatchPolicy {
+                threshold: 1.0,
+                min_margin: 0.0,
+            },
+        );
+        assert_eq!(r.person, None);
+        assert_eq!(r.distance, None);
+    }
+}

@@ -1,0 +1,272 @@
+//! The kiosk: source → detect → align → embed → identify → decide → door, plus the audit log.
+//!
+//! The door is created (and driven to locked) before the models load, so a missing model or
+//! gallery stops the kiosk with the door locked. A frame source error (camera unplugged, bad
+//! file) keeps the door locked and the loop going; SIGINT/SIGTERM end the loop and lock.
+
+use crate::config::Config;
+use crate::decide::{Decider, Decision, DecisionPolicy, Observation};
+use crate::detect::MtcnnConfig;
+use crate::door::{Door, Relay};
+use crate::embed::Embedder;
+use crate::error::{Context, Error, Result};
+use crate::frame::Frame;
+use crate::gallery::Gallery;
+use crate::identify::{identify, MatchPolicy};
+use crate::models::ModelStore;
+use crate::pipeline::{largest, Recognizer};
+use crate::quality::{check, QualityGates};
+use crate::source::FrameSource;
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Seconds between two log lines about unknown faces.
+const UNKNOWN_LOG_INTERVAL: f64 = 5.0;
+
+/// Append-only JSON-lines audit log.
+pub struct AuditLog {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl AuditLog {
+    /// Opens (creating, mode 0600) `path` for appending.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut o = std::fs::OpenOptions::new();
+        o.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let file = o.open(path).map_err(|e| Error::io(path, e))?;
+        Ok(AuditLog {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends one record.
+    pub fn write(&mut self, record: serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{record}")
+            .and_then(|_| self.file.flush())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Counts of what a run did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RunSummary {
+    /// Frames processed.
+    pub frames: usize,
+    /// Grants, by person, in order.
+    pub grants: Vec<String>,
+    /// Frames denied because the face matched nobody.
+    pub unknown: usize,
+    /// Frames without a face.
+    pub no_face: usize,
+    /// Frames whose face failed the quality gates.
+    pub low_quality: usize,
+    /// Frames the source failed to deliver.
+    pub source_errors: usize,
+}
+
+/// Everything the loop needs, wired.
+pub struct Kiosk {
+    rec: Recognizer,
+    gallery: Gallery,
+    policy: MatchPolicy,
+    gates: QualityGates,
+    decider: Decider,
+    door: Door,
+    audit: Option<AuditLog>,
+    last_unknown_log: f64,
+    /// What happened so far.
+    pub summary: RunSummary,
+}
+
+impl Kiosk {
+    /// Builds the kiosk from `config` around `relay`. The relay is locked first; any later
+    /// failure (models, gallery) returns an error with the door locked.
+    pub fn new(config: &Config, relay: Box<dyn Relay>) -> Result<Self> {
+        let door = Door::new(relay, Duration::from_millis(config.door.pulse_ms))?;
+        door.install_panic_hook();
+        let store = ModelStore::open(
+            config
+                .models
+                .dir
+                .clone()
+                .unwrap_or_else(crate::models::default_model_dir),
+        )?;
+        let rec = Recognizer::new(
+            &store,
+            &config.models.embedder,
+            MtcnnConfig {
+                min_face: config.detector.min_face,
+                ..Default::default()
+            },
+        )
+        .context("loading models")?;
+        let gallery = Gallery::load(&config.gallery.path, rec.embedder.model_id())?;
+        if gallery.people.is_empty() {
+            log::warn!(
+                "{}: nobody is enrolled; the door will not open",
+                config.gallery.path.display()
+            );
+        }
+        let audit = config
+            .audit
+            .path
+            .as_deref()
+            .map(AuditLog::open)
+            .transpose()?;
+        Ok(Kiosk {
+            rec,
+            gallery,
+            policy: MatchPolicy {
+                threshold: config.recognition.threshold,
+                min_margin: config.recognition.min_margin,
+            },
+            gates: QualityGates {
+                min_eye_distance: config.quality.min_eye_distance,
+                min_sharpness: config.quality.min_sharpness,
+                max_yaw: config.quality.max_yaw,
+            },
+            decider: Decider::new(DecisionPolicy {
+                k: config.decision.k,
+                n: config.decision.n,
+                window_secs: config.decision.window_secs,
+                cooldown_secs: config.decision.cooldown_secs,
+            }),
+            door,
+            audit,
+            last_unknown_log: f64::NEG_INFINITY,
+            summary: RunSummary::default(),
+        })
+    }
+
+    /// What the frame shows: the largest face, gated, identified.
+    pub fn observe(&mut self, frame: &Frame) -> Result<Observation> {
+        let faces = self.rec.detect(frame)?;
+        let Some(i) = largest(&faces) else {
+            return Ok(Observation::NoFace);
+        };
+        let face = &faces[i];
+        let chip = self.rec.chip(frame, face);
+        if let Some(why) = check(&self.gates, face, &chip) {
+            return Ok(Observation::LowQuality(why));
+        }
+        let e = self.rec.embedder.embed(&chip)?;
+        let id = identify(&self.gallery, self.rec.embedder.metric(), &e, self.policy);
+        Ok(match (id.person, id.person_id, id.distance) {
+            (Some(name), Some(pid), Some(distance)) => Observation::Person {
+                id: pid,
+                name,
+                distance,
+                margin: id.margin,
+            },
+            _ => Observation::Unknown,
+        })
+    }
+
+    /// Processes one frame taken at `t` seconds: decides, pulses the door on a grant, audits.
+    pub fn process(&mut self, frame: &Frame, t: f64) -> Result<Decision> {
+        self.summary.frames += 1;
+        let obs = self.observe(frame)?;
+        match &obs {
+            Observation::NoFace => self.summary.no_face += 1,
+            Observation::Unknown => self.summary.unknown += 1,
+            Observation::LowQuality(_) => self.summary.low_quality += 1,
+            Observation::Person { .. } => {}
+        }
+        let decision = self.decider.observe(t, obs.clone());
+        match &decision {
+            Decision::Grant {
+                person,
+                distance,
+                margin,
+                frames,
+            } => {
+                log::info!(
+                    "GRANT {person} (distance {distance:.3}, margin {margin:?}, {frames} frames)"
+                );
+                self.summary.grants.push(person.clone());
+                self.audit(json!({"time": now_secs(), "decision": "grant", "person": person, "distance": distance, "margin": margin, "frames": frames}))?;
+                self.door.pulse()?;
+            }
+            Decision::Deny { reason } => match obs {
+                Observation::Unknown => {
+                    if t - self.last_unknown_log >= UNKNOWN_LOG_INTERVAL {
+                        self.last_unknown_log = t;
+                        log::info!("deny: unknown face (further unknown faces within {UNKNOWN_LOG_INTERVAL} s not logged)");
+                        self.audit(json!({"time": now_secs(), "decision": "deny", "person": null, "reason": reason}))?;
+                    }
+                }
+                Observation::NoFace => log::debug!("deny: no face"),
+                _ => log::info!("deny: {reason}"),
+            },
+        }
+        Ok(decision)
+    }
+
+    fn audit(&mut self, v: serde_json::Value) -> Result<()> {
+        match self.audit.as_mut() {
+            Some(a) => a.write(v),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs until the source ends, `max_frames` frames, or `stop` is set. `fps` > 0 makes the
+    /// decision clock the frame count / fps (a replay decides the same at any speed);
+    /// otherwise wall-clock time is used.
+    pub fn run(
+        &mut self,
+        source: &mut dyn FrameSource,
+        fps: f64,
+        max_frames: Option<usize>,
+        stop: &AtomicBool,
+    ) -> Result<RunSummary> {
+        log::info!(
+            "kiosk running on {} with {} people enrolled",
+            source.describe(),
+            self.gallery.people.len()
+        );
+        let start = std::time::Instant::now();
+        let mut n = 0usize;
+        while !stop.load(Ordering::SeqCst) && max_frames.is_none_or(|m| n < m) {
+            let frame = match source.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    self.summary.source_errors += 1;
+                    self.door.lock("frame source failed")?;
+                    log::error!("frame source: {e}; door stays locked");
+                    n += 1;
+                    continue;
+                }
+            };
+            let t = if fps > 0.0 {
+                n as f64 / fps
+            } else {
+                start.elapsed().as_secs_f64()
+            };
+            n += 1;
+            if let Err(e) = self.process(&frame, t) {
+                self.door.lock("processing failed")?;
+                log::error!("frame {n}: {e}; door stays locked");
+            }
+        }
+        self.door.lock("kiosk stopped")?;
+        Ok(self.summary.clone())
+    }
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
