@@ -376,6 +376,23 @@ mod tests {
     }
 
     #[test]
+    fn calibrate_refuses_targets_the_impostors_cannot_support() {
+        let gen = [0.3, 0.35, 0.4];
+        let imp: Vec<f32> = (0..100).map(|i| 0.6 + i as f32 / 100.0).collect();
+        assert!(calibrate(&gen, &imp, 1e-3).unwrap_err().to_string().contains("cannot support"));
+        let c = calibrate(&gen, &imp, 0.05).unwrap();
+        assert_eq!(c.false_accepts, 5);
+        assert_eq!(c.frr.0, 0.0);
+    }
+
+    #[test]
+    fn wilson_interval_brackets_the_rate() {
+        let (lo, hi) = wilson(5, 100);
+        assert!(lo < 0.05 && hi > 0.05 && lo > 0.0 && hi < 0.15);
+        assert_eq!(wilson(0, 0), (0.0, 1.0));
+    }
+
+    #[test]
     fn parses_both_pair_list_formats() {
         let dir = std::env::temp_dir().join(format!("fg-pairs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -548,4 +565,153 @@ pub fn lfw(
         auc: auc(&genuine, &impostor),
         seconds,
     })
+}
+
+/// Wilson score 95% interval for `k` successes in `n` trials.
+pub fn wilson(k: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (z, nf) = (1.96f64, n as f64);
+    let p = k as f64 / nf;
+    let c = (p + z * z / (2.0 * nf)) / (1.0 + z * z / nf);
+    let h = z * ((p * (1.0 - p) + z * z / (4.0 * nf)) / nf).sqrt() / (1.0 + z * z / nf);
+    ((c - h).max(0.0), (c + h).min(1.0))
+}
+
+/// A calibrated threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    /// Target false-accept rate.
+    pub target_far: f64,
+    /// The chosen threshold (accept when distance < threshold).
+    pub threshold: f32,
+    /// Genuine and impostor pair counts.
+    pub genuine_pairs: usize,
+    /// Impostor pair count.
+    pub impostor_pairs: usize,
+    /// False accepts at the threshold among the impostor pairs.
+    pub false_accepts: usize,
+    /// False-reject rate at the threshold, with its 95% interval.
+    pub frr: (f64, f64, f64),
+}
+
+/// Chooses the threshold for `target_far` from labelled distances. Refuses when there are
+/// too few impostor pairs to measure that rate (fewer than 3 / target, the "rule of three").
+pub fn calibrate(genuine: &[f32], impostor: &[f32], target_far: f64) -> Result<Calibration> {
+    if !(target_far > 0.0 && target_far < 1.0) {
+        return Err(Error::Invalid(format!("target FAR {target_far} must be between 0 and 1")));
+    }
+    let need = (3.0 / target_far).ceil() as usize;
+    if impostor.len() < need {
+        return Err(Error::Invalid(format!(
+            "{} impostor pairs cannot support a target FAR of {target_far}: at least {need} are needed \
+             (with n pairs and no false accept the 95% upper bound on FAR is 3/n); add photos of more people",
+            impostor.len()
+        )));
+    }
+    if genuine.is_empty() {
+        return Err(Error::Invalid("no genuine pairs: every person needs at least 2 photos".into()));
+    }
+    let (threshold, tar) = tar_at_far(genuine, impostor, target_far);
+    let false_accepts = impostor.iter().filter(|&&d| d < threshold).count();
+    let rejects = genuine.iter().filter(|&&d| d >= threshold).count();
+    let (lo, hi) = wilson(rejects, genuine.len());
+    Ok(Calibration {
+        target_far,
+        threshold,
+        genuine_pairs: genuine.len(),
+        impostor_pairs: impostor.len(),
+        false_accepts,
+        frr: (1.0 - tar, lo, hi),
+    })
+}
+
+/// Genuine and impostor distances of all pairs of images under `root/<person>/`.
+pub fn folder_pairs(store: &ModelStore, model: &str, min_face: f32, root: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mut people: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| Error::io(root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    people.sort();
+    let mut items: Vec<(usize, PathBuf)> = Vec::new();
+    for (i, dir) in people.iter().enumerate() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")))
+            .collect();
+        files.sort();
+        items.extend(files.into_iter().map(|f| (i, f)));
+    }
+    if people.len() < 2 {
+        return Err(Error::Invalid(format!("{}: need folders of at least 2 people", root.display())));
+    }
+    let paths: Vec<PathBuf> = items.iter().map(|x| x.1.clone()).collect();
+    let emb = embed_all(store, model, min_face, &paths, &|| {})?;
+    let undetected = emb.values().filter(|e| e.1 == Found::Fallback).count();
+    if undetected > 0 {
+        log::warn!("{undetected} photos had no detectable face; their pairs use a centred-face guess");
+    }
+    let metric = crate::embed::Metric::Euclidean;
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for i in 0..items.len() {
+        for j in i + 1..items.len() {
+            let d = metric.distance(&emb[&items[i].1].0 .0, &emb[&items[j].1].0 .0);
+            if items[i].0 == items[j].0 {
+                genuine.push(d);
+            } else {
+                impostor.push(d);
+            }
+        }
+    }
+    Ok((genuine, impostor))
+}
+
+/// Genuine distances of an LFW pair list's matched pairs, and impostor distances of every
+/// pair of its images that show different people (far more than the list's mismatched
+/// pairs, so that a FAR of 1e-3 can be measured).
+pub fn lfw_pair_distances(store: &ModelStore, model: &str, min_face: f32, pairs_file: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
+    let pairs = parse_pairs(pairs_file)?;
+    let images = pairs_file.parent().unwrap_or(Path::new(".")).join("images");
+    let mut rel: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect();
+    rel.sort();
+    rel.dedup();
+    let paths: Vec<PathBuf> = rel.iter().map(|p| images.join(p)).collect();
+    let emb = embed_all(store, model, min_face, &paths, &|| {})?;
+    let metric = crate::embed::Metric::Euclidean;
+    let genuine = pairs
+        .iter()
+        .filter(|p| p.same)
+        .map(|p| metric.distance(&emb[&images.join(&p.a)].0 .0, &emb[&images.join(&p.b)].0 .0))
+        .collect();
+    let person = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
+    let vecs: Vec<(PathBuf, &[f32])> = rel.iter().map(|p| (person(p), emb[&images.join(p)].0 .0.as_slice())).collect();
+    let impostor: Vec<f32> = (0..vecs.len())
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let vecs = &vecs;
+            (i + 1..vecs.len()).filter(move |&j| vecs[i].0 != vecs[j].0).map(move |j| metric.distance(vecs[i].1, vecs[j].1))
+        })
+        .collect();
+    Ok((genuine, impostor))
+}
+
+/// Sets `[recognition] threshold` in the TOML file at `path`, keeping everything else.
+pub fn write_threshold(path: &Path, threshold: f32, note: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| Error::config(path, format!("{e}")))?;
+    let rec = doc
+        .entry("recognition")
+        .or_insert(toml_edit::table())
+        .as_table_mut()
+        .ok_or_else(|| Error::config(path, "`recognition` is not a table"))?;
+    let rounded = (threshold as f64 * 10_000.0).round() / 10_000.0;
+    let mut value = toml_edit::value(rounded);
+    if let Some(v) = value.as_value_mut() {
+        v.decor_mut().set_suffix(format!("  # {note}"));
+    }
+    rec.insert("threshold", value);
+    std::fs::write(path, doc.to_string()).map_err(|e| Error::io(path, e))
 }

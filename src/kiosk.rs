@@ -84,6 +84,7 @@ pub struct Kiosk {
     door: Door,
     audit: Option<AuditLog>,
     last_unknown_log: f64,
+    last_was_no_face: bool,
     /// What happened so far.
     pub summary: RunSummary,
 }
@@ -144,6 +145,7 @@ impl Kiosk {
             door,
             audit,
             last_unknown_log: f64::NEG_INFINITY,
+            last_was_no_face: false,
             summary: RunSummary::default(),
         })
     }
@@ -183,6 +185,7 @@ impl Kiosk {
             Observation::Person { .. } => {}
         }
         let decision = self.decider.observe(t, obs.clone());
+        let no_face = obs == Observation::NoFace;
         match &decision {
             Decision::Grant {
                 person,
@@ -205,10 +208,12 @@ impl Kiosk {
                         self.audit(json!({"time": now_secs(), "decision": "deny", "person": null, "reason": reason}))?;
                     }
                 }
+                Observation::NoFace if !self.last_was_no_face => log::info!("deny: no face (logged once per stretch)"),
                 Observation::NoFace => log::debug!("deny: no face"),
                 _ => log::info!("deny: {reason}"),
             },
         }
+        self.last_was_no_face = no_face;
         Ok(decision)
     }
 
