@@ -6,7 +6,12 @@ alignment of src/align.rs and the embedder, runs the networks in onnxruntime, an
 boxes, landmarks and embeddings as JSON (numbers only, never the photo). The Rust test
 `tests/reference.rs` compares its own output with this file.
 
+Use PNG images: JPEG decoders (libjpeg here, zune-jpeg in Rust) differ by a grey level here
+and there, enough to move boxes by ~5e-3 px.
+
 Usage: reference.py MODEL_DIR OUT.json IMAGE...   (paths stored relative to $FACEGATE_DATA)
+Made with: reference.py ~/.cache/facegate/models tests/reference/pipeline.json \
+           $FACEGATE_DATA/faces/labeled/obama/32bit.png $FACEGATE_DATA/faces/aligned_reference/*/1.png
 """
 import json
 import math
@@ -159,7 +164,9 @@ def detect(sess, img, min_face=40.0):
 
 
 def align(img, pts, size=150):
-    src, dst = np.array(pts, np.float64), TEMPLATE
+    # Landmarks as f32 (as the Rust Face stores them), then f64 arithmetic like src/align.rs.
+    src = np.array(pts, np.float32).astype(np.float64)
+    dst = TEMPLATE.astype(np.float32).astype(np.float64)
     sm, dm = src.mean(0), dst.mean(0)
     p, q = src - sm, dst - dm
     sxx = (p ** 2).sum()
@@ -182,7 +189,8 @@ def align(img, pts, size=150):
 
     top = px(x0, y0) * (1 - fx) + px(x0 + 1, y0) * fx
     bot = px(x0, y0 + 1) * (1 - fx) + px(x0 + 1, y0 + 1) * fx
-    return np.clip(np.round(top * (1 - fy) + bot * fy), 0, 255)
+    # Round half away from zero, as Rust's f64::round.
+    return np.clip(np.floor(top * (1 - fy) + bot * fy + 0.5), 0, 255)
 
 
 def main():
@@ -202,6 +210,7 @@ def main():
         for box, score, pts in detect(sess, img):
             chip = align(img, pts).astype(np.float32).transpose(2, 0, 1)[None]
             e = emb.run(None, {"input": chip})[0][0]
+            pts = [[float(np.float32(v)) for v in p] for p in pts]
             faces.append({"bbox": box, "score": score, "landmarks": pts,
                           "embedding": [float(v) for v in e]})
         result.append({"image": os.path.relpath(os.path.abspath(path), os.path.abspath(data)),

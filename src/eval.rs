@@ -215,7 +215,10 @@ pub enum Found {
     Fallback,
 }
 
-/// The embedding of every image (largest face), in parallel over all cores.
+/// An image with its embedding and how its face was found.
+type Embedded = (PathBuf, (Embedding, Found));
+
+/// The embedding of every image (the face nearest the centre), in parallel over all cores.
 pub fn embed_all(
     store: &ModelStore,
     model: &str,
@@ -237,7 +240,7 @@ pub fn embed_all(
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let results: Vec<Result<Vec<(PathBuf, (Embedding, Found))>>> = recs
+    let results: Vec<Result<Vec<Embedded>>> = recs
         .par_iter_mut()
         .enumerate()
         .map(|(w, rec)| {
@@ -379,7 +382,10 @@ mod tests {
     fn calibrate_refuses_targets_the_impostors_cannot_support() {
         let gen = [0.3, 0.35, 0.4];
         let imp: Vec<f32> = (0..100).map(|i| 0.6 + i as f32 / 100.0).collect();
-        assert!(calibrate(&gen, &imp, 1e-3).unwrap_err().to_string().contains("cannot support"));
+        assert!(calibrate(&gen, &imp, 1e-3)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot support"));
         let c = calibrate(&gen, &imp, 0.05).unwrap();
         assert_eq!(c.false_accepts, 5);
         assert_eq!(c.frr.0, 0.0);
@@ -518,7 +524,7 @@ pub fn lfw(
     let total = paths.len();
     let progress = || {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if n % 500 == 0 || n == total {
+        if n.is_multiple_of(500) || n == total {
             log::info!("embedded {n}/{total} images");
         }
     };
@@ -600,7 +606,9 @@ pub struct Calibration {
 /// too few impostor pairs to measure that rate (fewer than 3 / target, the "rule of three").
 pub fn calibrate(genuine: &[f32], impostor: &[f32], target_far: f64) -> Result<Calibration> {
     if !(target_far > 0.0 && target_far < 1.0) {
-        return Err(Error::Invalid(format!("target FAR {target_far} must be between 0 and 1")));
+        return Err(Error::Invalid(format!(
+            "target FAR {target_far} must be between 0 and 1"
+        )));
     }
     let need = (3.0 / target_far).ceil() as usize;
     if impostor.len() < need {
@@ -611,7 +619,9 @@ pub fn calibrate(genuine: &[f32], impostor: &[f32], target_far: f64) -> Result<C
         )));
     }
     if genuine.is_empty() {
-        return Err(Error::Invalid("no genuine pairs: every person needs at least 2 photos".into()));
+        return Err(Error::Invalid(
+            "no genuine pairs: every person needs at least 2 photos".into(),
+        ));
     }
     let (threshold, tar) = tar_at_far(genuine, impostor, target_far);
     let false_accepts = impostor.iter().filter(|&&d| d < threshold).count();
@@ -628,7 +638,12 @@ pub fn calibrate(genuine: &[f32], impostor: &[f32], target_far: f64) -> Result<C
 }
 
 /// Genuine and impostor distances of all pairs of images under `root/<person>/`.
-pub fn folder_pairs(store: &ModelStore, model: &str, min_face: f32, root: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn folder_pairs(
+    store: &ModelStore,
+    model: &str,
+    min_face: f32,
+    root: &Path,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut people: Vec<PathBuf> = std::fs::read_dir(root)
         .map_err(|e| Error::io(root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -640,19 +655,28 @@ pub fn folder_pairs(store: &ModelStore, model: &str, min_face: f32, root: &Path)
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")))
+            .filter(|p| {
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
+                })
+            })
             .collect();
         files.sort();
         items.extend(files.into_iter().map(|f| (i, f)));
     }
     if people.len() < 2 {
-        return Err(Error::Invalid(format!("{}: need folders of at least 2 people", root.display())));
+        return Err(Error::Invalid(format!(
+            "{}: need folders of at least 2 people",
+            root.display()
+        )));
     }
     let paths: Vec<PathBuf> = items.iter().map(|x| x.1.clone()).collect();
     let emb = embed_all(store, model, min_face, &paths, &|| {})?;
     let undetected = emb.values().filter(|e| e.1 == Found::Fallback).count();
     if undetected > 0 {
-        log::warn!("{undetected} photos had no detectable face; their pairs use a centred-face guess");
+        log::warn!(
+            "{undetected} photos had no detectable face; their pairs use a centred-face guess"
+        );
     }
     let metric = crate::embed::Metric::Euclidean;
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
@@ -672,10 +696,18 @@ pub fn folder_pairs(store: &ModelStore, model: &str, min_face: f32, root: &Path)
 /// Genuine distances of an LFW pair list's matched pairs, and impostor distances of every
 /// pair of its images that show different people (far more than the list's mismatched
 /// pairs, so that a FAR of 1e-3 can be measured).
-pub fn lfw_pair_distances(store: &ModelStore, model: &str, min_face: f32, pairs_file: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn lfw_pair_distances(
+    store: &ModelStore,
+    model: &str,
+    min_face: f32,
+    pairs_file: &Path,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let pairs = parse_pairs(pairs_file)?;
     let images = pairs_file.parent().unwrap_or(Path::new(".")).join("images");
-    let mut rel: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect();
+    let mut rel: Vec<PathBuf> = pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
     rel.sort();
     rel.dedup();
     let paths: Vec<PathBuf> = rel.iter().map(|p| images.join(p)).collect();
@@ -687,12 +719,17 @@ pub fn lfw_pair_distances(store: &ModelStore, model: &str, min_face: f32, pairs_
         .map(|p| metric.distance(&emb[&images.join(&p.a)].0 .0, &emb[&images.join(&p.b)].0 .0))
         .collect();
     let person = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
-    let vecs: Vec<(PathBuf, &[f32])> = rel.iter().map(|p| (person(p), emb[&images.join(p)].0 .0.as_slice())).collect();
+    let vecs: Vec<(PathBuf, &[f32])> = rel
+        .iter()
+        .map(|p| (person(p), emb[&images.join(p)].0 .0.as_slice()))
+        .collect();
     let impostor: Vec<f32> = (0..vecs.len())
         .into_par_iter()
         .flat_map_iter(|i| {
             let vecs = &vecs;
-            (i + 1..vecs.len()).filter(move |&j| vecs[i].0 != vecs[j].0).map(move |j| metric.distance(vecs[i].1, vecs[j].1))
+            (i + 1..vecs.len())
+                .filter(move |&j| vecs[i].0 != vecs[j].0)
+                .map(move |j| metric.distance(vecs[i].1, vecs[j].1))
         })
         .collect();
     Ok((genuine, impostor))
@@ -701,7 +738,9 @@ pub fn lfw_pair_distances(store: &ModelStore, model: &str, min_face: f32, pairs_
 /// Sets `[recognition] threshold` in the TOML file at `path`, keeping everything else.
 pub fn write_threshold(path: &Path, threshold: f32, note: &str) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| Error::config(path, format!("{e}")))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| Error::config(path, format!("{e}")))?;
     let rec = doc
         .entry("recognition")
         .or_insert(toml_edit::table())

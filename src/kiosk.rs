@@ -208,7 +208,9 @@ impl Kiosk {
                         self.audit(json!({"time": now_secs(), "decision": "deny", "person": null, "reason": reason}))?;
                     }
                 }
-                Observation::NoFace if !self.last_was_no_face => log::info!("deny: no face (logged once per stretch)"),
+                Observation::NoFace if !self.last_was_no_face => {
+                    log::info!("deny: no face (logged once per stretch)")
+                }
                 Observation::NoFace => log::debug!("deny: no face"),
                 _ => log::info!("deny: {reason}"),
             },

@@ -5,20 +5,20 @@ use facegate::config::Config;
 use facegate::detect::{Face, MtcnnConfig};
 use facegate::door::{Relay, SimulatedRelay};
 use facegate::enroll::{enroll, EnrollOptions};
+use facegate::frame::load_image;
 use facegate::gallery::Gallery;
 use facegate::identify::{identify, MatchPolicy};
 use facegate::kiosk::Kiosk;
-use facegate::quality::QualityGates;
-use facegate::source::{FolderSource, FrameSource};
-use std::sync::atomic::{AtomicBool, Ordering};
-use facegate::frame::load_image;
 use facegate::models::{default_model_dir, ModelStore};
 use facegate::pipeline::{largest, Recognizer};
+use facegate::quality::QualityGates;
+use facegate::source::{FolderSource, FrameSource};
 use facegate::verify::verify;
 use facegate::{Error, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Parser)]
 #[command(
@@ -97,7 +97,7 @@ enum Cmd {
         #[arg(long, default_value_t = 20.0)]
         min_eye_distance: f32,
         /// Distance under which two people count as the same (duplicate check).
-        #[arg(long, default_value_t = 0.55)]
+        #[arg(long, default_value_t = facegate::verify::DEFAULT_THRESHOLD)]
         threshold: f32,
     },
     /// List, remove or rename enrolled people.
@@ -117,7 +117,7 @@ enum Cmd {
         #[arg(required = true)]
         images: Vec<PathBuf>,
         /// Distance threshold.
-        #[arg(long, default_value_t = 0.55)]
+        #[arg(long, default_value_t = facegate::verify::DEFAULT_THRESHOLD)]
         threshold: f32,
         /// Minimum margin to the second-best person.
         #[arg(long, default_value_t = 0.05)]
@@ -157,7 +157,7 @@ enum Cmd {
         a: PathBuf,
         /// Second image.
         b: PathBuf,
-        /// Distance threshold (default: the model's).
+        /// Distance threshold (default: the calibrated one).
         #[arg(long)]
         threshold: Option<f32>,
     },
@@ -271,7 +271,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Enroll { gallery, name, images, camera, k, largest, force, min_eye_distance, threshold } => {
+        Cmd::Enroll {
+            gallery,
+            name,
+            images,
+            camera,
+            k,
+            largest,
+            force,
+            min_eye_distance,
+            threshold,
+        } => {
             let mut rec = recognizer(&cli)?;
             let model_id = facegate::embed::Embedder::model_id(&rec.embedder).to_string();
             let mut g = Gallery::load_or_new(gallery, &model_id)?;
@@ -284,23 +294,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 largest: *largest,
                 force: *force,
                 duplicate_threshold: *threshold,
-                gates: QualityGates { min_eye_distance: *min_eye_distance, min_sharpness: 30.0, max_yaw: 0.3 },
+                gates: QualityGates {
+                    min_eye_distance: *min_eye_distance,
+                    min_sharpness: 30.0,
+                    max_yaw: 0.3,
+                },
                 max_frames: if camera.is_some() { 600 } else { images.len() },
             };
             let names = images.clone();
             let mut report = |r: &facegate::enroll::FrameReport, have: usize| {
-                let what = names.get(r.frame - 1).map(|p| p.display().to_string()).unwrap_or_else(|| format!("frame {}", r.frame));
+                let what = names
+                    .get(r.frame - 1)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| format!("frame {}", r.frame));
                 match &r.rejected {
                     None => eprintln!("  {what}: ok ({have}/{k})"),
                     Some(why) => eprintln!("  {what}: rejected: {why}"),
                 }
             };
-            let id = enroll(&mut rec, &mut g, name, source.as_mut(), opts, now(), &mut report)?;
+            let id = enroll(
+                &mut rec,
+                &mut g,
+                name,
+                source.as_mut(),
+                opts,
+                now(),
+                &mut report,
+            )?;
             g.save(gallery)?;
             if cli.json {
                 println!("{}", json!({"id": id, "name": name, "templates": k}));
             } else {
-                println!("enrolled {name} (id {id}) with {k} templates into {}", gallery.display());
+                println!(
+                    "enrolled {name} (id {id}) with {k} templates into {}",
+                    gallery.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -314,13 +342,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     } else {
                         println!("{} people, model {}", g.people.len(), g.model);
                         for p in &g.people {
-                            println!("  {:>4}  {:<30} {} templates", p.id, p.name, p.templates.len());
+                            println!(
+                                "  {:>4}  {:<30} {} templates",
+                                p.id,
+                                p.name,
+                                p.templates.len()
+                            );
                         }
                     }
                 }
                 PeopleCmd::Remove { name } => {
                     if !g.remove(name) {
-                        return Err(Error::Invalid(format!("nobody called {name:?} is enrolled")));
+                        return Err(Error::Invalid(format!(
+                            "nobody called {name:?} is enrolled"
+                        )));
                     }
                     g.save(gallery)?;
                     println!("removed {name}");
@@ -333,11 +368,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Identify { gallery, images, threshold, min_margin } => {
+        Cmd::Identify {
+            gallery,
+            images,
+            threshold,
+            min_margin,
+        } => {
             let mut rec = recognizer(&cli)?;
             let model_id = facegate::embed::Embedder::model_id(&rec.embedder).to_string();
             let g = Gallery::load(gallery, &model_id)?;
-            let policy = MatchPolicy { threshold: *threshold, min_margin: *min_margin };
+            let policy = MatchPolicy {
+                threshold: *threshold,
+                min_margin: *min_margin,
+            };
             let metric = facegate::embed::Embedder::metric(&rec.embedder);
             for img in images {
                 let frame = load_image(img)?;
@@ -351,7 +394,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     None => (None, None, None),
                 };
                 if cli.json {
-                    println!("{}", json!({"image": img, "person": person, "distance": distance, "margin": margin, "faces": faces.len()}));
+                    println!(
+                        "{}",
+                        json!({"image": img, "person": person, "distance": distance, "margin": margin, "faces": faces.len()})
+                    );
                 } else {
                     println!(
                         "{}: {} (distance {}, margin {}, {} face(s))",
@@ -365,17 +411,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { config, max_frames, enroll_first } => run_kiosk(&cli, config, *max_frames, enroll_first),
-        Cmd::Calibrate { images, lfw_pairs, target_far, write_config } => {
+        Cmd::Run {
+            config,
+            max_frames,
+            enroll_first,
+        } => run_kiosk(&cli, config, *max_frames, enroll_first),
+        Cmd::Calibrate {
+            images,
+            lfw_pairs,
+            target_far,
+            write_config,
+        } => {
             let store = ModelStore::open(cli.models.clone().unwrap_or_else(default_model_dir))?;
             let (source, (genuine, impostor)) = match (images, lfw_pairs) {
-                (_, Some(p)) => (p.display().to_string(), facegate::eval::lfw_pair_distances(&store, &cli.model, cli.min_face, p)?),
-                (Some(d), None) => (d.display().to_string(), facegate::eval::folder_pairs(&store, &cli.model, cli.min_face, d)?),
-                (None, None) => return Err(Error::Invalid("give --images DIR or --lfw-pairs FILE".into())),
+                (_, Some(p)) => (
+                    p.display().to_string(),
+                    facegate::eval::lfw_pair_distances(&store, &cli.model, cli.min_face, p)?,
+                ),
+                (Some(d), None) => (
+                    d.display().to_string(),
+                    facegate::eval::folder_pairs(&store, &cli.model, cli.min_face, d)?,
+                ),
+                (None, None) => {
+                    return Err(Error::Invalid(
+                        "give --images DIR or --lfw-pairs FILE".into(),
+                    ))
+                }
             };
             let c = facegate::eval::calibrate(&genuine, &impostor, *target_far)?;
             if cli.json {
-                println!("{}", serde_json::to_string(&c).map_err(|e| Error::Invalid(e.to_string()))?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&c).map_err(|e| Error::Invalid(e.to_string()))?
+                );
             } else {
                 println!(
                     "threshold {:.4} for FAR {} on {source}: {} of {} impostor pairs accepted; FRR {:.2}% (95% CI {:.2}–{:.2}%) over {} genuine pairs",
@@ -383,7 +451,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
             if let Some(cfg) = write_config {
-                let note = format!("calibrated: FAR {} on {source} ({}), facegate calibrate", c.target_far, cli.model);
+                let note = format!(
+                    "calibrated: FAR {} on {source} ({}), facegate calibrate",
+                    c.target_far, cli.model
+                );
                 facegate::eval::write_threshold(cfg, c.threshold, &note)?;
                 println!("wrote threshold {:.4} to {}", c.threshold, cfg.display());
             }
@@ -393,7 +464,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut rec = recognizer(&cli)?;
             let ea = largest_embedding(&mut rec, a)?;
             let eb = largest_embedding(&mut rec, b)?;
-            let t = threshold.or(rec.embedder_threshold()).unwrap_or(0.6);
+            let t = threshold.unwrap_or(facegate::verify::DEFAULT_THRESHOLD);
             let v = verify(
                 facegate::embed::Embedder::metric(&rec.embedder),
                 &ea,
@@ -427,17 +498,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(feature = "camera")]
 fn camera_source(index: u32) -> Result<Box<dyn FrameSource>> {
-    Ok(Box::new(facegate::source::camera::CameraSource::new(index, 640, 480, 15)))
+    Ok(Box::new(facegate::source::camera::CameraSource::new(
+        index, 640, 480, 15,
+    )))
 }
 
 #[cfg(not(feature = "camera"))]
 fn camera_source(_index: u32) -> Result<Box<dyn FrameSource>> {
-    Err(Error::Invalid("this facegate was built without the `camera` feature (cargo build --features camera)".into()))
+    Err(Error::Invalid(
+        "this facegate was built without the `camera` feature (cargo build --features camera)"
+            .into(),
+    ))
 }
 
 fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
@@ -452,24 +531,48 @@ fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)
 
 #[cfg(feature = "rpi")]
 fn gpio_relay(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
-    let pin = config.door.pin.ok_or_else(|| Error::Invalid("door.pin is required for gpio".into()))?;
-    Ok((Box::new(facegate::door::GpioRelay::new(pin, config.door.active_high)?), None))
+    let pin = config
+        .door
+        .pin
+        .ok_or_else(|| Error::Invalid("door.pin is required for gpio".into()))?;
+    Ok((
+        Box::new(facegate::door::GpioRelay::new(
+            pin,
+            config.door.active_high,
+        )?),
+        None,
+    ))
 }
 
 #[cfg(not(feature = "rpi"))]
 fn gpio_relay(_config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
-    Err(Error::Invalid("door.kind = \"gpio\" needs a build with the `rpi` feature".into()))
+    Err(Error::Invalid(
+        "door.kind = \"gpio\" needs a build with the `rpi` feature".into(),
+    ))
 }
 
-fn run_kiosk(cli: &Cli, config_path: &Path, max_frames: Option<usize>, enroll_first: &[String]) -> Result<ExitCode> {
+fn run_kiosk(
+    cli: &Cli,
+    config_path: &Path,
+    max_frames: Option<usize>,
+    enroll_first: &[String],
+) -> Result<ExitCode> {
     let mut config = Config::load(config_path)?;
     if cli.models.is_some() {
         config.models.dir = cli.models.clone();
     }
     if let [name, images @ ..] = enroll_first {
         if !config.gallery.path.exists() {
-            let store = ModelStore::open(config.models.dir.clone().unwrap_or_else(default_model_dir))?;
-            let mut rec = Recognizer::new(&store, &config.models.embedder, MtcnnConfig { min_face: 40.0, ..Default::default() })?;
+            let store =
+                ModelStore::open(config.models.dir.clone().unwrap_or_else(default_model_dir))?;
+            let mut rec = Recognizer::new(
+                &store,
+                &config.models.embedder,
+                MtcnnConfig {
+                    min_face: 40.0,
+                    ..Default::default()
+                },
+            )?;
             let mut g = Gallery::new(facegate::embed::Embedder::model_id(&rec.embedder));
             let files: Vec<PathBuf> = images.iter().map(PathBuf::from).collect();
             let opts = EnrollOptions {
@@ -477,11 +580,23 @@ fn run_kiosk(cli: &Cli, config_path: &Path, max_frames: Option<usize>, enroll_fi
                 largest: true,
                 force: false,
                 duplicate_threshold: config.recognition.threshold,
-                gates: QualityGates { min_eye_distance: 20.0, min_sharpness: 0.0, max_yaw: 1.0 },
+                gates: QualityGates {
+                    min_eye_distance: 20.0,
+                    min_sharpness: 0.0,
+                    max_yaw: 1.0,
+                },
                 max_frames: files.len(),
             };
             let mut src = FolderSource::from_files(files, 0.0, false);
-            enroll(&mut rec, &mut g, name, &mut src, opts, now(), &mut |_, _| {})?;
+            enroll(
+                &mut rec,
+                &mut g,
+                name,
+                &mut src,
+                opts,
+                now(),
+                &mut |_, _| {},
+            )?;
             g.save(&config.gallery.path)?;
             log::info!("enrolled {name} into {}", config.gallery.path.display());
         }
@@ -498,14 +613,29 @@ fn run_kiosk(cli: &Cli, config_path: &Path, max_frames: Option<usize>, enroll_fi
         "camera" => (camera_source(config.source.device)?, 0.0),
         _ => {
             let dir = config.source.path.clone().unwrap_or_default();
-            (Box::new(FolderSource::from_dir(&dir, config.source.fps, config.source.looping)?), config.source.fps)
+            (
+                Box::new(FolderSource::from_dir(
+                    &dir,
+                    config.source.fps,
+                    config.source.looping,
+                )?),
+                config.source.fps,
+            )
         }
     };
     let summary = kiosk.run(source.as_mut(), fps, max_frames, &stop)?;
     drop(kiosk);
-    let unlocks = sim.map(|s| s.events().lock().map(|e| e.iter().filter(|x| x.unlocked).count()).unwrap_or(0));
+    let unlocks = sim.map(|s| {
+        s.events()
+            .lock()
+            .map(|e| e.iter().filter(|x| x.unlocked).count())
+            .unwrap_or(0)
+    });
     if cli.json {
-        println!("{}", json!({"summary": summary, "simulated_unlocks": unlocks}));
+        println!(
+            "{}",
+            json!({"summary": summary, "simulated_unlocks": unlocks})
+        );
     } else {
         println!(
             "{} frames: {} grant(s) {:?}, {} unknown, {} without a face, {} low quality, {} source errors; door locked",

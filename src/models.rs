@@ -154,7 +154,7 @@ impl ModelStore {
         load_plan(name, &bytes, shape).map_err(|e| match e {
             Error::Inference { reason, .. } => Error::model(
                 self.dir
-                    .join(&self.spec(name).map(|s| s.file.clone()).unwrap_or_default()),
+                    .join(self.spec(name).map(|s| s.file.clone()).unwrap_or_default()),
                 reason,
             ),
             e => e,

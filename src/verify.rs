@@ -3,6 +3,13 @@
 use crate::embed::{Embedding, Metric};
 use serde::Serialize;
 
+/// The calibrated default threshold for `dlib_fp32` (Euclidean): FAR 1e-3 on LFW View 1
+/// DevTrain (1,100 genuine pairs, 5,923,194 impostor pairs), measured FRR 8.6% per single
+/// image pair. Produced by
+/// `facegate calibrate --lfw-pairs ../shared/data/lfw/pairsDevTrain.txt --target-far 1e-3`.
+/// dlib's own 0.6 accepts about 1 stranger pair in 200 on LFW.
+pub const DEFAULT_THRESHOLD: f32 = 0.5377;
+
 /// The answer to "are these the same person?".
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Verdict {

@@ -1,0 +1,384 @@
+//! The kiosk on real photos: enrollment, open-set identification, the decision loop, faults.
+
+mod common;
+
+use facegate::config::Config;
+use facegate::door::SimulatedRelay;
+use facegate::embed::Embedder;
+use facegate::enroll::{enroll, EnrollOptions};
+use facegate::frame::load_image;
+use facegate::gallery::Gallery;
+use facegate::identify::{identify, MatchPolicy};
+use facegate::kiosk::Kiosk;
+use facegate::pipeline::largest;
+use facegate::quality::QualityGates;
+use facegate::source::{FolderSource, FrameSource};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+const THRESHOLD: f32 = facegate::verify::DEFAULT_THRESHOLD;
+
+fn photo_gates() -> QualityGates {
+    QualityGates {
+        min_eye_distance: 20.0,
+        min_sharpness: 10.0,
+        max_yaw: 0.35,
+    }
+}
+
+fn opts(k: usize) -> EnrollOptions {
+    EnrollOptions {
+        k,
+        largest: true,
+        force: false,
+        duplicate_threshold: THRESHOLD,
+        gates: photo_gates(),
+        max_frames: 100,
+    }
+}
+
+fn enroll_files(
+    rec: &mut facegate::pipeline::Recognizer,
+    g: &mut Gallery,
+    name: &str,
+    files: &[PathBuf],
+) {
+    let mut src = FolderSource::from_files(files.to_vec(), 0.0, false);
+    enroll(rec, g, name, &mut src, opts(files.len()), 0, &mut |_, _| {})
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
+fn who(rec: &mut facegate::pipeline::Recognizer, g: &Gallery, img: &Path) -> Option<String> {
+    let frame = load_image(img).unwrap();
+    let faces = rec.detect(&frame).unwrap();
+    let e = rec
+        .embed_face(&frame, &faces[largest(&faces).expect("a face")])
+        .unwrap();
+    identify(
+        g,
+        rec.embedder.metric(),
+        &e,
+        MatchPolicy {
+            threshold: THRESHOLD,
+            min_margin: 0.05,
+        },
+    )
+    .person
+}
+
+#[test]
+fn enrolled_people_are_identified_and_strangers_are_unknown() {
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let mut g = Gallery::new(rec.embedder.model_id());
+    let root = common::data("faces/clusters");
+    let mut probes = Vec::new();
+    let mut people: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    people.sort();
+    assert_eq!(people.len(), 5);
+    for dir in &people {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let files = common::images_in(dir);
+        enroll_files(&mut rec, &mut g, &name, &files[..3]);
+        probes.extend(files[3..].iter().map(|f| (name.clone(), f.clone())));
+    }
+    assert_eq!(probes.len(), 40);
+    for (name, f) in &probes {
+        assert_eq!(
+            who(&mut rec, &g, f).as_deref(),
+            Some(name.as_str()),
+            "{}",
+            f.display()
+        );
+    }
+    // Never-enrolled people from LFW.
+    let lfw = common::data("lfw/images");
+    for stranger in [
+        "Aaron_Peirsol",
+        "Abdullah_Gul",
+        "Serena_Williams",
+        "Tony_Blair",
+        "Gloria_Macapagal_Arroyo",
+        "John_Kerry",
+    ] {
+        for f in common::images_in(&lfw.join(stranger)).iter().take(3) {
+            assert_eq!(
+                who(&mut rec, &g, f),
+                None,
+                "{} matched someone",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn enrollment_refuses_duplicates_and_bad_frames() {
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let mut g = Gallery::new(rec.embedder.model_id());
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    enroll_files(&mut rec, &mut g, "Obama", &obama[..2]);
+    // The same man under another name is refused...
+    let mut src = FolderSource::from_files(obama[2..4].to_vec(), 0.0, false);
+    let e = enroll(
+        &mut rec,
+        &mut g,
+        "Barack",
+        &mut src,
+        opts(2),
+        0,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("matches already enrolled \"Obama\""),
+        "{e}"
+    );
+    // ... frames without a face are rejected with the reason, and nothing is added.
+    let no_face = common::images_in(&common::data("faces/no_face"));
+    let mut reasons = Vec::new();
+    let mut src = FolderSource::from_files(no_face[..3].to_vec(), 0.0, false);
+    let e = enroll(
+        &mut rec,
+        &mut g,
+        "Nobody",
+        &mut src,
+        opts(2),
+        0,
+        &mut |r, _| reasons.push(r.rejected.clone()),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("nothing saved"), "{e}");
+    assert_eq!(reasons, vec![Some("no face".to_string()); 3]);
+    // Two faces without --largest.
+    let group = vec![common::data("faces/groups/two_people.jpg")];
+    let mut src = FolderSource::from_files(group, 0.0, false);
+    let mut o = opts(1);
+    o.largest = false;
+    let mut reasons = Vec::new();
+    assert!(
+        enroll(&mut rec, &mut g, "Pair", &mut src, o, 0, &mut |r, _| {
+            reasons.push(r.rejected.clone())
+        })
+        .is_err()
+    );
+    assert!(reasons[0].as_deref().unwrap_or("").contains("2 faces"));
+    assert_eq!(g.people.len(), 1);
+}
+
+/// A kiosk config over `frames` with a simulated door, gallery `gallery`.
+fn kiosk_config(dir: &Path, gallery: &Path, frames: &Path) -> Config {
+    let text = format!(
+        "[detector]\nmin_face = 40\n[recognition]\nthreshold = {THRESHOLD}\nmin_margin = 0.05\n[quality]\nmin_eye_distance = 30\nmin_sharpness = 10\nmax_yaw = 0.35\n\
+         [decision]\nk = 3\nn = 5\nwindow_secs = 3.0\ncooldown_secs = 5.0\n[source]\nkind = \"folder\"\npath = {:?}\nfps = 5\n\
+         [door]\nkind = \"simulated\"\npulse_ms = 1\n[gallery]\npath = {:?}\n[audit]\npath = \"audit.jsonl\"\n",
+        frames.display().to_string(),
+        gallery.display().to_string()
+    );
+    let p = dir.join("kiosk.toml");
+    std::fs::write(&p, &text).unwrap();
+    Config::load(&p).unwrap()
+}
+
+fn obama_gallery(dir: &Path) -> PathBuf {
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let mut g = Gallery::new(rec.embedder.model_id());
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    enroll_files(&mut rec, &mut g, "Obama", &obama[..2]);
+    let p = dir.join("gallery.toml");
+    g.save(&p).unwrap();
+    p
+}
+
+/// Plays `files` through a kiosk; returns the grants and the relay's unlock count.
+fn play(dir: &Path, gallery: &Path, files: &[PathBuf]) -> (Vec<String>, usize) {
+    let frames = dir.join(format!("frames{}", files.len()));
+    let cfg = kiosk_config(dir, gallery, &frames);
+    let relay = SimulatedRelay::new();
+    let events = relay.events();
+    let mut k = Kiosk::new(&cfg, Box::new(relay)).unwrap();
+    let mut src = FolderSource::from_files(files.to_vec(), 0.0, false);
+    let s = k.run(&mut src, 5.0, None, &AtomicBool::new(false)).unwrap();
+    drop(k);
+    let ev = events.lock().unwrap();
+    assert!(!ev.last().unwrap().unlocked, "door left unlocked");
+    assert!(!ev.first().unwrap().unlocked, "door not locked first");
+    (s.grants, ev.iter().filter(|e| e.unlocked).count())
+}
+
+#[test]
+fn kiosk_grants_exactly_on_k_of_n_frames_of_an_enrolled_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    let biden = common::images_in(&common::data("faces/labeled/biden"));
+    let no_face = common::images_in(&common::data("faces/no_face"));
+    let (o1, o2, o3) = (obama[2].clone(), obama[3].clone(), obama[5].clone());
+
+    // Enrolled person in 3 of 5 frames: one grant, one pulse.
+    let seq = vec![
+        no_face[0].clone(),
+        o1.clone(),
+        no_face[1].clone(),
+        o2.clone(),
+        o3.clone(),
+    ];
+    assert_eq!(play(dir.path(), &g, &seq), (vec!["Obama".to_string()], 1));
+    // A stranger, many times: never.
+    let seq: Vec<PathBuf> = biden.iter().cycle().take(6).cloned().collect();
+    assert_eq!(play(dir.path(), &g, &seq), (vec![], 0));
+    // No faces at all: never.
+    assert_eq!(play(dir.path(), &g, &no_face[..6]), (vec![], 0));
+    // A single matching frame among others: never.
+    let seq = vec![
+        no_face[0].clone(),
+        o1.clone(),
+        no_face[1].clone(),
+        biden[0].clone(),
+        no_face[2].clone(),
+    ];
+    assert_eq!(play(dir.path(), &g, &seq), (vec![], 0));
+    // The enrolled person, but too small for the quality gates: never.
+    let small_dir = dir.path().join("small");
+    std::fs::create_dir_all(&small_dir).unwrap();
+    let mut small = Vec::new();
+    for (i, p) in [&o1, &o2, &o3, &o1].iter().enumerate() {
+        let img = load_image(p).unwrap();
+        let s = image::imageops::resize(
+            &img,
+            img.width() / 6,
+            img.height() / 6,
+            image::imageops::FilterType::Triangle,
+        );
+        let out = small_dir.join(format!("{i}.png"));
+        s.save(&out).unwrap();
+        small.push(out);
+    }
+    assert_eq!(play(dir.path(), &g, &small), (vec![], 0));
+}
+
+#[test]
+fn damaged_or_foreign_galleries_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let good = std::fs::read(&g).unwrap();
+    let store = common::store();
+    let model = store.model_id("dlib_fp32").unwrap();
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("bit-flipped", {
+            let mut b = good.clone();
+            let n = b.len() - 40;
+            b[n] ^= 0x04;
+            b
+        }),
+    ];
+    for (what, bytes) in cases {
+        std::fs::write(&g, &bytes).unwrap();
+        let e = Gallery::load(&g, &model).unwrap_err().to_string();
+        assert!(
+            e.contains("gallery.toml") && e.contains("damaged"),
+            "{what}: {e}"
+        );
+        // Saving over it is refused, and the file keeps its bytes.
+        let e = Gallery::new(model.clone())
+            .save(&g)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("refusing to overwrite"), "{what}: {e}");
+        assert_eq!(std::fs::read(&g).unwrap(), bytes, "{what}: file changed");
+        // The kiosk does not start, and the door was locked.
+        let relay = SimulatedRelay::new();
+        let ev = relay.events();
+        let cfg = kiosk_config(dir.path(), &g, dir.path());
+        assert!(Kiosk::new(&cfg, Box::new(relay)).is_err());
+        assert!(ev.lock().unwrap().iter().all(|e| !e.unlocked));
+    }
+    std::fs::write(&g, &good).unwrap();
+    let e = Gallery::load(&g, "dlib_int8:0f3c583a58f35fcc")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("made by model {model}")), "{e}");
+    assert_eq!(std::fs::read(&g).unwrap(), good);
+}
+
+#[test]
+fn missing_model_keeps_the_door_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let mut cfg = kiosk_config(dir.path(), &g, dir.path());
+    cfg.models.dir = Some(dir.path().join("no-models-here"));
+    let relay = SimulatedRelay::new();
+    let ev = relay.events();
+    let e = Kiosk::new(&cfg, Box::new(relay))
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(
+        e.contains("mtcnn_pnet.onnx") && e.contains("models/fetch"),
+        "{e}"
+    );
+    let ev = ev.lock().unwrap();
+    assert!(!ev.is_empty() && ev.iter().all(|e| !e.unlocked));
+}
+
+struct PanickingSource;
+impl FrameSource for PanickingSource {
+    fn next_frame(&mut self) -> facegate::Result<Option<facegate::frame::Frame>> {
+        panic!("simulated fault inside the loop");
+    }
+    fn describe(&self) -> String {
+        "a source that panics".into()
+    }
+}
+
+#[test]
+fn a_panic_in_the_loop_locks_the_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let cfg = kiosk_config(dir.path(), &g, dir.path());
+    let relay = SimulatedRelay::new();
+    let ev = relay.events();
+    let mut k = Kiosk::new(&cfg, Box::new(relay)).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = k.run(&mut PanickingSource, 5.0, None, &AtomicBool::new(false));
+    }));
+    assert!(r.is_err());
+    let ev = ev.lock().unwrap();
+    assert!(ev.iter().any(|e| e.why == "panic" && !e.unlocked), "{ev:?}");
+    assert!(!ev.last().unwrap().unlocked);
+}
+
+#[test]
+fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let bin = env!("CARGO_BIN_EXE_facegate");
+    for round in 0..8 {
+        // A writer renames back and forth as fast as it can; kill -9 it mid-flight.
+        let script = format!(
+            "while true; do {bin} people --gallery {p} rename Obama Barack >/dev/null 2>&1; {bin} people --gallery {p} rename Barack Obama >/dev/null 2>&1; done",
+            p = g.display()
+        );
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150 + 37 * round));
+        let _ = std::process::Command::new("pkill")
+            .arg("-9")
+            .arg("-P")
+            .arg(child.id().to_string())
+            .status();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let loaded =
+            Gallery::load_any(&g).unwrap_or_else(|e| panic!("round {round}: gallery broken: {e}"));
+        assert_eq!(loaded.people.len(), 1);
+        assert!(["Obama", "Barack"].contains(&loaded.people[0].name.as_str()));
+    }
+}
