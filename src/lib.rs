@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod align;
+pub mod bench;
 pub mod config;
 pub mod decide;
 pub mod detect;

@@ -151,6 +151,14 @@ enum Cmd {
         #[arg(long)]
         write_config: Option<PathBuf>,
     },
+    /// Per-stage latency (one thread) on a 640x480 frame, and 1:N search time.
+    Bench {
+        /// A photo with one face (fitted into a 640x480 frame).
+        image: PathBuf,
+        /// Runs per stage.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+    },
     /// Same person? Exit 0 = same, 1 = different, 2 = error.
     Verify {
         /// First image.
@@ -457,6 +465,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
                 facegate::eval::write_threshold(cfg, c.threshold, &note)?;
                 println!("wrote threshold {:.4} to {}", c.threshold, cfg.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench { image, runs } => {
+            let store = ModelStore::open(cli.models.clone().unwrap_or_else(default_model_dir))?;
+            let frame = facegate::bench::kiosk_frame(&load_image(image)?);
+            let mut t = facegate::bench::stages(&store, &frame, cli.min_face, *runs)?;
+            t.extend(facegate::bench::search(
+                &[1_000, 10_000, 100_000],
+                (*runs).min(20),
+            )?);
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&t).map_err(|e| Error::Invalid(e.to_string()))?
+                );
+            } else {
+                println!(
+                    "{:<36} {:>10} {:>10}",
+                    "stage (640x480 frame, one thread)", "median ms", "p95 ms"
+                );
+                for x in &t {
+                    println!("{:<36} {:>10.2} {:>10.2}", x.stage, x.median_ms, x.p95_ms);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

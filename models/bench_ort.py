@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The onnxruntime reference for `facegate bench`: the same models, one thread, same frame.
+
+Times MTCNN's networks over the same pyramid a 640x480 frame gets (P-Net at every scale plus
+R-Net and O-Net once per candidate, with the candidate counts `facegate bench` reports) and
+the embedder (fp32, int8) on a 150x150 chip. Network time only: the Rust numbers include
+resampling and post-processing, so they are an upper bound on tract's share.
+
+Usage: bench_ort.py MODEL_DIR [--min-face 40] [--runs 50] [--rnet N] [--onet N]
+"""
+import argparse
+import math
+import os
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+
+def timed(f, runs):
+    f()
+    v = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        f()
+        v.append((time.perf_counter() - t) * 1e3)
+    v.sort()
+    return v[len(v) // 2], v[round((len(v) - 1) * 0.95)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models")
+    ap.add_argument("--min-face", type=float, default=40)
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--rnet", type=int, default=10, help="R-Net candidates per frame")
+    ap.add_argument("--onet", type=int, default=2, help="O-Net candidates per frame")
+    a = ap.parse_args()
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = 1
+    o.inter_op_num_threads = 1
+    s = lambda f: ort.InferenceSession(os.path.join(a.models, f), o, providers=["CPUExecutionProvider"])
+    pnet, rnet, onet = s("mtcnn_pnet.onnx"), s("mtcnn_rnet.onnx"), s("mtcnn_onet.onnx")
+    rng = np.random.default_rng(0)
+    m = 12 / a.min_face
+    scales, layer = [], 480 * m
+    while layer >= 12:
+        scales.append(m * 0.709 ** len(scales))
+        layer *= 0.709
+    inputs = [rng.uniform(-1, 1, (1, math.ceil(640 * sc), math.ceil(480 * sc), 3)).astype(np.float32) for sc in scales]
+    r24 = rng.uniform(-1, 1, (1, 24, 24, 3)).astype(np.float32)
+    o48 = rng.uniform(-1, 1, (1, 48, 48, 3)).astype(np.float32)
+
+    def mtcnn():
+        for x in inputs:
+            pnet.run(None, {"input_1": x})
+        for _ in range(a.rnet):
+            rnet.run(None, {"input_2": r24})
+        for _ in range(a.onet):
+            onet.run(None, {"input_3": o48})
+
+    chip = rng.uniform(0, 255, (1, 3, 150, 150)).astype(np.float32)
+    rows = [(f"MTCNN nets ({len(scales)} scales, {a.rnet} R-Net, {a.onet} O-Net)", timed(mtcnn, a.runs))]
+    for name in ["dlib_resnet_v1_fp32.onnx", "dlib_resnet_v1_int8.onnx"]:
+        e = s(name)
+        rows.append((f"embed {name}", timed(lambda: e.run(None, {"input": chip}), a.runs)))
+    print(f"{'onnxruntime ' + ort.__version__ + ', one thread':<52} {'median ms':>10} {'p95 ms':>10}")
+    for n, (med, p95) in rows:
+        print(f"{n:<52} {med:>10.2f} {p95:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
