@@ -85,11 +85,20 @@ impl Default for DetectorConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecognitionConfig {
-    /// Accept a match only under this distance (calibrated; smaller = stricter).
-    pub threshold: f32,
+    /// Accept a match only under this distance (a site calibration; smaller = stricter).
+    /// Absent: chosen from the gallery size for `target_fpir`.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    /// With no fixed threshold: the accepted chance that a stranger matches anyone.
+    #[serde(default = "default_fpir")]
+    pub target_fpir: f64,
     /// Accept only when the second-nearest person is at least this much farther.
     #[serde(default = "default_margin")]
     pub min_margin: f32,
+}
+
+fn default_fpir() -> f64 {
+    crate::verify::DEFAULT_TARGET_FPIR
 }
 
 fn default_margin() -> f32 {
@@ -276,10 +285,15 @@ impl Config {
             Error::config(path, format!("line {}: `{key}` {why}", line_of(text, key)))
         };
         let r = &c.recognition;
-        if !(r.threshold > 0.0 && r.threshold < 4.0) {
+        if let Some(t) = r.threshold {
+            if !(t > 0.0 && t < 4.0) {
+                return Err(bad("threshold", format!("= {t} must be between 0 and 4")));
+            }
+        }
+        if !(r.target_fpir > 0.0 && r.target_fpir < 1.0) {
             return Err(bad(
-                "threshold",
-                format!("= {} must be between 0 and 4", r.threshold),
+                "target_fpir",
+                format!("= {} must be between 0 and 1", r.target_fpir),
             ));
         }
         if !(0.0..1.0).contains(&r.min_margin) {

@@ -124,11 +124,22 @@ impl Kiosk {
             .as_deref()
             .map(AuditLog::open)
             .transpose()?;
+        let threshold = config.recognition.threshold.unwrap_or_else(|| {
+            crate::verify::open_set_threshold(gallery.people.len(), config.recognition.target_fpir)
+        });
+        match config.recognition.threshold {
+            Some(_) => log::info!("threshold {threshold:.4} (fixed in the config)"),
+            None => log::info!(
+                "threshold {threshold:.4} (for {} people at FPIR {})",
+                gallery.people.len(),
+                config.recognition.target_fpir
+            ),
+        }
         Ok(Kiosk {
             rec,
             gallery,
             policy: MatchPolicy {
-                threshold: config.recognition.threshold,
+                threshold,
                 min_margin: config.recognition.min_margin,
             },
             gates: QualityGates {

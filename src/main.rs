@@ -60,8 +60,8 @@ enum Cmd {
     },
     /// Evaluate on LFW: View 2 (10 folds) or View 1 (DevTrain → DevTest).
     Eval {
-        /// Benchmark name (only `lfw`).
-        #[arg(value_parser = ["lfw"])]
+        /// `lfw` (verification protocol) or `openset` (1:N on LFW: 100 enrolled, 1000 strangers).
+        #[arg(value_parser = ["lfw", "openset"])]
         bench: String,
         /// Data directory (default: $FACEGATE_DATA or ../shared/data).
         #[arg(long)]
@@ -116,9 +116,10 @@ enum Cmd {
         /// Images to identify.
         #[arg(required = true)]
         images: Vec<PathBuf>,
-        /// Distance threshold.
-        #[arg(long, default_value_t = facegate::verify::DEFAULT_THRESHOLD)]
-        threshold: f32,
+        /// Distance threshold (default: from the gallery size for a 1% chance that a
+        /// stranger matches anyone).
+        #[arg(long)]
+        threshold: Option<f32>,
         /// Minimum margin to the second-best person.
         #[arg(long, default_value_t = 0.05)]
         min_margin: f32,
@@ -261,6 +262,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Eval { data, bench, .. } if bench == "openset" => {
+            let store = ModelStore::open(cli.models.clone().unwrap_or_else(default_model_dir))?;
+            let data = data
+                .clone()
+                .unwrap_or_else(facegate::eval::default_data_dir);
+            let policy = MatchPolicy {
+                threshold: facegate::verify::DEFAULT_THRESHOLD,
+                min_margin: 0.05,
+            };
+            let r = facegate::eval::lfw_open_set(
+                &store,
+                &cli.model,
+                &data,
+                100,
+                usize::MAX,
+                1000,
+                policy,
+            )?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r).map_err(|e| Error::Invalid(e.to_string()))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Eval { data, view, .. } => {
             let store = ModelStore::open(cli.models.clone().unwrap_or_else(default_model_dir))?;
             let data = data
@@ -386,7 +411,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let model_id = facegate::embed::Embedder::model_id(&rec.embedder).to_string();
             let g = Gallery::load(gallery, &model_id)?;
             let policy = MatchPolicy {
-                threshold: *threshold,
+                threshold: threshold.unwrap_or_else(|| {
+                    facegate::verify::open_set_threshold(
+                        g.people.len(),
+                        facegate::verify::DEFAULT_TARGET_FPIR,
+                    )
+                }),
                 min_margin: *min_margin,
             };
             let metric = facegate::embed::Embedder::metric(&rec.embedder);
@@ -446,6 +476,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ))
                 }
             };
+            if let Ok(extra) = std::env::var("FACEGATE_CALIBRATE_ALSO") {
+                for far in extra
+                    .split(',')
+                    .filter_map(|f| f.trim().parse::<f64>().ok())
+                {
+                    let c = facegate::eval::calibrate(&genuine, &impostor, far)?;
+                    eprintln!(
+                        "also: FAR {far}: threshold {:.4}, FRR {:.2}%",
+                        c.threshold,
+                        c.frr.0 * 100.0
+                    );
+                }
+            }
             let c = facegate::eval::calibrate(&genuine, &impostor, *target_far)?;
             if cli.json {
                 println!(
@@ -611,7 +654,7 @@ fn run_kiosk(
                 k: files.len(),
                 largest: true,
                 force: false,
-                duplicate_threshold: config.recognition.threshold,
+                duplicate_threshold: facegate::verify::DEFAULT_THRESHOLD,
                 gates: QualityGates {
                     min_eye_distance: 20.0,
                     min_sharpness: 0.0,

@@ -18,6 +18,10 @@ use std::sync::atomic::AtomicBool;
 
 const THRESHOLD: f32 = facegate::verify::DEFAULT_THRESHOLD;
 
+fn open_set(people: usize) -> f32 {
+    facegate::verify::open_set_threshold(people, facegate::verify::DEFAULT_TARGET_FPIR)
+}
+
 fn photo_gates() -> QualityGates {
     QualityGates {
         min_eye_distance: 20.0,
@@ -59,7 +63,7 @@ fn who(rec: &mut facegate::pipeline::Recognizer, g: &Gallery, img: &Path) -> Opt
         rec.embedder.metric(),
         &e,
         MatchPolicy {
-            threshold: THRESHOLD,
+            threshold: open_set(g.people.len()),
             min_margin: 0.05,
         },
     )
@@ -171,7 +175,7 @@ fn enrollment_refuses_duplicates_and_bad_frames() {
 /// A kiosk config over `frames` with a simulated door, gallery `gallery`.
 fn kiosk_config(dir: &Path, gallery: &Path, frames: &Path) -> Config {
     let text = format!(
-        "[detector]\nmin_face = 40\n[recognition]\nthreshold = {THRESHOLD}\nmin_margin = 0.05\n[quality]\nmin_eye_distance = 30\nmin_sharpness = 10\nmax_yaw = 0.35\n\
+        "[detector]\nmin_face = 40\n[recognition]\nmin_margin = 0.05\n[quality]\nmin_eye_distance = 30\nmin_sharpness = 10\nmax_yaw = 0.35\n\
          [decision]\nk = 3\nn = 5\nwindow_secs = 3.0\ncooldown_secs = 5.0\n[source]\nkind = \"folder\"\npath = {:?}\nfps = 5\n\
          [door]\nkind = \"simulated\"\npulse_ms = 1\n[gallery]\npath = {:?}\n[audit]\npath = \"audit.jsonl\"\n",
         frames.display().to_string(),
@@ -381,4 +385,28 @@ fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
         assert_eq!(loaded.people.len(), 1);
         assert!(["Obama", "Barack"].contains(&loaded.people[0].name.as_str()));
     }
+}
+
+#[test]
+fn open_set_on_lfw_keeps_strangers_out() {
+    let policy = MatchPolicy {
+        threshold: open_set(100),
+        min_margin: 0.05,
+    };
+    let r = facegate::eval::lfw_open_set(
+        &common::store(),
+        "dlib_fp32",
+        &common::data_dir(),
+        100,
+        3,
+        1000,
+        policy,
+    )
+    .unwrap();
+    eprintln!("{r:?}");
+    assert_eq!((r.enrolled, r.stranger_probes), (100, 1000));
+    assert!(r.genuine_probes >= 250);
+    assert!(r.fpir <= 0.01, "FPIR {}", r.fpir);
+    // One unconstrained LFW photo per person: many probes fall outside the strict threshold.
+    assert!(r.fnir <= 0.5, "FNIR {}", r.fnir);
 }
