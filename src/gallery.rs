@@ -311,6 +311,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         opts.mode(0o600);
     }
     let result = (|| {
+        std::fs::create_dir_all(&dir)?;
         let mut f = opts.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;

@@ -33,8 +33,11 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating, mode 0600) `path` for appending.
+    /// Opens (creating it and its folder, mode 0600) `path` for appending.
     pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
         let mut o = std::fs::OpenOptions::new();
         o.create(true).append(true);
         #[cfg(unix)]

@@ -46,9 +46,10 @@ pub fn threshold_at_far(far: f64) -> f32 {
 
 /// The open-set threshold for a gallery of `people`: a stranger compared with everyone is
 /// falsely matched with probability ≈ people × FAR, so FAR = `target_fpir` / people.
-/// The threshold tightens as the gallery grows (100 people at 1%: FAR 1e-4, 0.4678).
+/// The threshold tightens as the gallery grows (100 people at 1%: FAR 1e-4, 0.4678); it is
+/// never looser than FAR 1e-3 ([`DEFAULT_THRESHOLD`]), however small the gallery.
 pub fn open_set_threshold(people: usize, target_fpir: f64) -> f32 {
-    threshold_at_far(target_fpir / people.max(1) as f64)
+    threshold_at_far((target_fpir / people.max(1) as f64).min(1e-3))
 }
 
 /// The answer to "are these the same person?".
@@ -80,8 +81,9 @@ mod tests {
     fn open_set_threshold_tightens_with_the_gallery() {
         assert_eq!(open_set_threshold(10, 0.01), 0.5377);
         assert_eq!(open_set_threshold(100, 0.01), 0.4678);
-        let t5 = open_set_threshold(5, 0.01);
-        assert!(t5 > 0.5377 && t5 < 0.5753, "{t5}");
+        assert_eq!(open_set_threshold(1, 0.01), 0.5377);
+        let t30 = open_set_threshold(30, 0.01);
+        assert!(t30 > 0.4982 && t30 < 0.5377, "{t30}");
         assert_eq!(open_set_threshold(1_000_000, 0.01), 0.4210);
         assert_eq!(threshold_at_far(0.5), 0.6166);
     }
