@@ -8,7 +8,7 @@
 
 use crate::error::{Context, Result};
 use crate::frame::{FloatImage, Frame};
-use crate::models::{self, ModelStore, Plan};
+use crate::models::{self, ModelStore, Runner};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -79,9 +79,9 @@ impl Default for MtcnnConfig {
 pub struct Mtcnn {
     config: MtcnnConfig,
     pnet_bytes: Vec<u8>,
-    pnet_plans: HashMap<(usize, usize), Plan>,
-    rnet: Plan,
-    onet: Plan,
+    pnet_plans: HashMap<(usize, usize), std::sync::Arc<Runner>>,
+    rnet: Runner,
+    onet: Runner,
 }
 
 /// A candidate box `[x1, y1, x2, y2]`, score and 4 regression offsets.
@@ -98,8 +98,8 @@ impl Mtcnn {
     /// Loads the three networks from `store` (each verified by sha256).
     pub fn new(store: &ModelStore, config: MtcnnConfig) -> Result<Self> {
         let pnet_bytes = store.verified_bytes("pnet")?;
-        let rnet = store.load("rnet", &[1, 24, 24, 3])?;
-        let onet = store.load("onet", &[1, 48, 48, 3])?;
+        let rnet = Runner::new("rnet", &store.load("rnet", &[1, 24, 24, 3])?)?;
+        let onet = Runner::new("onet", &store.load("onet", &[1, 48, 48, 3])?)?;
         Ok(Mtcnn {
             config,
             pnet_bytes,
@@ -133,7 +133,7 @@ impl Mtcnn {
         out
     }
 
-    fn pnet_plan(&mut self, w: usize, h: usize) -> Result<Plan> {
+    fn pnet_plan(&mut self, w: usize, h: usize) -> Result<std::sync::Arc<Runner>> {
         if let Some(p) = self.pnet_plans.get(&(w, h)) {
             return Ok(p.clone());
         }
@@ -141,8 +141,9 @@ impl Mtcnn {
             self.pnet_plans.clear();
         }
         let plan = models::load_plan("pnet", &self.pnet_bytes, &[1, w, h, 3])?;
-        self.pnet_plans.insert((w, h), plan.clone());
-        Ok(plan)
+        let runner = std::sync::Arc::new(Runner::new("pnet", &plan)?);
+        self.pnet_plans.insert((w, h), runner.clone());
+        Ok(runner)
     }
 
     fn stage1(&mut self, img: &FloatImage) -> Result<Vec<Cand>> {
@@ -154,7 +155,7 @@ impl Mtcnn {
             let mut input = Vec::new();
             scaled.push_x_major(127.5, 0.0078125, &mut input);
             let plan = self.pnet_plan(ws, hs)?;
-            let out = models::run(&plan, "pnet", &[1, ws, hs, 3], input)?;
+            let out = plan.run(&[1, ws, hs, 3], input)?;
             let (shape, reg) = &out[0];
             let (_, prob) = &out[1];
             let (gw, gh) = (shape[1], shape[2]);
@@ -214,7 +215,7 @@ impl Mtcnn {
     fn stage2(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Cand>> {
         let mut kept = Vec::new();
         for (c, input) in cands.iter().zip(Self::crops(img, &cands, 24, false)) {
-            let out = models::run(&self.rnet, "rnet", &[1, 24, 24, 3], input)?;
+            let out = self.rnet.run(&[1, 24, 24, 3], input)?;
             let score = out[1].1[1] as f64;
             if score > self.config.thresholds[1] as f64 {
                 let r = &out[0].1;
@@ -242,7 +243,7 @@ impl Mtcnn {
             .collect();
         let mut kept = Vec::new();
         for (c, input) in cands.iter().zip(Self::crops(img, &cands, 48, true)) {
-            let out = models::run(&self.onet, "onet", &[1, 48, 48, 3], input)?;
+            let out = self.onet.run(&[1, 48, 48, 3], input)?;
             let score = out[2].1[1] as f64;
             if score > self.config.thresholds[2] as f64 {
                 let (r, lm) = (&out[0].1, &out[1].1);
@@ -283,17 +284,31 @@ impl Mtcnn {
 
 impl Detector for Mtcnn {
     fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>> {
+        let t0 = std::time::Instant::now();
         let img = FloatImage::from_frame(frame);
         let c1 = self.stage1(&img).context("P-Net stage")?;
-        if c1.is_empty() {
-            return Ok(Vec::new());
-        }
-        let c2 = self.stage2(&img, c1).context("R-Net stage")?;
-        if c2.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut faces = self.stage3(&img, c2).context("O-Net stage")?;
+        let (n1, t1) = (c1.len(), t0.elapsed());
+        let c2 = if c1.is_empty() {
+            c1
+        } else {
+            self.stage2(&img, c1).context("R-Net stage")?
+        };
+        let (n2, t2) = (c2.len(), t0.elapsed());
+        let mut faces = if c2.is_empty() {
+            Vec::new()
+        } else {
+            self.stage3(&img, c2).context("O-Net stage")?
+        };
         faces.retain(|f| f.score >= self.config.min_score);
+        log::debug!(
+            "detect {}x{}: P-Net {:.1} ms ({n1} candidates), R-Net {:.1} ms ({n2}), O-Net {:.1} ms ({} faces)",
+            frame.width(),
+            frame.height(),
+            t1.as_secs_f64() * 1e3,
+            (t2 - t1).as_secs_f64() * 1e3,
+            (t0.elapsed() - t2).as_secs_f64() * 1e3,
+            faces.len()
+        );
         Ok(faces)
     }
 }

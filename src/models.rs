@@ -205,3 +205,38 @@ pub fn run(
         })
         .collect()
 }
+
+/// A plan with a reusable run state (tensors and scratch kept between runs).
+pub struct Runner {
+    model: String,
+    state: std::sync::Mutex<TypedSimpleState>,
+}
+
+impl Runner {
+    /// A runner for `plan`, named `model` in errors.
+    pub fn new(model: &str, plan: &Plan) -> Result<Self> {
+        let state = plan.spawn().map_err(tract_err(model))?;
+        Ok(Runner {
+            model: model.to_string(),
+            state: std::sync::Mutex::new(state),
+        })
+    }
+
+    /// Runs on one f32 tensor and returns every output as (shape, data).
+    pub fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+        let model = self.model.as_str();
+        let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)
+            .map_err(|e| Error::Invalid(format!("{model}: input shape {shape:?}: {e}")))?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = state
+            .run(tvec!(Tensor::from(input).into_tvalue()))
+            .map_err(tract_err(model))?;
+        outputs
+            .iter()
+            .map(|o| {
+                let v = o.to_plain_array_view::<f32>().map_err(tract_err(model))?;
+                Ok((v.shape().to_vec(), v.iter().copied().collect()))
+            })
+            .collect()
+    }
+}
