@@ -652,16 +652,7 @@ pub fn folder_pairs(
     people.sort();
     let mut items: Vec<(usize, PathBuf)> = Vec::new();
     for (i, dir) in people.iter().enumerate() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
-                })
-            })
-            .collect();
-        files.sort();
+        let files = crate::frame::list_images(dir)?;
         items.extend(files.into_iter().map(|f| (i, f)));
     }
     if people.len() < 2 {

@@ -15,6 +15,21 @@ pub type Frame = image::RgbImage;
 /// Largest accepted side in pixels: beyond it a frame is refused rather than run slowly.
 pub const MAX_SIDE: u32 = 8192;
 
+/// The JPEG and PNG files directly inside `dir`, in name order.
+pub fn list_images(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Decodes the image file at `path` into an upright RGB8 [`Frame`].
 pub fn load_image(path: impl AsRef<Path>) -> Result<Frame> {
     let path = path.as_ref();

@@ -197,6 +197,11 @@ pub fn run(
     let outputs = plan
         .run(tvec!(Tensor::from(input).into_tvalue()))
         .map_err(tract_err(model))?;
+    to_vecs(model, &outputs)
+}
+
+/// Every output tensor as (shape, f32 data).
+fn to_vecs(model: &str, outputs: &[TValue]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
     outputs
         .iter()
         .map(|o| {
@@ -231,12 +236,6 @@ impl Runner {
         let outputs = state
             .run(tvec!(Tensor::from(input).into_tvalue()))
             .map_err(tract_err(model))?;
-        outputs
-            .iter()
-            .map(|o| {
-                let v = o.to_plain_array_view::<f32>().map_err(tract_err(model))?;
-                Ok((v.shape().to_vec(), v.iter().copied().collect()))
-            })
-            .collect()
+        to_vecs(model, &outputs)
     }
 }

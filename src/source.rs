@@ -29,16 +29,7 @@ pub struct FolderSource {
 impl FolderSource {
     /// Every JPEG/PNG directly in `dir`, in name order.
     pub fn from_dir(dir: &Path, fps: f64, looping: bool) -> Result<Self> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
-                })
-            })
-            .collect();
-        files.sort();
+        let files = crate::frame::list_images(dir)?;
         if files.is_empty() {
             return Err(Error::Invalid(format!(
                 "{}: no .jpg or .png frames",
