@@ -8,7 +8,7 @@ use crate::embed::Embedding;
 use crate::error::{Error, Result};
 use crate::frame::load_image;
 use crate::models::ModelStore;
-use crate::pipeline::{largest, Recognizer};
+use crate::pipeline::Recognizer;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -265,9 +265,6 @@ pub fn embed_all(
 
 /// The face whose box centre is nearest the frame centre (LFW's labelled face is centred).
 fn central(faces: &[Face], frame: &crate::frame::Frame) -> Option<usize> {
-    if std::env::var_os("FG_LARGEST").is_some() {
-        return largest(faces);
-    }
     let (cx, cy) = (frame.width() as f32 / 2.0, frame.height() as f32 / 2.0);
     let d = |f: &Face| {
         ((f.bbox[0] + f.bbox[2]) / 2.0 - cx).powi(2) + ((f.bbox[1] + f.bbox[3]) / 2.0 - cy).powi(2)

@@ -62,11 +62,6 @@ impl Recognizer {
         self.embedder.embed(&self.chip(frame, face))
     }
 
-    /// The embedder's own threshold from the manifest.
-    pub fn embedder_threshold(&self) -> Option<f32> {
-        self.embedder.spec().threshold
-    }
-
     /// Every face in `frame` with its embedding.
     pub fn analyze(&mut self, frame: &Frame) -> Result<Vec<FaceEmbedding>> {
         let faces = self.detect(frame)?;
