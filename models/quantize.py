@@ -2,8 +2,10 @@
 """Write the int8 variant of the dlib embedder with onnxruntime's static quantization.
 
 QOperator format, only Conv and Relu quantized, per-tensor, uint8 activations / int8 weights:
-the one variant that tract runs faster than fp32 (QDQ is de-quantized by tract, full QOperator
-needs QLinearConcat which tract lacks, dynamic quantization is slower).
+the one variant that tract has run faster than fp32 (QDQ is de-quantized by tract, full
+QOperator needs QLinearConcat which tract lacks, dynamic quantization is slower). fp32 stays
+the default embedder: on our x86 bench int8 was not faster in tract (10.6 vs 10.0 ms); measure
+both on the device (`facegate bench`).
 
 Calibration uses real faces: the central 120x120 of 250x250 LFW images (the deep-funneled set
 centres the face), resized to the 150x150 chip. `--calib DIR` reads any folder of images the
