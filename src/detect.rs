@@ -195,11 +195,13 @@ impl Mtcnn {
         Ok(out)
     }
 
-    fn crops(img: &FloatImage, cands: &[Cand], size: usize, trunc: bool) -> Vec<Vec<f32>> {
+    /// The `size x size` network inputs of whole-pixel candidate boxes (1-based corners, as
+    /// in the reference MTCNN: the crop starts at `x1 - 1`), zero-filled outside the frame.
+    fn crops(img: &FloatImage, cands: &[Cand], size: usize) -> Vec<Vec<f32>> {
         cands
             .iter()
             .map(|c| {
-                let b = if trunc { c.b.map(f64::trunc) } else { c.b };
+                let b = c.b;
                 let w = (b[2] - b[0] + 1.0).max(1.0) as usize;
                 let h = (b[3] - b[1] + 1.0).max(1.0) as usize;
                 let crop = img
@@ -214,7 +216,7 @@ impl Mtcnn {
 
     fn stage2(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Cand>> {
         let mut kept = Vec::new();
-        for (c, input) in cands.iter().zip(Self::crops(img, &cands, 24, false)) {
+        for (c, input) in cands.iter().zip(Self::crops(img, &cands, 24)) {
             let out = self.rnet.run(&[1, 24, 24, 3], input)?;
             let score = out[1].1[1] as f64;
             if score > self.config.thresholds[1] as f64 {
@@ -242,7 +244,7 @@ impl Mtcnn {
             })
             .collect();
         let mut kept = Vec::new();
-        for (c, input) in cands.iter().zip(Self::crops(img, &cands, 48, true)) {
+        for (c, input) in cands.iter().zip(Self::crops(img, &cands, 48)) {
             let out = self.onet.run(&[1, 48, 48, 3], input)?;
             let score = out[2].1[1] as f64;
             if score > self.config.thresholds[2] as f64 {

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::models::{self, ModelSpec, ModelStore, Plan};
+use crate::models::{ModelSpec, ModelStore, Runner};
 use serde::{Deserialize, Serialize};
 
 /// How two embeddings are compared.
@@ -80,7 +80,7 @@ pub struct TractEmbedder {
     name: String,
     id: String,
     spec: ModelSpec,
-    plan: Plan,
+    runner: Runner,
     size: u32,
     dim: usize,
     metric: Metric,
@@ -106,12 +106,12 @@ impl TractEmbedder {
             _ => return Err(bad("a known metric")),
         };
         let shape = input_shape(&spec, size);
-        let plan = store.load(name, &shape)?;
+        let runner = Runner::new(name, &store.load(name, &shape)?)?;
         Ok(TractEmbedder {
             name: name.into(),
             id: store.model_id(name)?,
             spec,
-            plan,
+            runner,
             size,
             dim,
             metric,
@@ -163,7 +163,7 @@ impl Embedder for TractEmbedder {
             }
         }
         let shape = input_shape(&self.spec, self.size);
-        let out = models::run(&self.plan, &self.name, &shape, input)?;
+        let out = self.runner.run(&shape, input)?;
         let v = out.into_iter().next().map(|o| o.1).unwrap_or_default();
         if v.len() != self.dim {
             return Err(Error::Inference {

@@ -7,8 +7,8 @@
 //! The first line is a sha256 over the rest of the file, so any damage is detected.
 //!
 //! Writes are atomic: a temp file in the same directory (mode 0600), fsync, the previous file
-//! kept as `NAME.bak`, rename, fsync of the directory. A file that fails to load (damaged,
-//! other model, unknown version) is never overwritten.
+//! kept as `NAME.bak` (itself swapped in atomically), rename, fsync of the directory. A file
+//! that fails to load (damaged, other model, unknown version) is never overwritten.
 
 use crate::embed::{Embedding, Metric};
 use crate::error::{Error, Result};
@@ -316,9 +316,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
         if path.exists() {
+            // The backup is swapped in atomically too: a hard link to the current file under
+            // a temp name, renamed over the old backup (a copy where links are unsupported).
             let bak = backup_path(path);
-            std::fs::copy(path, &bak)?;
-            std::fs::File::open(&bak)?.sync_all()?;
+            let bak_tmp = dir.join(format!(".{name}.bak-{}", std::process::id()));
+            let _ = std::fs::remove_file(&bak_tmp);
+            if std::fs::hard_link(path, &bak_tmp).is_err() {
+                std::fs::copy(path, &bak_tmp)?;
+                std::fs::File::open(&bak_tmp)?.sync_all()?;
+            }
+            std::fs::rename(&bak_tmp, &bak)?;
         }
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(&dir)?.sync_all()

@@ -185,21 +185,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Runs `plan` on one f32 tensor and returns every output as (shape, data).
-pub fn run(
-    plan: &Plan,
-    model: &str,
-    shape: &[usize],
-    data: Vec<f32>,
-) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
-    let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)
-        .map_err(|e| Error::Invalid(format!("{model}: input shape {shape:?}: {e}")))?;
-    let outputs = plan
-        .run(tvec!(Tensor::from(input).into_tvalue()))
-        .map_err(tract_err(model))?;
-    to_vecs(model, &outputs)
-}
-
 /// Every output tensor as (shape, f32 data).
 fn to_vecs(model: &str, outputs: &[TValue]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
     outputs

@@ -361,6 +361,8 @@ fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
     let dir = tempfile::tempdir().unwrap();
     let g = obama_gallery(dir.path());
     let bin = env!("CARGO_BIN_EXE_facegate");
+    let backup = facegate::gallery::backup_path(&g);
+    assert!(!backup.exists());
     for round in 0..8 {
         // A writer renames back and forth as fast as it can; kill -9 it mid-flight.
         let script = format!(
@@ -385,6 +387,13 @@ fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
         assert_eq!(loaded.people.len(), 1);
         assert!(["Obama", "Barack"].contains(&loaded.people[0].name.as_str()));
     }
+    // The writers did write (each rename keeps the previous file as .bak), and the backup is
+    // itself a whole gallery.
+    assert!(
+        backup.exists(),
+        "no write happened: the test would prove nothing"
+    );
+    assert_eq!(Gallery::load_any(&backup).unwrap().people.len(), 1);
 }
 
 #[test]
