@@ -5,6 +5,7 @@
 
 use crate::detect::{Face, MtcnnConfig};
 use crate::embed::Embedding;
+use crate::embed_cache::{image_hash, EmbeddingCache};
 use crate::error::{Error, Result};
 use crate::frame::load_image;
 use crate::models::ModelStore;
@@ -215,26 +216,137 @@ pub enum Found {
     Fallback,
 }
 
+impl Found {
+    fn tag(self) -> u8 {
+        match self {
+            Found::Detected => 0,
+            Found::SmallFace => 1,
+            Found::Fallback => 2,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Found> {
+        match tag {
+            0 => Some(Found::Detected),
+            1 => Some(Found::SmallFace),
+            2 => Some(Found::Fallback),
+            _ => None,
+        }
+    }
+}
+
+/// What [`embed_all`] runs with: the models, the detector's minimum face, the embedding cache
+/// and a progress callback.
+pub struct EmbedRun<'a> {
+    /// Model files.
+    pub store: &'a ModelStore,
+    /// Embedding model name.
+    pub model: &'a str,
+    /// Smallest face side to detect, in pixels.
+    pub min_face: f32,
+    /// Embedding cache directory ([`crate::embed_cache`]); `None`: no cache.
+    pub cache: Option<PathBuf>,
+    /// Called with (images done, images in all) as images complete, cached ones first.
+    pub progress: &'a (dyn Fn(usize, usize) + Sync),
+}
+
+impl<'a> EmbedRun<'a> {
+    /// No cache, no progress.
+    pub fn new(store: &'a ModelStore, model: &'a str, min_face: f32) -> Self {
+        EmbedRun {
+            store,
+            model,
+            min_face,
+            cache: None,
+            progress: &|_, _| {},
+        }
+    }
+
+    /// What decides an embedding besides the image: facegate's version, the sha256 of the
+    /// four model files, the detector settings.
+    fn cache_key(&self) -> Result<String> {
+        let mut key = format!(
+            "facegate {} | min_face {} | {:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.min_face,
+            MtcnnConfig::default()
+        );
+        for name in ["pnet", "rnet", "onet", self.model] {
+            key += &format!(" | {name} {}", self.store.spec(name)?.sha256);
+        }
+        Ok(key)
+    }
+}
+
 /// An image with its embedding and how its face was found.
 type Embedded = (PathBuf, (Embedding, Found));
 
-/// The embedding of every image (the face nearest the centre), in parallel over all cores.
+/// Embeddings by image path.
+pub type Embeddings = BTreeMap<PathBuf, (Embedding, Found)>;
+
+/// The embedding of every image (the face nearest the centre), in parallel over all cores;
+/// images already in the cache are not embedded again.
 pub fn embed_all(
-    store: &ModelStore,
-    model: &str,
-    min_face: f32,
+    run: &EmbedRun,
     paths: &[PathBuf],
-    progress: &(dyn Fn() + Sync),
 ) -> Result<BTreeMap<PathBuf, (Embedding, Found)>> {
+    Ok(embed_all_counted(run, paths)?.0)
+}
+
+/// [`embed_all`], and how many embeddings came from the cache.
+fn embed_all_counted(run: &EmbedRun, paths: &[PathBuf]) -> Result<(Embeddings, usize)> {
+    let total = paths.len();
+    let mut out = BTreeMap::new();
+    let mut todo: Vec<(PathBuf, [u8; 32])> = Vec::new();
+    let mut cache = match &run.cache {
+        Some(dir) => {
+            let dim = run.store.spec(run.model)?.embedding_dim.unwrap_or(0);
+            let cache = EmbeddingCache::open(dir, &run.cache_key()?, dim);
+            let hashes: Vec<(PathBuf, [u8; 32])> = paths
+                .par_iter()
+                .map(|p| {
+                    let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+                    Ok((p.clone(), image_hash(&bytes)))
+                })
+                .collect::<Result<_>>()?;
+            for (p, h) in hashes {
+                match cache
+                    .get(&h)
+                    .and_then(|(t, v)| Some((Found::from_tag(t)?, v)))
+                {
+                    Some((found, v)) => {
+                        out.insert(p, (Embedding(v.to_vec()), found));
+                    }
+                    None => todo.push((p, h)),
+                }
+            }
+            log::info!(
+                "{} of {total} embeddings from {}",
+                out.len(),
+                cache.file().display()
+            );
+            Some(cache)
+        }
+        None => {
+            todo = paths.iter().map(|p| (p.clone(), [0; 32])).collect();
+            None
+        }
+    };
+    let cached = out.len();
+    let done = std::sync::atomic::AtomicUsize::new(cached);
+    (run.progress)(cached, total);
+    if todo.is_empty() {
+        return Ok((out, cached));
+    }
     // One recognizer per worker, each over an interleaved share of the images.
-    let workers = rayon::current_num_threads().clamp(1, paths.len().max(1));
+    let workers = rayon::current_num_threads().clamp(1, todo.len());
     let mut recs = (0..workers)
         .map(|_| {
             Recognizer::new(
-                store,
-                model,
+                run.store,
+                run.model,
                 MtcnnConfig {
-                    min_face,
+                    min_face: run.min_face,
                     ..Default::default()
                 },
             )
@@ -244,23 +356,34 @@ pub fn embed_all(
         .par_iter_mut()
         .enumerate()
         .map(|(w, rec)| {
-            paths
-                .iter()
+            todo.iter()
                 .skip(w)
                 .step_by(workers)
-                .map(|p| {
+                .map(|(p, _)| {
                     let r = embed_one(rec, p).map(|e| (p.clone(), e));
-                    progress();
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    (run.progress)(n, total);
                     r
                 })
                 .collect()
         })
         .collect();
-    let mut out = BTreeMap::new();
+    let mut fresh = BTreeMap::new();
     for r in results {
-        out.extend(r?);
+        fresh.extend(r?);
     }
-    Ok(out)
+    if let Some(cache) = cache.as_mut() {
+        for (p, h) in &todo {
+            if let Some((e, found)) = fresh.get(p) {
+                cache.insert(*h, found.tag(), e.0.clone());
+            }
+        }
+        if let Err(e) = cache.save() {
+            log::warn!("embedding cache not saved: {e}");
+        }
+    }
+    out.extend(fresh);
+    Ok((out, cached))
 }
 
 /// The face whose box centre is nearest the frame centre (LFW's labelled face is centred).
@@ -448,8 +571,16 @@ pub struct LfwReport {
     pub eer: f64,
     /// Area under the ROC curve.
     pub auc: f64,
-    /// Seconds spent computing embeddings.
+    /// Embeddings taken from the cache (not computed in this run).
+    pub cached: usize,
+    /// Seconds spent computing (or loading) embeddings.
     pub seconds: f64,
+    /// Distances of the matched pairs (for plots; not in the JSON).
+    #[serde(skip)]
+    pub genuine: Vec<f32>,
+    /// Distances of the mismatched pairs.
+    #[serde(skip)]
+    pub impostor: Vec<f32>,
 }
 
 impl LfwReport {
@@ -482,23 +613,20 @@ impl LfwReport {
             self.eer * 100.0,
             self.auc
         );
+        let computed = self.images - self.cached;
         s += &format!(
-            "embedding time {:.1} s ({:.1} images/s)\n",
+            "embeddings: {} computed in {:.1} s ({:.1} images/s), {} from the cache\n",
+            computed,
             self.seconds,
-            self.images as f64 / self.seconds.max(1e-9)
+            computed as f64 / self.seconds.max(1e-9),
+            self.cached
         );
         s
     }
 }
 
 /// Runs the LFW protocol: View 2 (`full`) or View 1.
-pub fn lfw(
-    store: &ModelStore,
-    model: &str,
-    min_face: f32,
-    data: &Path,
-    full: bool,
-) -> Result<LfwReport> {
+pub fn lfw(run: &EmbedRun, data: &Path, full: bool) -> Result<LfwReport> {
     let lfw = data.join("lfw");
     let lists: Vec<Vec<Pair>> = if full {
         vec![parse_pairs(&lfw.join("pairs.txt"))?]
@@ -517,15 +645,7 @@ pub fn lfw(
     paths.sort();
     paths.dedup();
     let start = std::time::Instant::now();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let total = paths.len();
-    let progress = || {
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if n.is_multiple_of(500) || n == total {
-            log::info!("embedded {n}/{total} images");
-        }
-    };
-    let emb = embed_all(store, model, min_face, &paths, &progress)?;
+    let (emb, cached) = embed_all_counted(run, &paths)?;
     let seconds = start.elapsed().as_secs_f64();
     let metric = crate::embed::Metric::Euclidean;
     let dist = |pairs: &[Pair]| -> Vec<(f32, bool, usize)> {
@@ -553,7 +673,7 @@ pub fn lfw(
     let (t2, tar2) = tar_at_far(&genuine, &impostor, 1e-2);
     let count = |f: Found| emb.values().filter(|e| e.1 == f).count();
     Ok(LfwReport {
-        model: model.to_string(),
+        model: run.model.to_string(),
         view: if full { "full".into() } else { "dev".into() },
         pairs: all.len(),
         images: emb.len(),
@@ -566,7 +686,10 @@ pub fn lfw(
         tar_at_far_1e2: (tar2, t2),
         eer: eer(&genuine, &impostor),
         auc: auc(&genuine, &impostor),
+        cached,
         seconds,
+        genuine,
+        impostor,
     })
 }
 
@@ -635,12 +758,7 @@ pub fn calibrate(genuine: &[f32], impostor: &[f32], target_far: f64) -> Result<C
 }
 
 /// Genuine and impostor distances of all pairs of images under `root/<person>/`.
-pub fn folder_pairs(
-    store: &ModelStore,
-    model: &str,
-    min_face: f32,
-    root: &Path,
-) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn folder_pairs(run: &EmbedRun, root: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut people: Vec<PathBuf> = std::fs::read_dir(root)
         .map_err(|e| Error::io(root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -659,7 +777,7 @@ pub fn folder_pairs(
         )));
     }
     let paths: Vec<PathBuf> = items.iter().map(|x| x.1.clone()).collect();
-    let emb = embed_all(store, model, min_face, &paths, &|| {})?;
+    let emb = embed_all(run, &paths)?;
     let undetected = emb.values().filter(|e| e.1 == Found::Fallback).count();
     if undetected > 0 {
         log::warn!(
@@ -684,12 +802,7 @@ pub fn folder_pairs(
 /// Genuine distances of an LFW pair list's matched pairs, and impostor distances of every
 /// pair of its images that show different people (far more than the list's mismatched
 /// pairs, so that a FAR of 1e-3 can be measured).
-pub fn lfw_pair_distances(
-    store: &ModelStore,
-    model: &str,
-    min_face: f32,
-    pairs_file: &Path,
-) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn lfw_pair_distances(run: &EmbedRun, pairs_file: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
     let pairs = parse_pairs(pairs_file)?;
     let images = pairs_file.parent().unwrap_or(Path::new(".")).join("images");
     let mut rel: Vec<PathBuf> = pairs
@@ -699,7 +812,7 @@ pub fn lfw_pair_distances(
     rel.sort();
     rel.dedup();
     let paths: Vec<PathBuf> = rel.iter().map(|p| images.join(p)).collect();
-    let emb = embed_all(store, model, min_face, &paths, &|| {})?;
+    let emb = embed_all(run, &paths)?;
     let metric = crate::embed::Metric::Euclidean;
     let genuine = pairs
         .iter()
@@ -770,8 +883,7 @@ pub struct OpenSet {
 /// probes with up to `max_probes` of their other images and with `strangers` images of
 /// people with a single image (never enrolled).
 pub fn lfw_open_set(
-    store: &ModelStore,
-    model: &str,
+    run: &EmbedRun,
     data: &Path,
     people: usize,
     max_probes: usize,
@@ -816,8 +928,8 @@ pub fn lfw_open_set(
         .chain(probes.iter().map(|p| p.1.clone()))
         .chain(stranger.iter().cloned())
         .collect();
-    let emb = embed_all(store, model, 40.0, &all, &|| {})?;
-    let mut g = crate::gallery::Gallery::new(store.model_id(model)?);
+    let emb = embed_all(run, &all)?;
+    let mut g = crate::gallery::Gallery::new(run.store.model_id(run.model)?);
     for (name, f) in &enrolled {
         g.add(name, vec![emb[f].0.clone()], 0)?;
     }

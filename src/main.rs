@@ -69,6 +69,12 @@ enum Cmd {
         /// `full` (View 2, pairs.txt) or `dev` (View 1).
         #[arg(long, default_value = "full", value_parser = ["full", "dev"])]
         view: String,
+        /// Write the ROC curve and the distance histogram as PNGs into this folder.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+        /// Compute every embedding, ignoring and not writing the embedding cache.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Enroll a person from photos (or the camera, with the `camera` feature).
     Enroll {
@@ -151,6 +157,9 @@ enum Cmd {
         /// Write the threshold into this config file (other contents kept).
         #[arg(long)]
         write_config: Option<PathBuf>,
+        /// Compute every embedding, ignoring and not writing the embedding cache.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Per-stage latency (one thread) on a 640x480 frame, and 1:N search time.
     Bench {
@@ -191,7 +200,10 @@ enum PeopleCmd {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,tract_linalg=warn"),
+    )
+    .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -262,8 +274,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Eval { data, bench, .. } if bench == "openset" => {
+        Cmd::Eval {
+            data,
+            bench,
+            no_cache,
+            ..
+        } if bench == "openset" => {
             let store = ModelStore::open(cli.models.clone().unwrap_or_else(default_model_dir))?;
+            let bar = progress_bar();
+            let report = |done: usize, total: usize| show_progress(&bar, done, total);
+            let run = embed_run(&cli, &store, *no_cache, &report);
             let data = data
                 .clone()
                 .unwrap_or_else(facegate::eval::default_data_dir);
@@ -271,28 +291,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threshold: facegate::verify::DEFAULT_THRESHOLD,
                 min_margin: 0.05,
             };
-            let r = facegate::eval::lfw_open_set(
-                &store,
-                &cli.model,
-                &data,
-                100,
-                usize::MAX,
-                1000,
-                policy,
-            )?;
+            let r = facegate::eval::lfw_open_set(&run, &data, 100, usize::MAX, 1000, policy)?;
+            bar.finish_and_clear();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&r).map_err(|e| Error::Invalid(e.to_string()))?
             );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Eval { data, view, .. } => {
+        Cmd::Eval {
+            data,
+            view,
+            plots,
+            no_cache,
+            ..
+        } => {
             let store = ModelStore::open(cli.models.clone().unwrap_or_else(default_model_dir))?;
             let data = data
                 .clone()
                 .unwrap_or_else(facegate::eval::default_data_dir);
-            let report =
-                facegate::eval::lfw(&store, &cli.model, cli.min_face, &data, view == "full")?;
+            let bar = progress_bar();
+            let report = |done: usize, total: usize| show_progress(&bar, done, total);
+            let run = embed_run(&cli, &store, *no_cache, &report);
+            let report = facegate::eval::lfw(&run, &data, view == "full")?;
+            bar.finish_and_clear();
+            if let Some(dir) = plots {
+                write_plots(dir, &report)?;
+            }
             if cli.json {
                 println!(
                     "{}",
@@ -459,16 +484,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             lfw_pairs,
             target_far,
             write_config,
+            no_cache,
         } => {
             let store = ModelStore::open(cli.models.clone().unwrap_or_else(default_model_dir))?;
+            let bar = progress_bar();
+            let report = |done: usize, total: usize| show_progress(&bar, done, total);
+            let run = embed_run(&cli, &store, *no_cache, &report);
             let (source, (genuine, impostor)) = match (images, lfw_pairs) {
                 (_, Some(p)) => (
                     p.display().to_string(),
-                    facegate::eval::lfw_pair_distances(&store, &cli.model, cli.min_face, p)?,
+                    facegate::eval::lfw_pair_distances(&run, p)?,
                 ),
                 (Some(d), None) => (
                     d.display().to_string(),
-                    facegate::eval::folder_pairs(&store, &cli.model, cli.min_face, d)?,
+                    facegate::eval::folder_pairs(&run, d)?,
                 ),
                 (None, None) => {
                     return Err(Error::Invalid(
@@ -718,6 +747,66 @@ fn run_kiosk(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr (drawn only when stderr is a terminal).
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "embedding {wide_bar} {pos}/{len} images, {per_sec}, eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, done: usize, total: usize) {
+    bar.set_length(total as u64);
+    bar.set_position(done as u64);
+}
+
+/// The embedding run of `eval` and `calibrate`: the CLI's model and minimum face, the cache
+/// unless `--no-cache`.
+fn embed_run<'a>(
+    cli: &'a Cli,
+    store: &'a ModelStore,
+    no_cache: bool,
+    progress: &'a (dyn Fn(usize, usize) + Sync),
+) -> facegate::eval::EmbedRun<'a> {
+    facegate::eval::EmbedRun {
+        cache: (!no_cache).then(facegate::embed_cache::default_cache_dir),
+        progress,
+        ..facegate::eval::EmbedRun::new(store, &cli.model, cli.min_face)
+    }
+}
+
+/// `<dir>/lfw_<view>_<model>_roc.png` and `..._distances.png`, marking the default threshold.
+fn write_plots(dir: &Path, r: &facegate::eval::LfwReport) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let op = facegate::plot::OperatingPoint {
+        threshold: facegate::verify::DEFAULT_THRESHOLD,
+        label: "default threshold".into(),
+    };
+    let view = if r.view == "full" { "View 2" } else { "View 1" };
+    let stem = format!("lfw_{}_{}", r.view, r.model);
+    let roc = dir.join(format!("{stem}_roc.png"));
+    facegate::plot::roc_png(
+        &roc,
+        &format!("ROC, LFW {view}, {}", r.model),
+        &r.genuine,
+        &r.impostor,
+        Some(&op),
+    )?;
+    let hist = dir.join(format!("{stem}_distances.png"));
+    facegate::plot::histogram_png(
+        &hist,
+        &format!("Pair distances, LFW {view}, {}", r.model),
+        &r.genuine,
+        &r.impostor,
+        Some(&op),
+    )?;
+    eprintln!("wrote {} and {}", roc.display(), hist.display());
+    Ok(())
 }
 
 fn largest_embedding(rec: &mut Recognizer, path: &Path) -> Result<facegate::embed::Embedding> {

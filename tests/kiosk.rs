@@ -402,9 +402,9 @@ fn open_set_on_lfw_keeps_strangers_out() {
         threshold: open_set(100),
         min_margin: 0.05,
     };
+    let store = common::store();
     let r = facegate::eval::lfw_open_set(
-        &common::store(),
-        "dlib_fp32",
+        &facegate::eval::EmbedRun::new(&store, "dlib_fp32", 40.0),
         &common::data_dir(),
         100,
         3,

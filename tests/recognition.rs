@@ -3,7 +3,7 @@
 mod common;
 
 use facegate::embed::{Embedder, Metric};
-use facegate::eval::{accuracy, best_threshold, embed_all, parse_pairs};
+use facegate::eval::{accuracy, best_threshold, embed_all, parse_pairs, EmbedRun};
 use facegate::frame::load_image;
 use facegate::pipeline::largest;
 use facegate::Error;
@@ -281,7 +281,8 @@ fn lfw_view1_accuracy_with_threshold_from_devtrain() {
     paths.sort();
     paths.dedup();
     let full: Vec<PathBuf> = paths.iter().map(|p| lfw.join("images").join(p)).collect();
-    let emb = embed_all(&common::store(), "dlib_fp32", 40.0, &full, &|| {}).unwrap();
+    let store = common::store();
+    let emb = embed_all(&EmbedRun::new(&store, "dlib_fp32", 40.0), &full).unwrap();
     let dist = |pairs: &[facegate::eval::Pair]| -> Vec<(f32, bool)> {
         pairs
             .iter()

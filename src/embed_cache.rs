@@ -1,0 +1,214 @@
+//! A disk cache of embeddings for evaluations, so that re-running `eval` or `calibrate` on
+//! the same photos with the same models is instant.
+//!
+//! An entry is found by the sha256 of the image file's bytes; a cache file belongs to one
+//! *key*, the sha256 of everything else that decides the result (facegate's version, the
+//! model files' sha256, the detector settings). Another key is another file, so a new model
+//! or a new release never reads stale embeddings.
+//!
+//! The cache is an accelerator, never a source of truth: a missing, truncated or corrupt file
+//! (checked by a CRC-32) is ignored with a warning and rebuilt; it is written atomically
+//! (temporary file + rename).
+//!
+//! ```
+//! use facegate::embed_cache::EmbeddingCache;
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut cache = EmbeddingCache::open(dir.path(), "some key", 2);
+//! let image = facegate::embed_cache::image_hash(b"the file's bytes");
+//! cache.insert(image, 1, vec![0.6, 0.8]);
+//! cache.save().unwrap();
+//! let again = EmbeddingCache::open(dir.path(), "some key", 2);
+//! assert_eq!(again.get(&image), Some((1, &[0.6f32, 0.8][..])));
+//! assert!(EmbeddingCache::open(dir.path(), "another key", 2).is_empty());
+//! ```
+
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"FGEMB01\n";
+
+/// The sha256 of an image file's bytes: the cache's entry key.
+pub fn image_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// `$FACEGATE_CACHE/embeddings`, else `~/.cache/facegate/embeddings`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACEGATE_CACHE") {
+        return PathBuf::from(d).join("embeddings");
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache/facegate/embeddings")
+}
+
+/// Embeddings (with a one-byte tag, e.g. how the face was found) by image hash, for one key.
+#[derive(Debug)]
+pub struct EmbeddingCache {
+    file: PathBuf,
+    key: [u8; 32],
+    dim: usize,
+    entries: HashMap<[u8; 32], (u8, Vec<f32>)>,
+    dirty: bool,
+}
+
+impl EmbeddingCache {
+    /// The cache for `key` in `dir`, with `dim`-dimensional embeddings. Never fails: an
+    /// unreadable or corrupt file gives an empty cache (and a warning).
+    pub fn open(dir: &Path, key: &str, dim: usize) -> Self {
+        let key: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let name: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let file = dir.join(format!("{name}.bin"));
+        let entries = match std::fs::read(&file) {
+            Ok(bytes) => parse(&bytes, &key, dim).unwrap_or_else(|why| {
+                log::warn!("{}: ignoring the embedding cache: {why}", file.display());
+                HashMap::new()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => {
+                log::warn!("{}: ignoring the embedding cache: {e}", file.display());
+                HashMap::new()
+            }
+        };
+        EmbeddingCache {
+            file,
+            key,
+            dim,
+            entries,
+            dirty: false,
+        }
+    }
+
+    /// The cache file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The tag and embedding stored for an image.
+    pub fn get(&self, image: &[u8; 32]) -> Option<(u8, &[f32])> {
+        self.entries.get(image).map(|(t, v)| (*t, v.as_slice()))
+    }
+
+    /// Stores an embedding; one of the wrong length is not stored.
+    pub fn insert(&mut self, image: [u8; 32], tag: u8, embedding: Vec<f32>) {
+        if embedding.len() == self.dim {
+            self.entries.insert(image, (tag, embedding));
+            self.dirty = true;
+        }
+    }
+
+    /// Writes the file if anything was inserted (atomically: temporary file, then rename).
+    pub fn save(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut out = Vec::with_capacity(48 + self.entries.len() * (33 + 4 * self.dim));
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.key);
+        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        let mut keys: Vec<&[u8; 32]> = self.entries.keys().collect();
+        keys.sort();
+        for k in keys {
+            let (tag, v) = &self.entries[k];
+            out.extend_from_slice(k);
+            out.push(*tag);
+            for x in v {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        let tmp = self.file.with_extension("tmp");
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(&out))
+            .map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &self.file).map_err(|e| Error::io(&self.file, e))?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+type Entries = HashMap<[u8; 32], (u8, Vec<f32>)>;
+
+fn parse(bytes: &[u8], key: &[u8; 32], dim: usize) -> std::result::Result<Entries, String> {
+    let header = 8 + 32 + 4 + 4;
+    if bytes.len() < header + 4 {
+        return Err("shorter than its header".into());
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err("checksum mismatch (truncated or damaged)".into());
+    }
+    if &body[..8] != MAGIC {
+        return Err("not a facegate embedding cache".into());
+    }
+    if &body[8..40] != key {
+        return Err("written for other models or settings".into());
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+    if u32_at(40) as usize != dim {
+        return Err(format!("{}-dimensional, expected {dim}", u32_at(40)));
+    }
+    let n = u32_at(44) as usize;
+    let record = 33 + 4 * dim;
+    if body.len() != header + n * record {
+        return Err(format!("{n} entries do not fit its length"));
+    }
+    let mut entries = HashMap::with_capacity(n);
+    for r in body[header..].chunks_exact(record) {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&r[..32]);
+        let v = r[33..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        entries.insert(k, (r[32], v));
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = EmbeddingCache::open(dir.path(), "k", 3);
+        assert!(c.is_empty());
+        let (a, b) = (image_hash(b"a"), image_hash(b"b"));
+        c.insert(a, 0, vec![1.0, 2.0, 3.0]);
+        c.insert(b, 2, vec![-1.0, 0.5, 0.25]);
+        c.insert(image_hash(b"c"), 0, vec![1.0]); // wrong length: dropped
+        c.save().unwrap();
+        let c2 = EmbeddingCache::open(dir.path(), "k", 3);
+        assert_eq!(c2.len(), 2);
+        assert_eq!(c2.get(&b), Some((2, &[-1.0f32, 0.5, 0.25][..])));
+        assert!(EmbeddingCache::open(dir.path(), "k", 4).is_empty());
+
+        // A flipped bit or a cut file: ignored, never an error.
+        let mut bytes = std::fs::read(c2.file()).unwrap();
+        bytes[60] ^= 1;
+        std::fs::write(c2.file(), &bytes).unwrap();
+        assert!(EmbeddingCache::open(dir.path(), "k", 3).is_empty());
+        std::fs::write(c2.file(), &bytes[..20]).unwrap();
+        assert!(EmbeddingCache::open(dir.path(), "k", 3).is_empty());
+    }
+}

@@ -1,0 +1,285 @@
+//! Evaluation plots as PNG: the ROC curve (TAR against FAR on a log axis, with the operating
+//! point marked) and the distance histogram of genuine and impostor pairs.
+//!
+//! Text is drawn with DejaVu Sans compiled into the binary, so plots look the same on any
+//! machine and need no system fonts.
+
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+const SIZE: (u32, u32) = (900, 640);
+
+/// The kiosk's operating point to mark on the plots.
+#[derive(Debug, Clone)]
+pub struct OperatingPoint {
+    /// Distance threshold.
+    pub threshold: f32,
+    /// What it is, e.g. "default threshold (FAR 1e-3 on View 1 DevTrain)".
+    pub label: String,
+}
+
+fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Only fails on bytes that are not a font; these are DejaVu's own.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |e| Error::Invalid(format!("{}: drawing the plot failed: {e}", path.display()))
+}
+
+/// (FAR, TAR) at every distinct distance, FAR ascending; a pair is accepted when its distance
+/// is at most the threshold.
+pub fn roc_points(genuine: &[f32], impostor: &[f32]) -> Vec<(f64, f64)> {
+    let mut all: Vec<(f32, bool)> = genuine
+        .iter()
+        .map(|&d| (d, true))
+        .chain(impostor.iter().map(|&d| (d, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ng, ni) = (genuine.len().max(1) as f64, impostor.len().max(1) as f64);
+    let (mut g, mut i) = (0usize, 0usize);
+    let mut out = Vec::with_capacity(all.len());
+    for (k, &(d, same)) in all.iter().enumerate() {
+        if same {
+            g += 1;
+        } else {
+            i += 1;
+        }
+        if k + 1 == all.len() || all[k + 1].0 != d {
+            out.push((i as f64 / ni, g as f64 / ng));
+        }
+    }
+    out
+}
+
+fn rates_at(genuine: &[f32], impostor: &[f32], t: f32) -> (f64, f64) {
+    let far = impostor.iter().filter(|&&d| d <= t).count() as f64 / impostor.len().max(1) as f64;
+    let tar = genuine.iter().filter(|&&d| d <= t).count() as f64 / genuine.len().max(1) as f64;
+    (far, tar)
+}
+
+/// Writes the ROC curve: TAR against FAR, FAR on a log axis from one impostor pair up.
+pub fn roc_png(
+    path: &Path,
+    title: &str,
+    genuine: &[f32],
+    impostor: &[f32],
+    op: Option<&OperatingPoint>,
+) -> Result<()> {
+    fonts();
+    let e = plot_err(path);
+    let floor = 1.0 / impostor.len().max(1) as f64;
+    let pts: Vec<(f64, f64)> = roc_points(genuine, impostor)
+        .into_iter()
+        .filter(|p| p.0 >= floor)
+        .collect();
+    let ymin = pts.first().map(|p| p.1).unwrap_or(0.0);
+    let ymin = ((ymin - 0.02) * 20.0).floor().max(0.0) / 20.0;
+    let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d((floor..1.0f64).log_scale(), ymin..1.0f64)
+            .map_err(|x| e(x.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("FAR (false accepts / impostor pairs), log scale")
+            .y_desc("TAR (true accepts / genuine pairs)")
+            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 18))
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), BLUE.stroke_width(2)))
+            .map_err(|x| e(x.to_string()))?
+            .label(format!(
+                "{} genuine, {} impostor pairs",
+                genuine.len(),
+                impostor.len()
+            ))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        if let Some(op) = op {
+            let (far, tar) = rates_at(genuine, impostor, op.threshold);
+            let at = (far.max(floor), tar);
+            chart
+                .draw_series(std::iter::once(Circle::new(at, 7, RED.filled())))
+                .map_err(|x| e(x.to_string()))?
+                .label(format!(
+                    "{}: {:.4} → FAR {:.1e}, TAR {:.2}%",
+                    op.label,
+                    op.threshold,
+                    far,
+                    tar * 100.0
+                ))
+                .legend(|(x, y)| Circle::new((x + 10, y), 6, RED.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    save(path, buf)
+}
+
+/// Writes the histogram of genuine and impostor distances (each normalised to its own count),
+/// with the operating threshold as a vertical line.
+pub fn histogram_png(
+    path: &Path,
+    title: &str,
+    genuine: &[f32],
+    impostor: &[f32],
+    op: Option<&OperatingPoint>,
+) -> Result<()> {
+    fonts();
+    let e = plot_err(path);
+    let xmax = genuine
+        .iter()
+        .chain(impostor)
+        .fold(0.1f32, |m, &d| m.max(d))
+        .min(4.0) as f64;
+    let bins = 80usize;
+    let width = xmax / bins as f64;
+    let hist = |d: &[f32]| -> Vec<f64> {
+        let mut h = vec![0.0; bins];
+        for &x in d {
+            let b = ((x as f64 / width) as usize).min(bins - 1);
+            h[b] += 1.0 / d.len().max(1) as f64;
+        }
+        h
+    };
+    let (hg, hi) = (hist(genuine), hist(impostor));
+    let ymax = hg.iter().chain(&hi).fold(0.0f64, |m, &v| m.max(v)) * 1.1;
+    let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..xmax, 0.0..ymax.max(1e-3))
+            .map_err(|x| e(x.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("embedding distance (lower = more alike)")
+            .y_desc("fraction of pairs")
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 18))
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        for (h, colour, name, n) in [
+            (&hg, GREEN, "genuine", genuine.len()),
+            (&hi, RED, "impostor", impostor.len()),
+        ] {
+            chart
+                .draw_series(h.iter().enumerate().map(|(b, &v)| {
+                    let x0 = b as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width, v)], colour.mix(0.45).filled())
+                }))
+                .map_err(|x| e(x.to_string()))?
+                .label(format!("{name} pairs ({n})"))
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 20, y + 6)], colour.mix(0.45).filled())
+                });
+        }
+        if let Some(op) = op {
+            let t = op.threshold as f64;
+            chart
+                .draw_series(LineSeries::new(
+                    [(t, 0.0), (t, ymax)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(|x| e(x.to_string()))?
+                .label(format!("{}: {:.4}", op.label, op.threshold))
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(x.to_string()))?;
+        root.present().map_err(|x| e(x.to_string()))?;
+    }
+    save(path, buf)
+}
+
+fn save(path: &Path, buf: Vec<u8>) -> Result<()> {
+    let img = image::RgbImage::from_raw(SIZE.0, SIZE.1, buf)
+        .ok_or_else(|| Error::Invalid(format!("{}: plot buffer size", path.display())))?;
+    img.save(path)
+        .map_err(|x| Error::Invalid(format!("{}: {x}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roc_points_on_known_distances() {
+        // Genuine 0.1 0.3; impostor 0.2 0.4 0.5 0.6.
+        let p = roc_points(&[0.1, 0.3], &[0.2, 0.4, 0.5, 0.6]);
+        assert_eq!(
+            p,
+            vec![
+                (0.0, 0.5),
+                (0.25, 0.5),
+                (0.25, 1.0),
+                (0.5, 1.0),
+                (0.75, 1.0),
+                (1.0, 1.0)
+            ]
+        );
+        // Ties: one point for the shared distance.
+        assert_eq!(roc_points(&[0.2], &[0.2]), vec![(1.0, 1.0)]);
+    }
+
+    #[test]
+    fn plots_are_written_as_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let g: Vec<f32> = (0..300).map(|i| 0.2 + 0.3 * (i as f32 / 300.0)).collect();
+        let im: Vec<f32> = (0..3000)
+            .map(|i| 0.45 + 1.2 * (i as f32 / 3000.0))
+            .collect();
+        let op = OperatingPoint {
+            threshold: 0.5,
+            label: "test".into(),
+        };
+        let (roc, hist) = (dir.path().join("roc.png"), dir.path().join("hist.png"));
+        roc_png(&roc, "t", &g, &im, Some(&op)).unwrap();
+        histogram_png(&hist, "t", &g, &im, Some(&op)).unwrap();
+        for (name, p) in [("roc", roc), ("hist", hist)] {
+            let img = image::open(&p).unwrap().to_rgb8();
+            assert_eq!(img.dimensions(), SIZE);
+            // Not blank: plenty of non-white pixels (curve, bars, text).
+            let inked = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+            assert!(inked > 5000, "{name}: {inked} inked pixels");
+        }
+    }
+}
