@@ -14,6 +14,7 @@ use crate::frame::Frame;
 use crate::gallery::Gallery;
 use crate::identify::{identify, MatchPolicy};
 use crate::models::ModelStore;
+use crate::notify::Notifier;
 use crate::pipeline::{largest, Recognizer};
 use crate::quality::{check, QualityGates};
 use crate::source::FrameSource;
@@ -88,6 +89,7 @@ pub struct Kiosk {
     audit: Option<AuditLog>,
     last_unknown_log: f64,
     last_was_no_face: bool,
+    notifier: Notifier,
     /// What happened so far.
     pub summary: RunSummary,
 }
@@ -160,6 +162,7 @@ impl Kiosk {
             audit,
             last_unknown_log: f64::NEG_INFINITY,
             last_was_no_face: false,
+            notifier: Notifier::from_env(),
             summary: RunSummary::default(),
         })
     }
@@ -257,7 +260,11 @@ impl Kiosk {
         );
         let start = std::time::Instant::now();
         let mut n = 0usize;
+        self.notifier.ready();
         while !stop.load(Ordering::SeqCst) && max_frames.is_none_or(|m| n < m) {
+            // Once per turn, whatever the turn brought: a loop stuck in a camera read or an
+            // inference stops pinging, and systemd (WatchdogSec) restarts the service.
+            self.notifier.ping();
             let frame = match source.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -280,6 +287,7 @@ impl Kiosk {
                 log::error!("frame {n}: {e}; door stays locked");
             }
         }
+        self.notifier.stopping();
         self.door.lock("kiosk stopped")?;
         Ok(self.summary.clone())
     }

@@ -27,6 +27,7 @@ pub mod gallery;
 pub mod identify;
 pub mod kiosk;
 pub mod models;
+pub mod notify;
 pub mod pipeline;
 pub mod plot;
 pub mod quality;

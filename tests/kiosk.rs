@@ -357,6 +357,45 @@ fn a_panic_in_the_loop_locks_the_door() {
 }
 
 #[test]
+fn the_kiosk_reports_ready_watchdog_and_stopping_to_systemd() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    for (i, f) in common::images_in(&common::data("faces/labeled/obama"))
+        .iter()
+        .take(3)
+        .enumerate()
+    {
+        std::fs::copy(f, frames.join(format!("{i}.jpg"))).unwrap();
+    }
+    kiosk_config(dir.path(), &g, &frames);
+    let sock = dir.path().join("notify");
+    let server = UnixDatagram::bind(&sock).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facegate"))
+        .args(["run", "--config"])
+        .arg(dir.path().join("kiosk.toml"))
+        .env("NOTIFY_SOCKET", &sock)
+        .env("WATCHDOG_USEC", "30000000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Ok(k) = server.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..k]).to_string());
+    }
+    // One ping per half period (15 s): the short run pings once, on its first turn.
+    assert_eq!(got, ["READY=1", "WATCHDOG=1", "STOPPING=1"]);
+}
+
+#[test]
 fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
     let dir = tempfile::tempdir().unwrap();
     let g = obama_gallery(dir.path());
