@@ -32,8 +32,48 @@ fn fonts() {
     });
 }
 
-fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
-    move |e| Error::Invalid(format!("{}: drawing the plot failed: {e}", path.display()))
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Draws on a white canvas of [`SIZE`] with `draw`, then writes it to `path` as PNG.
+fn render(path: &Path, draw: impl FnOnce(&Area) -> std::result::Result<(), String>) -> Result<()> {
+    let failed =
+        |e: String| Error::Invalid(format!("{}: drawing the plot failed: {e}", path.display()));
+    let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| failed(x.to_string()))?;
+        draw(&root).map_err(failed)?;
+        root.present().map_err(|x| failed(x.to_string()))?;
+    }
+    let img = image::RgbImage::from_raw(SIZE.0, SIZE.1, buf)
+        .ok_or_else(|| failed("buffer size".into()))?;
+    img.save(path)
+        .map_err(|x| Error::Invalid(format!("{}: {x}", path.display())))
+}
+
+/// A chart with a title and room for axis labels.
+fn frame<'a, 'b>(root: &'a Area<'b>, title: &str) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70);
+    b
+}
+
+/// The series legend in a framed box at `pos`.
+fn legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    pos: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| x.to_string())
 }
 
 /// (FAR, TAR) at every distinct distance, FAR ascending; a pair is accepted when its distance
@@ -62,8 +102,9 @@ pub fn roc_points(genuine: &[f32], impostor: &[f32]) -> Vec<(f64, f64)> {
 }
 
 fn rates_at(genuine: &[f32], impostor: &[f32], t: f32) -> (f64, f64) {
-    let far = impostor.iter().filter(|&&d| d <= t).count() as f64 / impostor.len().max(1) as f64;
-    let tar = genuine.iter().filter(|&&d| d <= t).count() as f64 / genuine.len().max(1) as f64;
+    // Accepted when d < t, as everywhere in facegate.
+    let far = impostor.iter().filter(|&&d| d < t).count() as f64 / impostor.len().max(1) as f64;
+    let tar = genuine.iter().filter(|&&d| d < t).count() as f64 / genuine.len().max(1) as f64;
     (far, tar)
 }
 
@@ -76,7 +117,6 @@ pub fn roc_png(
     op: Option<&OperatingPoint>,
 ) -> Result<()> {
     fonts();
-    let e = plot_err(path);
     let floor = 1.0 / impostor.len().max(1) as f64;
     let pts: Vec<(f64, f64)> = roc_points(genuine, impostor)
         .into_iter()
@@ -84,17 +124,10 @@ pub fn roc_png(
         .collect();
     let ymin = pts.first().map(|p| p.1).unwrap_or(0.0);
     let ymin = ((ymin - 0.02) * 20.0).floor().max(0.0) / 20.0;
-    let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 24))
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
+    render(path, |root| {
+        let mut chart = frame(root, title)
             .build_cartesian_2d((floor..1.0f64).log_scale(), ymin..1.0f64)
-            .map_err(|x| e(x.to_string()))?;
+            .map_err(|x| x.to_string())?;
         chart
             .configure_mesh()
             .x_desc("FAR (false accepts / impostor pairs), log scale")
@@ -104,10 +137,10 @@ pub fn roc_png(
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
             .draw()
-            .map_err(|x| e(x.to_string()))?;
+            .map_err(|x| x.to_string())?;
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), BLUE.stroke_width(2)))
-            .map_err(|x| e(x.to_string()))?
+            .map_err(|x| x.to_string())?
             .label(format!(
                 "{} genuine, {} impostor pairs",
                 genuine.len(),
@@ -119,7 +152,7 @@ pub fn roc_png(
             let at = (far.max(floor), tar);
             chart
                 .draw_series(std::iter::once(Circle::new(at, 7, RED.filled())))
-                .map_err(|x| e(x.to_string()))?
+                .map_err(|x| x.to_string())?
                 .label(format!(
                     "{}: {:.4} → FAR {:.1e}, TAR {:.2}%",
                     op.label,
@@ -129,17 +162,8 @@ pub fn roc_png(
                 ))
                 .legend(|(x, y)| Circle::new((x + 10, y), 6, RED.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        root.present().map_err(|x| e(x.to_string()))?;
-    }
-    save(path, buf)
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })
 }
 
 /// Writes the histogram of genuine and impostor distances (each normalised to its own count),
@@ -152,7 +176,6 @@ pub fn histogram_png(
     op: Option<&OperatingPoint>,
 ) -> Result<()> {
     fonts();
-    let e = plot_err(path);
     let xmax = genuine
         .iter()
         .chain(impostor)
@@ -170,17 +193,10 @@ pub fn histogram_png(
     };
     let (hg, hi) = (hist(genuine), hist(impostor));
     let ymax = hg.iter().chain(&hi).fold(0.0f64, |m, &v| m.max(v)) * 1.1;
-    let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 24))
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
+    render(path, |root| {
+        let mut chart = frame(root, title)
             .build_cartesian_2d(0.0..xmax, 0.0..ymax.max(1e-3))
-            .map_err(|x| e(x.to_string()))?;
+            .map_err(|x| x.to_string())?;
         chart
             .configure_mesh()
             .x_desc("embedding distance (lower = more alike)")
@@ -188,7 +204,7 @@ pub fn histogram_png(
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
             .draw()
-            .map_err(|x| e(x.to_string()))?;
+            .map_err(|x| x.to_string())?;
         for (h, colour, name, n) in [
             (&hg, GREEN, "genuine", genuine.len()),
             (&hi, RED, "impostor", impostor.len()),
@@ -198,7 +214,7 @@ pub fn histogram_png(
                     let x0 = b as f64 * width;
                     Rectangle::new([(x0, 0.0), (x0 + width, v)], colour.mix(0.45).filled())
                 }))
-                .map_err(|x| e(x.to_string()))?
+                .map_err(|x| x.to_string())?
                 .label(format!("{name} pairs ({n})"))
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 20, y + 6)], colour.mix(0.45).filled())
@@ -211,30 +227,14 @@ pub fn histogram_png(
                     [(t, 0.0), (t, ymax)],
                     BLACK.stroke_width(2),
                 ))
-                .map_err(|x| e(x.to_string()))?
+                .map_err(|x| x.to_string())?
                 .label(format!("{}: {:.4}", op.label, op.threshold))
                 .legend(|(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|x| e(x.to_string()))?;
-        root.present().map_err(|x| e(x.to_string()))?;
-    }
-    save(path, buf)
-}
-
-fn save(path: &Path, buf: Vec<u8>) -> Result<()> {
-    let img = image::RgbImage::from_raw(SIZE.0, SIZE.1, buf)
-        .ok_or_else(|| Error::Invalid(format!("{}: plot buffer size", path.display())))?;
-    img.save(path)
-        .map_err(|x| Error::Invalid(format!("{}: {x}", path.display())))
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })
 }
 
 #[cfg(test)]
