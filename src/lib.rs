@@ -3,11 +3,24 @@
 //! Data flows one way; each stage is one module:
 //!
 //! ```text
-//! frame ──▶ detect ──faces──▶ align ──chips──▶ embed ──embeddings──▶ verify (1:1)
+//! source ─frames─▶ detect ─faces─▶ align ─chips─▶ embed ─embeddings─▶ identify ─▶ decide ─▶ door
+//!                  (+ quality gates)                           (gallery)   (K of N)   (relay)
 //! ```
 //!
-//! Module dependencies (a module uses only those listed before it):
-//! `error` ← `models` ← `frame` ← `detect` ← `align` ← `embed` ← `verify` ← `pipeline`.
+//! Who depends on whom (a module uses only modules on its own line or above):
+//!
+//! ```text
+//! error · decide · notify
+//! models · frame · door · embed_cache · plot          (error)
+//! detect · align · source                              (frame, models)
+//! embed · quality · draw                               (detect, frame, models)
+//! verify · gallery · pipeline                          (embed, align, detect)
+//! identify · config · enroll · bench                   (gallery, verify, pipeline, quality, source)
+//! eval                                                 (pipeline, identify, embed_cache)
+//! kiosk                                                (everything above but eval)
+//! ```
+//!
+//! The CLI (`src/main.rs`) only parses arguments and calls these.
 #![deny(missing_docs)]
 
 pub mod align;

@@ -1,7 +1,7 @@
 //! Frame sources: where the kiosk's frames come from.
 //!
 //! [`FolderSource`] plays a list of image files at a set rate (tests, the demo, replaying a
-//! recording); the live camera is [`camera::CameraSource`] behind the cargo feature `camera`.
+//! recording); the live camera is `camera::CameraSource` behind the cargo feature `camera`.
 
 use crate::error::{Error, Result};
 use crate::frame::{load_image, Frame};
