@@ -79,9 +79,10 @@ fn int8_kernel() -> &'static str {
     }
 }
 
+/// Elsewhere: the architecture's own kernels.
 #[cfg(not(target_arch = "aarch64"))]
 fn int8_kernel() -> &'static str {
-    "x86"
+    std::env::consts::ARCH
 }
 
 /// CI runs this once per emulated CPU and says which path that CPU must take
