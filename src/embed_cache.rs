@@ -35,15 +35,9 @@ pub fn image_hash(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// `$FACEGATE_CACHE/embeddings`, else `~/.cache/facegate/embeddings`.
+/// `<cache_root>/embeddings`: `$FACEGATE_CACHE/embeddings`, else `~/.cache/facegate/embeddings`.
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FACEGATE_CACHE") {
-        return PathBuf::from(d).join("embeddings");
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".cache/facegate/embeddings")
+    crate::models::cache_root().join("embeddings")
 }
 
 /// Embeddings (with a one-byte tag, e.g. how the face was found) by image hash, for one key.

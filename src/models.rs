@@ -68,19 +68,24 @@ pub struct ModelStore {
     models: BTreeMap<String, ModelSpec>,
 }
 
-/// Where models live when nothing else is said: `$FACEGATE_MODELS`, else
-/// `$FACEGATE_CACHE/models`, else `~/.cache/facegate/models` (as `models/fetch` writes them).
-pub fn default_model_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FACEGATE_MODELS") {
+/// facegate's cache folder (models, the fetch venv, embeddings): `$FACEGATE_CACHE`, else
+/// `~/.cache/facegate` (as `models/fetch` uses it).
+pub fn cache_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("FACEGATE_CACHE") {
         return PathBuf::from(d);
     }
-    if let Some(d) = std::env::var_os("FACEGATE_CACHE") {
-        return PathBuf::from(d).join("models");
-    }
-    let home = std::env::var_os("HOME")
+    std::env::var_os("HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/facegate/models")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache/facegate")
+}
+
+/// Where models live when nothing else is said: `$FACEGATE_MODELS`, else
+/// `<cache_root>/models` (as `models/fetch` writes them).
+pub fn default_model_dir() -> PathBuf {
+    std::env::var_os("FACEGATE_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_root().join("models"))
 }
 
 impl ModelStore {
