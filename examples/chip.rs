@@ -1,5 +1,5 @@
 //! Writes the aligned chip of the largest face in an image: `cargo run --example chip IMG OUT.png`.
-use facegate::{
+use facegate::recognition::{
     frame::load_image,
     models::ModelStore,
     pipeline::{largest, Recognizer},

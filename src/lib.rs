@@ -7,44 +7,35 @@
 //!                  (+ quality gates)                           (gallery)   (K of N)   (relay)
 //! ```
 //!
+//! The folders are the architecture:
+//!
+//! - [`recognition`]: photo or frame → faces → aligned chips → embeddings (the models).
+//! - [`identity`]: who is enrolled and who a face is: the gallery, 1:1 and 1:N, enrollment,
+//!   the calibrated threshold curve.
+//! - [`kiosk`]: the door process: configuration, the K-of-N decision, the relay, the audit
+//!   log, systemd notifications, and the loop that wires them.
+//! - [`eval`]: measuring all of it: LFW, calibration, open-set rates, benchmarks, plots.
+//!
 //! Who depends on whom (a module uses only modules on its own line or above):
 //!
 //! ```text
-//! error · decide · notify
-//! models · frame · door · embed_cache · plot          (error)
-//! detect · align · source                              (frame, models)
-//! embed · quality · draw                               (detect, frame, models)
-//! verify · gallery · pipeline                          (embed, align, detect)
-//! identify · config · enroll · bench                   (gallery, verify, pipeline, quality, source)
-//! eval                                                 (pipeline, identify, embed_cache)
-//! kiosk                                                (everything above but eval)
+//! error · atomic_file
+//! recognition   frame · models → detect · align · source → embed · quality · draw → pipeline
+//! identity      threshold · verify · gallery → identify · enroll            (recognition)
+//! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)
+//! eval          metrics · embed_cache · plot → embed_run → lfw · calibrate · openset · bench
+//!                                                                     (identity, recognition)
 //! ```
 //!
-//! The CLI (`src/main.rs`) only parses arguments and calls these.
+//! `kiosk` and `eval` never use each other. The CLI (`src/main.rs`, `src/cli/`) only parses
+//! arguments and calls these.
 #![deny(missing_docs)]
 
-pub mod align;
-pub mod bench;
-pub mod config;
-pub mod decide;
-pub mod detect;
-pub mod door;
-pub mod draw;
-pub mod embed;
-pub mod embed_cache;
-pub mod enroll;
+pub mod atomic_file;
 pub mod error;
 pub mod eval;
-pub mod frame;
-pub mod gallery;
-pub mod identify;
+pub mod identity;
 pub mod kiosk;
-pub mod models;
-pub mod notify;
-pub mod pipeline;
-pub mod plot;
-pub mod quality;
-pub mod source;
-pub mod verify;
+pub mod recognition;
 
 pub use error::{Context, Error, Result};

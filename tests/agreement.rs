@@ -7,8 +7,8 @@
 
 mod common;
 
-use facegate::embed::Metric;
-use facegate::frame::load_image;
+use facegate::recognition::embed::distance;
+use facegate::recognition::frame::load_image;
 use serde::{Deserialize, Serialize};
 
 /// PNG and JPEG, one face and groups, small and large faces.
@@ -123,7 +123,7 @@ fn outputs_match_the_x86_64_build() {
             assert!(d <= 1e-3, "{}: box/landmarks off by {d} px", g.image);
             geom = geom.max(d);
             let d = max_abs(a.embedding.iter().copied(), b.embedding.iter().copied());
-            let dist = Metric::Euclidean.distance(&a.embedding, &b.embedding);
+            let dist = distance(&a.embedding, &b.embedding);
             if g.model == "dlib_fp32" {
                 assert!(d <= 1e-3, "{}: fp32 embedding off by {d}", g.image);
                 fp32 = fp32.max(d);

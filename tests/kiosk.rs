@@ -2,24 +2,26 @@
 
 mod common;
 
-use facegate::config::Config;
-use facegate::door::SimulatedRelay;
-use facegate::embed::Embedder;
-use facegate::enroll::{enroll, EnrollOptions};
-use facegate::frame::load_image;
-use facegate::gallery::Gallery;
-use facegate::identify::{identify, MatchPolicy};
+use facegate::identity::enroll::{enroll, EnrollOptions};
+use facegate::identity::gallery::Gallery;
+use facegate::identity::identify::{identify, MatchPolicy};
+use facegate::kiosk::config::Config;
+use facegate::kiosk::door::SimulatedRelay;
 use facegate::kiosk::Kiosk;
-use facegate::pipeline::largest;
-use facegate::quality::QualityGates;
-use facegate::source::{FolderSource, FrameSource};
+use facegate::recognition::frame::load_image;
+use facegate::recognition::pipeline::largest;
+use facegate::recognition::quality::QualityGates;
+use facegate::recognition::source::{FolderSource, FrameSource};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-const THRESHOLD: f32 = facegate::verify::DEFAULT_THRESHOLD;
+const THRESHOLD: f32 = facegate::identity::threshold::DEFAULT_THRESHOLD;
 
 fn open_set(people: usize) -> f32 {
-    facegate::verify::open_set_threshold(people, facegate::verify::DEFAULT_TARGET_FPIR)
+    facegate::identity::threshold::open_set_threshold(
+        people,
+        facegate::identity::threshold::DEFAULT_TARGET_FPIR,
+    )
 }
 
 fn photo_gates() -> QualityGates {
@@ -42,7 +44,7 @@ fn opts(k: usize) -> EnrollOptions {
 }
 
 fn enroll_files(
-    rec: &mut facegate::pipeline::Recognizer,
+    rec: &mut facegate::recognition::pipeline::Recognizer,
     g: &mut Gallery,
     name: &str,
     files: &[PathBuf],
@@ -52,7 +54,11 @@ fn enroll_files(
         .unwrap_or_else(|e| panic!("{name}: {e}"));
 }
 
-fn who(rec: &mut facegate::pipeline::Recognizer, g: &Gallery, img: &Path) -> Option<String> {
+fn who(
+    rec: &mut facegate::recognition::pipeline::Recognizer,
+    g: &Gallery,
+    img: &Path,
+) -> Option<String> {
     let frame = load_image(img).unwrap();
     let faces = rec.detect(&frame).unwrap();
     let e = rec
@@ -60,7 +66,6 @@ fn who(rec: &mut facegate::pipeline::Recognizer, g: &Gallery, img: &Path) -> Opt
         .unwrap();
     identify(
         g,
-        rec.embedder.metric(),
         &e,
         MatchPolicy {
             threshold: open_set(g.people.len()),
@@ -73,7 +78,7 @@ fn who(rec: &mut facegate::pipeline::Recognizer, g: &Gallery, img: &Path) -> Opt
 #[test]
 fn enrolled_people_are_identified_and_strangers_are_unknown() {
     let mut rec = common::recognizer("dlib_fp32", 40.0);
-    let mut g = Gallery::new(rec.embedder.model_id());
+    let mut g = Gallery::new(rec.model_id());
     let root = common::data("faces/clusters");
     let mut probes = Vec::new();
     let mut people: Vec<PathBuf> = std::fs::read_dir(&root)
@@ -121,7 +126,7 @@ fn enrolled_people_are_identified_and_strangers_are_unknown() {
 #[test]
 fn enrollment_refuses_duplicates_and_bad_frames() {
     let mut rec = common::recognizer("dlib_fp32", 40.0);
-    let mut g = Gallery::new(rec.embedder.model_id());
+    let mut g = Gallery::new(rec.model_id());
     let obama = common::images_in(&common::data("faces/labeled/obama"));
     enroll_files(&mut rec, &mut g, "Obama", &obama[..2]);
     // The same man under another name is refused...
@@ -188,7 +193,7 @@ fn kiosk_config(dir: &Path, gallery: &Path, frames: &Path) -> Config {
 
 fn obama_gallery(dir: &Path) -> PathBuf {
     let mut rec = common::recognizer("dlib_fp32", 40.0);
-    let mut g = Gallery::new(rec.embedder.model_id());
+    let mut g = Gallery::new(rec.model_id());
     let obama = common::images_in(&common::data("faces/labeled/obama"));
     enroll_files(&mut rec, &mut g, "Obama", &obama[..2]);
     let p = dir.join("gallery.toml");
@@ -331,7 +336,7 @@ fn missing_model_keeps_the_door_locked() {
 
 struct PanickingSource;
 impl FrameSource for PanickingSource {
-    fn next_frame(&mut self) -> facegate::Result<Option<facegate::frame::Frame>> {
+    fn next_frame(&mut self) -> facegate::Result<Option<facegate::recognition::frame::Frame>> {
         panic!("simulated fault inside the loop");
     }
     fn describe(&self) -> String {
@@ -400,7 +405,7 @@ fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
     let dir = tempfile::tempdir().unwrap();
     let g = obama_gallery(dir.path());
     let bin = env!("CARGO_BIN_EXE_facegate");
-    let backup = facegate::gallery::backup_path(&g);
+    let backup = facegate::atomic_file::backup_path(&g);
     assert!(!backup.exists());
     for round in 0..8 {
         // A writer renames back and forth as fast as it can; kill -9 it mid-flight.

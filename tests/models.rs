@@ -2,9 +2,9 @@
 
 mod common;
 
-use facegate::embed::{Embedder, Metric, TractEmbedder};
-use facegate::frame::load_image;
-use facegate::models::ModelStore;
+use facegate::recognition::embed::{distance, Embedder, TractEmbedder};
+use facegate::recognition::frame::load_image;
+use facegate::recognition::models::ModelStore;
 use facegate::Error;
 
 #[derive(serde::Deserialize)]
@@ -13,7 +13,7 @@ struct DlibRef {
     dlib: Vec<f32>,
 }
 
-fn centre_chip(path: &std::path::Path) -> facegate::frame::Frame {
+fn centre_chip(path: &std::path::Path) -> facegate::recognition::frame::Frame {
     let img = load_image(path).unwrap();
     let (x0, y0) = ((img.width() - 150) / 2, (img.height() - 150) / 2);
     image::imageops::crop_imm(&img, x0, y0, 150, 150).to_image()
@@ -51,15 +51,15 @@ fn int8_embedder_stays_close_to_fp32() {
     for r in references() {
         let chip = centre_chip(&common::data(&r.image));
         let (a, b) = (fp.embed(&chip).unwrap(), q.embed(&chip).unwrap());
-        let d = Metric::Euclidean.distance(&a.0, &b.0);
+        let d = distance(&a.0, &b.0);
         assert!(d < 0.1, "{}: int8 vs fp32 distance {d}", r.image);
         pairs.push((a, b));
     }
     // Distances between the five different people agree between fp32 and int8.
     for i in 0..pairs.len() {
         for j in i + 1..pairs.len() {
-            let d32 = Metric::Euclidean.distance(&pairs[i].0 .0, &pairs[j].0 .0);
-            let d8 = Metric::Euclidean.distance(&pairs[i].1 .0, &pairs[j].1 .0);
+            let d32 = distance(&pairs[i].0 .0, &pairs[j].0 .0);
+            let d8 = distance(&pairs[i].1 .0, &pairs[j].1 .0);
             assert!(
                 d32 > 0.4 && (d32 - d8).abs() < 0.05,
                 "pair {i},{j}: fp32 {d32}, int8 {d8}"
@@ -116,7 +116,7 @@ fn missing_truncated_or_altered_model_files_are_refused_by_name() {
     let e = store.verify_all().err().unwrap();
     assert_model_error(e, "dlib_resnet_v1_fp32.onnx", "sha256 mismatch");
 
-    let e = facegate::detect::Mtcnn::new(
+    let e = facegate::recognition::detect::Mtcnn::new(
         &ModelStore::open(dir.path().join("nowhere")).unwrap(),
         Default::default(),
     )

@@ -2,10 +2,11 @@
 
 mod common;
 
-use facegate::embed::{Embedder, Metric};
-use facegate::eval::{accuracy, best_threshold, embed_all, parse_pairs, EmbedRun};
-use facegate::frame::load_image;
-use facegate::pipeline::largest;
+use facegate::eval::metrics::{accuracy, best_threshold};
+use facegate::eval::{embed_all, parse_pairs, EmbedRun};
+use facegate::recognition::embed::distance;
+use facegate::recognition::frame::load_image;
+use facegate::recognition::pipeline::largest;
 use facegate::Error;
 use std::path::PathBuf;
 
@@ -96,7 +97,7 @@ fn group_photos_have_the_right_number_of_faces() {
 #[test]
 fn labelled_people_same_pairs_closer_than_different_pairs() {
     let mut rec = common::recognizer("dlib_fp32", 40.0);
-    let threshold = facegate::verify::DEFAULT_THRESHOLD;
+    let threshold = facegate::identity::threshold::DEFAULT_THRESHOLD;
     let root = common::data("faces/labeled");
     let mut people: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
@@ -116,7 +117,7 @@ fn labelled_people_same_pairs_closer_than_different_pairs() {
     let (mut worst_same, mut best_diff) = (0.0f32, f32::MAX);
     for i in 0..items.len() {
         for j in i + 1..items.len() {
-            let d = Metric::Euclidean.distance(&items[i].2 .0, &items[j].2 .0);
+            let d = distance(&items[i].2 .0, &items[j].2 .0);
             if items[i].0 == items[j].0 {
                 worst_same = worst_same.max(d);
             } else {
@@ -185,7 +186,7 @@ fn matches_the_python_onnxruntime_reference() {
             // Aligning on the reference's own landmarks gives the same chip, so the tract
             // embedding must match onnxruntime's to 1e-4.
             let lm = w.landmarks;
-            let face = facegate::detect::Face {
+            let face = facegate::recognition::detect::Face {
                 landmarks: lm,
                 ..g.face.clone()
             };
@@ -197,7 +198,7 @@ fn matches_the_python_onnxruntime_reference() {
                     .fold(0.0f32, f32::max);
             assert!(d <= 1e-4, "{}: embedding off by {d}", img.image);
             // End to end (own landmarks), the difference is far below any decision.
-            let d = Metric::Euclidean.distance(&g.embedding.0, &w.embedding);
+            let d = distance(&g.embedding.0, &w.embedding);
             assert!(
                 d <= 0.01,
                 "{}: end-to-end embedding distance {d}",
@@ -260,10 +261,7 @@ fn bad_inputs_give_clear_errors_or_no_face() {
     );
 
     // A chip of the wrong size is refused, not run.
-    let e = rec
-        .embedder
-        .embed(&image::RgbImage::new(10, 10))
-        .unwrap_err();
+    let e = rec.embed_chip(&image::RgbImage::new(10, 10)).unwrap_err();
     assert!(e.to_string().contains("150x150"), "{e}");
 }
 
@@ -289,7 +287,7 @@ fn lfw_view1_accuracy_with_threshold_from_devtrain() {
             .map(|p| {
                 let a = &emb[&lfw.join("images").join(&p.a)].0;
                 let b = &emb[&lfw.join("images").join(&p.b)].0;
-                (Metric::Euclidean.distance(&a.0, &b.0), p.same)
+                (distance(&a.0, &b.0), p.same)
             })
             .collect()
     };

@@ -1,9 +1,9 @@
 //! Shared test helpers: the data directory and the models, both required (never skipped).
 #![allow(dead_code)]
 
-use facegate::detect::MtcnnConfig;
-use facegate::models::ModelStore;
-use facegate::pipeline::Recognizer;
+use facegate::recognition::detect::MtcnnConfig;
+use facegate::recognition::models::ModelStore;
+use facegate::recognition::pipeline::Recognizer;
 use std::path::PathBuf;
 
 /// `$FACEGATE_DATA`, else `../shared/data` beside the repository. Missing data fails the test.

@@ -1,65 +1,28 @@
-//! The kiosk: source → detect → align → embed → identify → decide → door, plus the audit log.
+//! The kiosk loop: source → detect → align → embed → identify → decide → door, and the audit log.
 //!
 //! The door is created (and driven to locked) before the models load, so a missing model or
 //! gallery stops the kiosk with the door locked. A frame source error (camera unplugged, bad
 //! file) keeps the door locked and the loop going; SIGINT/SIGTERM end the loop and lock.
 
-use crate::config::Config;
-use crate::decide::{Decider, Decision, DecisionPolicy, Observation};
-use crate::detect::MtcnnConfig;
-use crate::door::{Door, Relay};
-use crate::embed::Embedder;
-use crate::error::{Context, Error, Result};
-use crate::frame::Frame;
-use crate::gallery::Gallery;
-use crate::identify::{identify, MatchPolicy};
-use crate::models::ModelStore;
-use crate::notify::Notifier;
-use crate::pipeline::{largest, Recognizer};
-use crate::quality::{check, QualityGates};
-use crate::source::FrameSource;
+use crate::error::{Context, Result};
+use crate::identity::gallery::Gallery;
+use crate::identity::identify::{identify, MatchPolicy};
+use crate::kiosk::audit::{self, AuditLog};
+use crate::kiosk::config::Config;
+use crate::kiosk::decide::{Decider, Decision, Observation};
+use crate::kiosk::door::{Door, Relay};
+use crate::kiosk::notify::Notifier;
+use crate::recognition::frame::Frame;
+use crate::recognition::models::ModelStore;
+use crate::recognition::pipeline::{largest, Recognizer};
+use crate::recognition::quality::{check, QualityGates};
+use crate::recognition::source::FrameSource;
 use serde_json::json;
-use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Seconds between two log lines about unknown faces.
 const UNKNOWN_LOG_INTERVAL: f64 = 5.0;
-
-/// Append-only JSON-lines audit log.
-pub struct AuditLog {
-    file: std::fs::File,
-    path: std::path::PathBuf,
-}
-
-impl AuditLog {
-    /// Opens (creating it and its folder, mode 0600) `path` for appending.
-    pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let mut o = std::fs::OpenOptions::new();
-        o.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let file = o.open(path).map_err(|e| Error::io(path, e))?;
-        Ok(AuditLog {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Appends one record.
-    pub fn write(&mut self, record: serde_json::Value) -> Result<()> {
-        writeln!(self.file, "{record}")
-            .and_then(|_| self.file.flush())
-            .map_err(|e| Error::io(&self.path, e))
-    }
-}
 
 /// Counts of what a run did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -98,25 +61,30 @@ impl Kiosk {
     /// Builds the kiosk from `config` around `relay`. The relay is locked first; any later
     /// failure (models, gallery) returns an error with the door locked.
     pub fn new(config: &Config, relay: Box<dyn Relay>) -> Result<Self> {
+        Self::build(config, relay, |config| {
+            let store = ModelStore::open(
+                config
+                    .models
+                    .dir
+                    .clone()
+                    .unwrap_or_else(crate::recognition::models::default_model_dir),
+            )?;
+            Recognizer::new(&store, &config.models.embedder, config.mtcnn())
+                .context("loading models")
+        })
+    }
+
+    /// The kiosk around a recognizer made by `recognizer` (called after the door is locked):
+    /// the seam through which tests run the loop with a detector or embedder that fails.
+    pub fn build(
+        config: &Config,
+        relay: Box<dyn Relay>,
+        recognizer: impl FnOnce(&Config) -> Result<Recognizer>,
+    ) -> Result<Self> {
         let door = Door::new(relay, Duration::from_millis(config.door.pulse_ms))?;
         door.install_panic_hook();
-        let store = ModelStore::open(
-            config
-                .models
-                .dir
-                .clone()
-                .unwrap_or_else(crate::models::default_model_dir),
-        )?;
-        let rec = Recognizer::new(
-            &store,
-            &config.models.embedder,
-            MtcnnConfig {
-                min_face: config.detector.min_face,
-                ..Default::default()
-            },
-        )
-        .context("loading models")?;
-        let gallery = Gallery::load(&config.gallery.path, rec.embedder.model_id())?;
+        let rec = recognizer(config)?;
+        let gallery = Gallery::load(&config.gallery.path, rec.model_id())?;
         if gallery.people.is_empty() {
             log::warn!(
                 "{}: nobody is enrolled; the door will not open",
@@ -129,13 +97,12 @@ impl Kiosk {
             .as_deref()
             .map(AuditLog::open)
             .transpose()?;
-        let threshold = config.recognition.threshold.unwrap_or_else(|| {
-            crate::verify::open_set_threshold(gallery.people.len(), config.recognition.target_fpir)
-        });
+        let policy = config.match_policy(gallery.people.len());
         match config.recognition.threshold {
-            Some(_) => log::info!("threshold {threshold:.4} (fixed in the config)"),
+            Some(_) => log::info!("threshold {:.4} (fixed in the config)", policy.threshold),
             None => log::info!(
-                "threshold {threshold:.4} (for {} people at FPIR {})",
+                "threshold {:.4} (for {} people at FPIR {})",
+                policy.threshold,
                 gallery.people.len(),
                 config.recognition.target_fpir
             ),
@@ -143,21 +110,9 @@ impl Kiosk {
         Ok(Kiosk {
             rec,
             gallery,
-            policy: MatchPolicy {
-                threshold,
-                min_margin: config.recognition.min_margin,
-            },
-            gates: QualityGates {
-                min_eye_distance: config.quality.min_eye_distance,
-                min_sharpness: config.quality.min_sharpness,
-                max_yaw: config.quality.max_yaw,
-            },
-            decider: Decider::new(DecisionPolicy {
-                k: config.decision.k,
-                n: config.decision.n,
-                window_secs: config.decision.window_secs,
-                cooldown_secs: config.decision.cooldown_secs,
-            }),
+            policy,
+            gates: config.quality,
+            decider: Decider::new(config.decision),
             door,
             audit,
             last_unknown_log: f64::NEG_INFINITY,
@@ -178,8 +133,8 @@ impl Kiosk {
         if let Some(why) = check(&self.gates, face, &chip) {
             return Ok(Observation::LowQuality(why));
         }
-        let e = self.rec.embedder.embed(&chip)?;
-        let id = identify(&self.gallery, self.rec.embedder.metric(), &e, self.policy);
+        let e = self.rec.embed_chip(&chip)?;
+        let id = identify(&self.gallery, &e, self.policy);
         Ok(match (id.person, id.person_id, id.distance) {
             (Some(name), Some(pid), Some(distance)) => Observation::Person {
                 id: pid,
@@ -214,7 +169,7 @@ impl Kiosk {
                     "GRANT {person} (distance {distance:.3}, margin {margin:?}, {frames} frames)"
                 );
                 self.summary.grants.push(person.clone());
-                self.audit(json!({"time": now_secs(), "decision": "grant", "person": person, "distance": distance, "margin": margin, "frames": frames}))?;
+                self.audit(json!({"time": audit::now_secs(), "decision": "grant", "person": person, "distance": distance, "margin": margin, "frames": frames}))?;
                 self.door.pulse()?;
             }
             Decision::Deny { reason } => match obs {
@@ -222,7 +177,7 @@ impl Kiosk {
                     if t - self.last_unknown_log >= UNKNOWN_LOG_INTERVAL {
                         self.last_unknown_log = t;
                         log::info!("deny: unknown face (further unknown faces within {UNKNOWN_LOG_INTERVAL} s not logged)");
-                        self.audit(json!({"time": now_secs(), "decision": "deny", "person": null, "reason": reason}))?;
+                        self.audit(json!({"time": audit::now_secs(), "decision": "deny", "person": null, "reason": reason}))?;
                     }
                 }
                 Observation::NoFace if !self.last_was_no_face => {
@@ -291,11 +246,4 @@ impl Kiosk {
         self.door.lock("kiosk stopped")?;
         Ok(self.summary.clone())
     }
-}
-
-fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }

@@ -1,7 +1,7 @@
 //! The recognition pipeline: frame → faces → aligned chips → embeddings.
 //!
 //! ```no_run
-//! use facegate::{models::ModelStore, pipeline::Recognizer, frame::load_image};
+//! use facegate::recognition::{frame::load_image, models::ModelStore, pipeline::Recognizer};
 //! let store = ModelStore::open_default()?;
 //! let mut rec = Recognizer::new(&store, "dlib_fp32", Default::default())?;
 //! let faces = rec.analyze(&load_image("photo.jpg")?)?;
@@ -9,12 +9,12 @@
 //! # Ok::<(), facegate::Error>(())
 //! ```
 
-use crate::align::align;
-use crate::detect::{Detector, Face, Mtcnn, MtcnnConfig};
-use crate::embed::{Embedder, Embedding, TractEmbedder};
 use crate::error::Result;
-use crate::frame::Frame;
-use crate::models::ModelStore;
+use crate::recognition::align::align;
+use crate::recognition::detect::{Detector, Face, Mtcnn, MtcnnConfig};
+use crate::recognition::embed::{Embedder, Embedding, TractEmbedder};
+use crate::recognition::frame::Frame;
+use crate::recognition::models::ModelStore;
 
 /// A face found in a frame with its embedding.
 #[derive(Debug, Clone)]
@@ -26,25 +26,54 @@ pub struct FaceEmbedding {
 }
 
 /// Detector + aligner + embedder, wired together.
+///
+/// Both stages sit behind their traits, so a test can hand in a detector or embedder that
+/// fails or is slow ([`Recognizer::from_parts`]).
 pub struct Recognizer {
-    /// The face detector.
-    pub detector: Mtcnn,
-    /// The embedding network.
-    pub embedder: TractEmbedder,
+    detector: Box<dyn Detector + Send>,
+    embedder: Box<dyn Embedder + Send + Sync>,
 }
 
 impl Recognizer {
     /// Loads MTCNN and embedder `model` (`dlib_fp32` or `dlib_int8`) from `store`.
     pub fn new(store: &ModelStore, model: &str, detector: MtcnnConfig) -> Result<Self> {
-        Ok(Recognizer {
-            detector: Mtcnn::new(store, detector)?,
-            embedder: TractEmbedder::new(store, model)?,
-        })
+        Ok(Self::from_parts(
+            Box::new(Mtcnn::new(store, detector)?),
+            Box::new(TractEmbedder::new(store, model)?),
+        ))
+    }
+
+    /// A recognizer from any detector and embedder.
+    pub fn from_parts(
+        detector: Box<dyn Detector + Send>,
+        embedder: Box<dyn Embedder + Send + Sync>,
+    ) -> Self {
+        Recognizer { detector, embedder }
+    }
+
+    /// The embedder.
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.as_ref()
+    }
+
+    /// The id stored with templates made by this recognizer's embedder.
+    pub fn model_id(&self) -> &str {
+        self.embedder.model_id()
     }
 
     /// Faces in `frame`, best score first.
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>> {
         self.detector.detect(frame)
+    }
+
+    /// Faces in `frame` looked for down to `min_face` pixels this once; the detector's own
+    /// setting is restored afterwards, whatever the outcome.
+    pub fn detect_with_min_face(&mut self, frame: &Frame, min_face: f32) -> Result<Vec<Face>> {
+        let before = self.detector.min_face();
+        self.detector.set_min_face(min_face);
+        let faces = self.detector.detect(frame);
+        self.detector.set_min_face(before);
+        faces
     }
 
     /// The aligned chip of `face`.
@@ -57,9 +86,14 @@ impl Recognizer {
         )
     }
 
+    /// The embedding of an aligned chip.
+    pub fn embed_chip(&self, chip: &Frame) -> Result<Embedding> {
+        self.embedder.embed(chip)
+    }
+
     /// The embedding of `face` in `frame`.
     pub fn embed_face(&self, frame: &Frame, face: &Face) -> Result<Embedding> {
-        self.embedder.embed(&self.chip(frame, face))
+        self.embed_chip(&self.chip(frame, face))
     }
 
     /// Every face in `frame` with its embedding.

@@ -1,8 +1,8 @@
 //! Drawing detections onto a frame, for `facegate detect --draw`.
 
-use crate::detect::Face;
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::recognition::detect::Face;
+use crate::recognition::frame::Frame;
 use image::Rgb;
 use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;

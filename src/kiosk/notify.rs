@@ -7,7 +7,7 @@
 //! (`$NOTIFY_SOCKET` unset) every call does nothing.
 //!
 //! ```
-//! let mut n = facegate::notify::Notifier::from_env();
+//! let mut n = facegate::kiosk::notify::Notifier::from_env();
 //! n.ready();
 //! n.ping(); // call once per loop turn; rate-limited to half the watchdog period
 //! ```

@@ -5,7 +5,7 @@
 //! `models/fetch`. Networks are loaded with a concrete input shape and optimised once.
 //!
 //! ```no_run
-//! use facegate::models::ModelStore;
+//! use facegate::recognition::models::ModelStore;
 //! let store = ModelStore::open_default()?;
 //! let spec = store.spec("dlib_fp32")?;
 //! println!("{} -> {}-d", spec.file, spec.embedding_dim.unwrap_or(0));
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 /// The manifest, compiled into the binary so that a deployed kiosk needs only the model files.
-pub const MANIFEST: &str = include_str!("../models/models.toml");
+pub const MANIFEST: &str = include_str!("../../models/models.toml");
 
 /// A runnable, optimised tract plan.
 pub type Plan = Arc<TypedRunnableModel>;
@@ -34,22 +34,14 @@ pub struct ModelSpec {
     pub file: String,
     /// Pinned sha256 of the file.
     pub sha256: String,
-    /// Input tensor name.
-    pub input: String,
     /// Memory layout of the input (`NWHC` for MTCNN, `NCHW` for the embedder).
     pub layout: String,
     /// Per-channel value subtracted from RGB 0..255 before feeding.
     pub mean: [f32; 3],
     /// Factor applied after the mean subtraction.
     pub scale: f32,
-    /// Output tensor names, in the order the code reads them.
-    pub outputs: Vec<String>,
     /// Embedding dimension (embedders only).
     pub embedding_dim: Option<usize>,
-    /// Distance metric (embedders only): `euclidean` or `cosine`.
-    pub metric: Option<String>,
-    /// The model's own same-person threshold (embedders only; config may calibrate another).
-    pub threshold: Option<f32>,
     /// Side of the square aligned chip (embedders only).
     pub chip_size: Option<u32>,
     /// 5-point alignment template in chip pixels (embedders only).

@@ -1,22 +1,22 @@
 //! The gallery: the enrollment file of people and their templates.
 //!
 //! Format (TOML, versioned): a header naming the model that made the templates, then one
-//! `[[people]]` table per person with id, display name, creation time and templates. TOML
-//! keeps names editable by hand; each template is the embedding's little-endian f32 bytes in
-//! base64 (exact round trip, ~700 characters for 128 values instead of ~1,500 as decimals).
+//! `[[people]]` table per person with id, display name, creation time and templates. It is
+//! readable, but changed only through facegate: a hand edit breaks the checksum (names change
+//! with `facegate people rename`). Each template is the embedding's little-endian f32 bytes
+//! in base64 (exact round trip, ~700 characters for 128 values instead of ~1,500 as decimals).
 //! The first line is a sha256 over the rest of the file, so any damage is detected.
 //!
-//! Writes are atomic: a temp file in the same directory (mode 0600), fsync, the previous file
-//! kept as `NAME.bak` (itself swapped in atomically), rename, fsync of the directory. A file
-//! that fails to load (damaged, other model, unknown version) is never overwritten.
+//! Writes are atomic ([`crate::atomic_file`]) and keep the previous file as `NAME.bak`. A
+//! file that fails to load (damaged, other model, unknown version) is never overwritten.
 
-use crate::embed::{Embedding, Metric};
+use crate::atomic_file::{self, backup_path, Backup};
 use crate::error::{Error, Result};
-use crate::models::sha256_hex;
+use crate::recognition::embed::Embedding;
+use crate::recognition::models::sha256_hex;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const FORMAT: &str = "facegate-gallery";
 const VERSION: u32 = 1;
@@ -122,7 +122,11 @@ impl Gallery {
         if got != want.trim() {
             return Err(Error::gallery(
                 path,
-                format!("damaged: checksum mismatch (file says {}, content hashes to {got}); restore {}", want.trim(), backup_path(path).display()),
+                format!(
+                    "damaged: checksum mismatch (file says {}, content hashes to {got}){}",
+                    want.trim(),
+                    restore_hint(path)
+                ),
             ));
         }
         let repr: FileRepr =
@@ -188,7 +192,7 @@ impl Gallery {
         let body = toml::to_string(&repr)
             .map_err(|e| Error::gallery(path, format!("cannot serialise: {e}")))?;
         let text = format!("{CHECKSUM_PREFIX}{}\n{body}", sha256_hex(body.as_bytes()));
-        write_atomic(path, text.as_bytes())
+        atomic_file::write(path, text.as_bytes(), Backup::Keep)
     }
 
     /// The person called `name`.
@@ -238,7 +242,7 @@ impl Gallery {
     }
 
     /// Every person's best template distance to `probe`, nearest first (exact search).
-    pub fn search(&self, metric: Metric, probe: &Embedding) -> Vec<Candidate> {
+    pub fn search(&self, probe: &Embedding) -> Vec<Candidate> {
         let mut v: Vec<Candidate> = self
             .people
             .iter()
@@ -249,7 +253,7 @@ impl Gallery {
                 distance: p
                     .templates
                     .iter()
-                    .map(|t| metric.distance(&t.0, &probe.0))
+                    .map(|t| t.distance(probe))
                     .fold(f32::INFINITY, f32::min),
             })
             .collect();
@@ -285,55 +289,17 @@ fn decode_template(s: &str) -> std::result::Result<Embedding, String> {
     Ok(Embedding(v))
 }
 
-/// `NAME.bak` beside `path`.
-pub fn backup_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".bak");
-    PathBuf::from(s)
-}
-
-/// Writes `bytes` to `path` so that a crash at any moment leaves the old or the new file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::gallery(path, "not a file path"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+/// What to tell someone whose gallery does not load: the backup if there is one; names are
+/// changed with `facegate people rename`, never by hand (the checksum covers them).
+fn restore_hint(path: &Path) -> String {
+    let bak = backup_path(path);
+    if bak.exists() {
+        format!("; restore the previous version from {}", bak.display())
+    } else {
+        "; there is no backup beside it: re-enroll, and change names only with \
+         `facegate people rename` (a hand edit breaks the checksum)"
+            .into()
     }
-    let result = (|| {
-        std::fs::create_dir_all(&dir)?;
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        if path.exists() {
-            // The backup is swapped in atomically too: a hard link to the current file under
-            // a temp name, renamed over the old backup (a copy where links are unsupported).
-            let bak = backup_path(path);
-            let bak_tmp = dir.join(format!(".{name}.bak-{}", std::process::id()));
-            let _ = std::fs::remove_file(&bak_tmp);
-            if std::fs::hard_link(path, &bak_tmp).is_err() {
-                std::fs::copy(path, &bak_tmp)?;
-                std::fs::File::open(&bak_tmp)?.sync_all()?;
-            }
-            std::fs::rename(&bak_tmp, &bak)?;
-        }
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }
 
 #[cfg(test)]
@@ -376,7 +342,7 @@ mod tests {
     #[test]
     fn search_orders_people_by_best_template() {
         let g = sample();
-        let c = g.search(Metric::Euclidean, &Embedding(vec![0.5, 1.0, 2.1]));
+        let c = g.search(&Embedding(vec![0.5, 1.0, 2.1]));
         assert_eq!(c[0].index, 0);
         assert!((c[0].distance - 0.1).abs() < 1e-6);
         assert_eq!(c[1].index, 1);

@@ -1,14 +1,14 @@
 //! Face detection: MTCNN (P-Net over an image pyramid, then R-Net, then O-Net).
 //!
-//! Pre- and post-processing follow the reference MTCNN exactly (see DESIGN.md §2): inputs
+//! Pre- and post-processing follow the reference MTCNN exactly: inputs
 //! are RGB `(p - 127.5) / 128` in x-major tensors `[N, W, H, 3]`; thresholds 0.6 / 0.7 /
 //! 0.7; NMS 0.5 per scale, 0.7 across scales, 0.7 after R-Net, 0.7 by "min" overlap after
 //! O-Net; crops outside the frame are zero-filled. P-Net gets one concrete tract plan per
 //! pyramid size, built on first use and reused for every later frame of that size.
 
 use crate::error::{Context, Result};
-use crate::frame::{FloatImage, Frame};
-use crate::models::{self, ModelStore, Runner};
+use crate::recognition::frame::{FloatImage, Frame};
+use crate::recognition::models::{self, ModelStore, Runner};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -47,7 +47,15 @@ impl Face {
 pub trait Detector {
     /// Every face in `frame`, best score first.
     fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>>;
+    /// The smallest face side looked for, in pixels.
+    fn min_face(&self) -> f32;
+    /// Changes the smallest face side looked for (within [`MIN_FACE_RANGE`]).
+    fn set_min_face(&mut self, min_face: f32);
 }
+
+/// The minimum face sizes, in pixels, that the command line and the config accept: below 12
+/// the pyramid would need to upscale without end; above 2000 no camera frame holds the face.
+pub const MIN_FACE_RANGE: std::ops::RangeInclusive<f32> = 12.0..=2000.0;
 
 /// MTCNN settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,8 +103,17 @@ struct Cand {
 const MAX_CACHED_PLANS: usize = 64;
 
 impl Mtcnn {
-    /// Loads the three networks from `store` (each verified by sha256).
+    /// Loads the three networks from `store` (each verified by sha256). `config.min_face`
+    /// must lie in [`MIN_FACE_RANGE`].
     pub fn new(store: &ModelStore, config: MtcnnConfig) -> Result<Self> {
+        if !MIN_FACE_RANGE.contains(&config.min_face) {
+            return Err(crate::error::Error::Invalid(format!(
+                "minimum face {} px must be between {} and {}",
+                config.min_face,
+                MIN_FACE_RANGE.start(),
+                MIN_FACE_RANGE.end()
+            )));
+        }
         let pnet_bytes = store.verified_bytes("pnet")?;
         let rnet = Runner::new("rnet", &store.load("rnet", &[1, 24, 24, 3])?)?;
         let onet = Runner::new("onet", &store.load("onet", &[1, 48, 48, 3])?)?;
@@ -107,16 +124,6 @@ impl Mtcnn {
             rnet,
             onet,
         })
-    }
-
-    /// The settings in use.
-    pub fn config(&self) -> MtcnnConfig {
-        self.config
-    }
-
-    /// Changes the settings; plans already built stay valid.
-    pub fn set_config(&mut self, config: MtcnnConfig) {
-        self.config = config;
     }
 
     /// The pyramid scales for a `w x h` frame.
@@ -146,7 +153,7 @@ impl Mtcnn {
         Ok(runner)
     }
 
-    fn stage1(&mut self, img: &FloatImage) -> Result<Vec<Cand>> {
+    fn pnet_stage(&mut self, img: &FloatImage) -> Result<Vec<Cand>> {
         let mut all = Vec::new();
         for s in self.scales(img.width, img.height) {
             let ws = (img.width as f64 * s).ceil() as usize;
@@ -214,7 +221,7 @@ impl Mtcnn {
             .collect()
     }
 
-    fn stage2(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Cand>> {
+    fn rnet_stage(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Cand>> {
         let mut kept = Vec::new();
         for (c, input) in cands.iter().zip(Self::crops(img, &cands, 24)) {
             let out = self.rnet.run(&[1, 24, 24, 3], input)?;
@@ -235,7 +242,7 @@ impl Mtcnn {
         Ok(out)
     }
 
-    fn stage3(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Face>> {
+    fn onet_stage(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Face>> {
         let cands: Vec<Cand> = cands
             .into_iter()
             .map(|c| Cand {
@@ -288,18 +295,18 @@ impl Detector for Mtcnn {
     fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>> {
         let t0 = std::time::Instant::now();
         let img = FloatImage::from_frame(frame);
-        let c1 = self.stage1(&img).context("P-Net stage")?;
+        let c1 = self.pnet_stage(&img).context("P-Net stage")?;
         let (n1, t1) = (c1.len(), t0.elapsed());
         let c2 = if c1.is_empty() {
             c1
         } else {
-            self.stage2(&img, c1).context("R-Net stage")?
+            self.rnet_stage(&img, c1).context("R-Net stage")?
         };
         let (n2, t2) = (c2.len(), t0.elapsed());
         let mut faces = if c2.is_empty() {
             Vec::new()
         } else {
-            self.stage3(&img, c2).context("O-Net stage")?
+            self.onet_stage(&img, c2).context("O-Net stage")?
         };
         faces.retain(|f| f.score >= self.config.min_score);
         log::debug!(
@@ -312,6 +319,14 @@ impl Detector for Mtcnn {
             faces.len()
         );
         Ok(faces)
+    }
+
+    fn min_face(&self) -> f32 {
+        self.config.min_face
+    }
+
+    fn set_min_face(&mut self, min_face: f32) {
+        self.config.min_face = min_face.clamp(*MIN_FACE_RANGE.start(), *MIN_FACE_RANGE.end());
     }
 }
 

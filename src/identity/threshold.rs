@@ -1,7 +1,7 @@
-//! Verification (1:1): is the distance between two embeddings under the threshold?
-
-use crate::embed::{Embedding, Metric};
-use serde::Serialize;
+//! The calibrated threshold curve of the default embedder: the distance threshold for a
+//! per-pair false-accept rate, and the open-set threshold that tightens as the gallery grows.
+//!
+//! Smaller is stricter, always.
 
 /// Calibrated thresholds of `dlib_fp32` (Euclidean) by false-accept rate per pair, measured
 /// on LFW View 1 DevTrain (1,100 genuine pairs, 5,923,194 impostor pairs) with
@@ -52,27 +52,6 @@ pub fn open_set_threshold(people: usize, target_fpir: f64) -> f32 {
     threshold_at_far((target_fpir / people.max(1) as f64).min(1e-3))
 }
 
-/// The answer to "are these the same person?".
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Verdict {
-    /// Distance under the model's metric.
-    pub distance: f32,
-    /// The threshold applied.
-    pub threshold: f32,
-    /// `distance < threshold`.
-    pub same: bool,
-}
-
-/// Compares `a` and `b`: same person when the distance is strictly under `threshold`.
-pub fn verify(metric: Metric, a: &Embedding, b: &Embedding, threshold: f32) -> Verdict {
-    let distance = metric.distance(&a.0, &b.0);
-    Verdict {
-        distance,
-        threshold,
-        same: distance < threshold,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,13 +65,5 @@ mod tests {
         assert!(t30 > 0.4982 && t30 < 0.5377, "{t30}");
         assert_eq!(open_set_threshold(1_000_000, 0.01), 0.4210);
         assert_eq!(threshold_at_far(0.5), 0.6166);
-    }
-
-    #[test]
-    fn threshold_is_strict() {
-        let a = Embedding(vec![0.0, 0.0]);
-        let b = Embedding(vec![0.6, 0.0]);
-        assert!(!verify(Metric::Euclidean, &a, &b, 0.6).same);
-        assert!(verify(Metric::Euclidean, &a, &b, 0.61).same);
     }
 }

@@ -11,10 +11,10 @@
 //! (temporary file + rename).
 //!
 //! ```
-//! use facegate::embed_cache::EmbeddingCache;
+//! use facegate::eval::embed_cache::EmbeddingCache;
 //! let dir = tempfile::tempdir().unwrap();
 //! let mut cache = EmbeddingCache::open(dir.path(), "some key", 2);
-//! let image = facegate::embed_cache::image_hash(b"the file's bytes");
+//! let image = facegate::eval::embed_cache::image_hash(b"the file's bytes");
 //! cache.insert(image, 1, vec![0.6, 0.8]);
 //! cache.save().unwrap();
 //! let again = EmbeddingCache::open(dir.path(), "some key", 2);
@@ -22,10 +22,9 @@
 //! assert!(EmbeddingCache::open(dir.path(), "another key", 2).is_empty());
 //! ```
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"FGEMB01\n";
@@ -37,7 +36,7 @@ pub fn image_hash(bytes: &[u8]) -> [u8; 32] {
 
 /// `<cache_root>/embeddings`: `$FACEGATE_CACHE/embeddings`, else `~/.cache/facegate/embeddings`.
 pub fn default_cache_dir() -> PathBuf {
-    crate::models::cache_root().join("embeddings")
+    crate::recognition::models::cache_root().join("embeddings")
 }
 
 /// Embeddings (with a one-byte tag, e.g. how the face was found) by image hash, for one key.
@@ -105,13 +104,11 @@ impl EmbeddingCache {
         }
     }
 
-    /// Writes the file if anything was inserted (atomically: temporary file, then rename).
+    /// Writes the file if anything was inserted (atomically, [`crate::atomic_file`]).
     pub fn save(&mut self) -> Result<()> {
         if !self.dirty {
             return Ok(());
         }
-        let dir = self.file.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut out = Vec::with_capacity(48 + self.entries.len() * (33 + 4 * self.dim));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.key);
@@ -129,11 +126,7 @@ impl EmbeddingCache {
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
-        let tmp = self.file.with_extension("tmp");
-        std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&out))
-            .map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.file).map_err(|e| Error::io(&self.file, e))?;
+        crate::atomic_file::write(&self.file, &out, crate::atomic_file::Backup::None)?;
         self.dirty = false;
         Ok(())
     }

@@ -3,14 +3,14 @@
 //! Run it on the target device to get that device's numbers; times from one machine say
 //! nothing about another.
 
-use crate::align::align;
-use crate::detect::{Detector, Mtcnn, MtcnnConfig};
-use crate::embed::{Embedder, Embedding, Metric, TractEmbedder};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
-use crate::gallery::Gallery;
-use crate::models::ModelStore;
-use crate::pipeline::largest;
+use crate::identity::gallery::Gallery;
+use crate::recognition::align::align;
+use crate::recognition::detect::{Detector, Mtcnn, MtcnnConfig};
+use crate::recognition::embed::{Embedder, Embedding, TractEmbedder};
+use crate::recognition::frame::Frame;
+use crate::recognition::models::ModelStore;
+use crate::recognition::pipeline::largest;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -128,7 +128,7 @@ pub fn search(sizes: &[usize], runs: usize) -> Result<Vec<Timing>> {
         }
         let probe = Embedding((0..128).map(|_| rnd() * 0.2).collect());
         out.push(time(&format!("1:N search, {n} templates"), runs, || {
-            std::hint::black_box(g.search(Metric::Euclidean, &probe));
+            std::hint::black_box(g.search(&probe));
             Ok(())
         })?);
     }

@@ -4,11 +4,12 @@
 //! within T seconds; afterwards a cooldown passes before the next grant. A frame with no
 //! face, an unknown face or a face under the quality gates counts as a miss.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// Decision settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Decision settings (the kiosk config's `[decision]`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DecisionPolicy {
     /// Frames that must agree.
     pub k: usize,
@@ -18,6 +19,18 @@ pub struct DecisionPolicy {
     pub window_secs: f64,
     /// After a grant, no new grant for this many seconds.
     pub cooldown_secs: f64,
+}
+
+impl Default for DecisionPolicy {
+    /// 3 agreeing frames of the last 5 within 3 s; 5 s between grants.
+    fn default() -> Self {
+        DecisionPolicy {
+            k: 3,
+            n: 5,
+            window_secs: 3.0,
+            cooldown_secs: 5.0,
+        }
+    }
 }
 
 /// What one frame showed.
@@ -83,6 +96,7 @@ impl Decider {
     }
 
     /// Records the observation of a frame taken at `t` seconds and decides.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x >= min)` is how NaN fails closed
     pub fn observe(&mut self, t: f64, obs: Observation) -> Decision {
         self.recent.push_back((t, obs.clone()));
         while self.recent.len() > self.policy.n {
@@ -98,7 +112,7 @@ impl Decider {
             Observation::NoFace => return deny("no face"),
         };
         if let Some(g) = self.last_grant {
-            if t - g < self.policy.cooldown_secs {
+            if !(t - g >= self.policy.cooldown_secs) {
                 return deny("cooldown after a grant");
             }
         }

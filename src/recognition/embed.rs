@@ -1,43 +1,31 @@
 //! Embedding: an aligned chip through the embedding network into an [`Embedding`].
 //!
-//! The model's manifest entry gives the input layout, preprocessing, dimension and metric.
+//! The model's manifest entry gives the input layout, preprocessing, dimension and the
+//! alignment template; embeddings are compared by Euclidean distance ([`distance`]).
 //! dlib's ResNet takes raw RGB 0..255 NCHW (its mean and /256 are inside the graph) and
 //! returns a 128-d vector compared by Euclidean distance.
 
 use crate::error::{Error, Result};
-use crate::frame::Frame;
-use crate::models::{ModelSpec, ModelStore, Runner};
+use crate::recognition::frame::Frame;
+use crate::recognition::models::{ModelSpec, ModelStore, Runner};
 use serde::{Deserialize, Serialize};
 
-/// How two embeddings are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Metric {
-    /// Euclidean distance of the raw vectors (dlib).
-    Euclidean,
-    /// Squared Euclidean distance of L2-normalised vectors, 0..4 (FaceNet).
-    Cosine,
-}
+/// The embedding models a user can choose (manifest names), the default first.
+pub const EMBEDDERS: [&str; 2] = ["dlib_fp32", "dlib_int8"];
 
-impl Metric {
-    /// The distance between `a` and `b` under this metric.
-    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
-        match self {
-            Metric::Euclidean => a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y) * (x - y))
-                .sum::<f32>()
-                .sqrt(),
-            Metric::Cosine => {
-                let (na, nb) = (norm(a), norm(b));
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| (x / na - y / nb).powi(2))
-                    .sum()
-            }
-        }
+/// Euclidean distance between two embeddings of the same model.
+///
+/// Vectors of different lengths are never a match: the distance is `+∞` (templates are
+/// validated on load, so this guards against a caller's mistake, never against data).
+pub fn distance(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
     }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
 }
 
 fn norm(v: &[f32]) -> f32 {
@@ -54,10 +42,14 @@ impl Embedding {
         self.0.len()
     }
 
-    /// An L2-normalised copy (for cosine comparisons).
-    pub fn normalized(&self) -> Embedding {
-        let n = norm(&self.0);
-        Embedding(self.0.iter().map(|x| x / n).collect())
+    /// Euclidean distance to `other` (see [`distance`]).
+    pub fn distance(&self, other: &Embedding) -> f32 {
+        distance(&self.0, &other.0)
+    }
+
+    /// Its Euclidean norm.
+    pub fn norm(&self) -> f32 {
+        norm(&self.0)
     }
 }
 
@@ -69,8 +61,6 @@ pub trait Embedder {
     fn chip_size(&self) -> u32;
     /// The 5-point template, in chip pixels, that alignment maps landmarks to.
     fn template(&self) -> [[f32; 2]; 5];
-    /// How its embeddings are compared.
-    fn metric(&self) -> Metric;
     /// The id stored with templates; embeddings of different ids are never compared.
     fn model_id(&self) -> &str;
 }
@@ -83,7 +73,6 @@ pub struct TractEmbedder {
     runner: Runner,
     size: u32,
     dim: usize,
-    metric: Metric,
     template: [[f32; 2]; 5],
 }
 
@@ -100,11 +89,6 @@ impl TractEmbedder {
         let size = spec.chip_size.ok_or_else(|| bad("chip_size"))?;
         let dim = spec.embedding_dim.ok_or_else(|| bad("embedding_dim"))?;
         let template = spec.template.ok_or_else(|| bad("template"))?;
-        let metric = match spec.metric.as_deref() {
-            Some("euclidean") => Metric::Euclidean,
-            Some("cosine") => Metric::Cosine,
-            _ => return Err(bad("a known metric")),
-        };
         let shape = input_shape(&spec, size);
         let runner = Runner::new(name, &store.load(name, &shape)?)?;
         Ok(TractEmbedder {
@@ -114,7 +98,6 @@ impl TractEmbedder {
             runner,
             size,
             dim,
-            metric,
             template,
         })
     }
@@ -186,10 +169,6 @@ impl Embedder for TractEmbedder {
         self.template
     }
 
-    fn metric(&self) -> Metric {
-        self.metric
-    }
-
     fn model_id(&self) -> &str {
         &self.id
     }
@@ -200,9 +179,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metrics_on_known_vectors() {
-        assert_eq!(Metric::Euclidean.distance(&[0.0, 3.0], &[4.0, 0.0]), 5.0);
-        assert!((Metric::Cosine.distance(&[1.0, 0.0], &[-2.0, 0.0]) - 4.0).abs() < 1e-6);
-        assert!(Metric::Cosine.distance(&[1.0, 1.0], &[3.0, 3.0]).abs() < 1e-6);
+    fn distance_on_known_vectors_and_refuses_other_lengths() {
+        assert_eq!(distance(&[0.0, 3.0], &[4.0, 0.0]), 5.0);
+        assert_eq!(distance(&[0.0, 3.0], &[0.0, 3.0]), 0.0);
+        // A one-float template must never look close to a 128-d probe.
+        assert_eq!(distance(&[0.0], &[0.0; 128]), f32::INFINITY);
+        assert_eq!(distance(&[], &[0.0; 128]), f32::INFINITY);
     }
 }

@@ -4,7 +4,7 @@
 //! recording); the live camera is `camera::CameraSource` behind the cargo feature `camera`.
 
 use crate::error::{Error, Result};
-use crate::frame::{load_image, Frame};
+use crate::recognition::frame::{load_image, Frame};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ pub struct FolderSource {
 impl FolderSource {
     /// Every JPEG/PNG directly in `dir`, in name order.
     pub fn from_dir(dir: &Path, fps: f64, looping: bool) -> Result<Self> {
-        let files = crate::frame::list_images(dir)?;
+        let files = crate::recognition::frame::list_images(dir)?;
         if files.is_empty() {
             return Err(Error::Invalid(format!(
                 "{}: no .jpg or .png frames",
@@ -92,7 +92,7 @@ impl FrameSource for FolderSource {
 pub mod camera {
     use super::FrameSource;
     use crate::error::{Error, Result};
-    use crate::frame::Frame;
+    use crate::recognition::frame::Frame;
     use nokhwa::pixel_format::RgbFormat;
     use nokhwa::utils::{CameraIndex, RequestedFormat, RequestedFormatType, Resolution};
     use nokhwa::Camera;

@@ -6,7 +6,7 @@
 //! hook installed by [`Door::install_panic_hook`]).
 //!
 //! ```
-//! use facegate::door::{Door, SimulatedRelay};
+//! use facegate::kiosk::door::{Door, SimulatedRelay};
 //! use std::time::Duration;
 //! let relay = SimulatedRelay::new();
 //! let events = relay.events();
@@ -19,7 +19,7 @@
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest allowed unlock pulse.
 pub const MAX_PULSE: Duration = Duration::from_secs(10);
@@ -94,7 +94,9 @@ impl GpioRelay {
         } else {
             pin.into_output_high()
         };
-        out.set_reset_on_drop(true);
+        // Keep the pin driven at the locked level when it is dropped: resetting it to an input
+        // would leave the relay input floating, which some modules read as "energised".
+        out.set_reset_on_drop(false);
         Ok(GpioRelay {
             pin: out,
             active_high,
@@ -124,7 +126,6 @@ type SharedRelay = Arc<Mutex<Box<dyn Relay>>>;
 pub struct Door {
     relay: SharedRelay,
     pulse: Duration,
-    unlocked_until: Option<Instant>,
 }
 
 impl Door {
@@ -136,11 +137,7 @@ impl Door {
             )));
         }
         let relay = Arc::new(Mutex::new(relay));
-        let door = Door {
-            relay,
-            pulse,
-            unlocked_until: None,
-        };
+        let door = Door { relay, pulse };
         door.set(false, "start-up")?;
         Ok(door)
     }
@@ -152,7 +149,6 @@ impl Door {
 
     /// Unlocks for the fixed pulse, then locks again (blocking for the pulse).
     pub fn pulse(&mut self) -> Result<()> {
-        self.unlocked_until = Some(Instant::now() + self.pulse);
         self.set(true, "access granted")?;
         std::thread::sleep(self.pulse);
         self.lock("pulse ended")
@@ -160,7 +156,6 @@ impl Door {
 
     /// Locks now.
     pub fn lock(&mut self, why: &str) -> Result<()> {
-        self.unlocked_until = None;
         self.set(false, why)
     }
 
@@ -170,8 +165,17 @@ impl Door {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if let Some(r) = relay.upgrade() {
-                let mut g = r.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = g.set(false, "panic");
+                // try_lock: a panic while the relay's lock is held (inside `set`) must not
+                // deadlock here; Drop of the door then locks on the way out.
+                match r.try_lock() {
+                    Ok(mut g) => {
+                        let _ = g.set(false, "panic");
+                    }
+                    Err(std::sync::TryLockError::Poisoned(p)) => {
+                        let _ = p.into_inner().set(false, "panic");
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => {}
+                }
             }
             previous(info);
         }));

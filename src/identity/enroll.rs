@@ -1,11 +1,11 @@
 //! Enrollment: collecting K good templates of one person and adding them to the gallery.
 
-use crate::embed::{Embedder, Embedding};
 use crate::error::{Error, Result};
-use crate::gallery::Gallery;
-use crate::pipeline::Recognizer;
-use crate::quality::{check, QualityGates};
-use crate::source::FrameSource;
+use crate::identity::gallery::Gallery;
+use crate::recognition::embed::Embedding;
+use crate::recognition::pipeline::Recognizer;
+use crate::recognition::quality::{check, QualityGates};
+use crate::recognition::source::FrameSource;
 use serde::Serialize;
 
 /// Enrollment settings.
@@ -62,18 +62,17 @@ pub fn enroll(
             let face = match faces.len() {
                 0 => return Err("no face".to_string()),
                 1 => &faces[0],
-                _ if opts.largest => &faces[crate::pipeline::largest(&faces).unwrap_or(0)],
+                _ if opts.largest => {
+                    &faces[crate::recognition::pipeline::largest(&faces).unwrap_or(0)]
+                }
                 n => return Err(format!("{n} faces (use --largest to take the largest)")),
             };
             let chip = rec.chip(&frame, face);
             if let Some(why) = check(&opts.gates, face, &chip) {
                 return Err(why);
             }
-            let e = rec.embedder.embed(&chip).map_err(|e| e.to_string())?;
-            if templates
-                .iter()
-                .any(|t| rec.embedder.metric().distance(&t.0, &e.0) < 1e-4)
-            {
+            let e = rec.embed_chip(&chip).map_err(|e| e.to_string())?;
+            if templates.iter().any(|t| t.distance(&e) < 1e-4) {
                 return Err("same picture as an earlier frame".into());
             }
             Ok(e)
@@ -96,7 +95,7 @@ pub fn enroll(
     }
     if !opts.force {
         for t in &templates {
-            if let Some(c) = gallery.search(rec.embedder.metric(), t).first() {
+            if let Some(c) = gallery.search(t).first() {
                 if c.distance < opts.duplicate_threshold {
                     return Err(Error::Invalid(format!(
                         "{name:?} matches already enrolled {:?} (distance {:.3}); use --force if they are different people",

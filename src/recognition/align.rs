@@ -5,7 +5,7 @@
 //! Coordinates are pixel indices (pixel (i, j) sits at (i, j)), both in the frame and in the
 //! chip; samples outside the frame are black.
 
-use crate::frame::Frame;
+use crate::recognition::frame::Frame;
 
 /// A 2-D similarity transform `p' = s R p + t`, stored as `[a, -b, tx; b, a, ty]`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,9 +4,12 @@
 //! threshold **and** the second-nearest person is at least `min_margin` farther away; the
 //! margin guards against strangers who sit between two enrolled people.
 
-use crate::embed::{Embedding, Metric};
-use crate::gallery::Gallery;
+use crate::identity::gallery::Gallery;
+use crate::recognition::embed::Embedding;
 use serde::Serialize;
+
+/// The default minimum distance gap between the nearest and the second-nearest person.
+pub const DEFAULT_MIN_MARGIN: f32 = 0.05;
 
 /// Thresholds of the open-set decision.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -33,13 +36,8 @@ pub struct Identification {
 }
 
 /// Identifies `probe` against `gallery` under `policy`.
-pub fn identify(
-    gallery: &Gallery,
-    metric: Metric,
-    probe: &Embedding,
-    policy: MatchPolicy,
-) -> Identification {
-    let c = gallery.search(metric, probe);
+pub fn identify(gallery: &Gallery, probe: &Embedding, policy: MatchPolicy) -> Identification {
+    let c = gallery.search(probe);
     let Some(best) = c.first() else {
         return Identification {
             person: None,
@@ -50,6 +48,7 @@ pub fn identify(
     };
     let margin = c.get(1).map(|s| s.distance - best.distance);
     let p = &gallery.people[best.index];
+    // Written so that a NaN distance, threshold or margin rejects.
     let accepted =
         best.distance < policy.threshold && margin.is_none_or(|m| m >= policy.min_margin);
     Identification {
@@ -78,15 +77,15 @@ mod tests {
             min_margin: 0.1,
         };
         let g = gallery();
-        let r = identify(&g, Metric::Euclidean, &Embedding(vec![0.1, 0.0]), p);
+        let r = identify(&g, &Embedding(vec![0.1, 0.0]), p);
         assert_eq!(r.person.as_deref(), Some("A"));
         assert!((r.margin.unwrap() - 0.8).abs() < 1e-6);
         // Between the two: under the threshold for A but no margin.
-        let r = identify(&g, Metric::Euclidean, &Embedding(vec![0.48, 0.0]), p);
+        let r = identify(&g, &Embedding(vec![0.48, 0.0]), p);
         assert_eq!(r.person, None);
         assert!((r.distance.unwrap() - 0.48).abs() < 1e-6);
         // Far from everyone.
-        let r = identify(&g, Metric::Euclidean, &Embedding(vec![0.0, 3.0]), p);
+        let r = identify(&g, &Embedding(vec![0.0, 3.0]), p);
         assert_eq!(r.person, None);
     }
 
@@ -94,7 +93,6 @@ mod tests {
     fn empty_gallery_is_unknown() {
         let r = identify(
             &Gallery::new("m"),
-            Metric::Euclidean,
             &Embedding(vec![0.0]),
             MatchPolicy {
                 threshold: 1.0,

@@ -3,6 +3,12 @@
 //! Unknown keys and invalid values are errors naming the file, the key and its line.
 
 use crate::error::{Error, Result};
+use crate::identity::identify::{MatchPolicy, DEFAULT_MIN_MARGIN};
+use crate::identity::threshold::{open_set_threshold, DEFAULT_TARGET_FPIR};
+use crate::kiosk::decide::DecisionPolicy;
+use crate::recognition::detect::{MtcnnConfig, MIN_FACE_RANGE};
+use crate::recognition::embed::EMBEDDERS;
+use crate::recognition::quality::QualityGates;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -20,10 +26,10 @@ pub struct Config {
     pub recognition: RecognitionConfig,
     /// Quality gates.
     #[serde(default)]
-    pub quality: QualityConfig,
+    pub quality: QualityGates,
     /// Frames → decision.
     #[serde(default)]
-    pub decision: DecisionConfig,
+    pub decision: DecisionPolicy,
     /// Where frames come from.
     pub source: SourceConfig,
     /// The lock relay.
@@ -48,7 +54,7 @@ pub struct ModelsConfig {
 }
 
 fn default_model() -> String {
-    "dlib_fp32".into()
+    EMBEDDERS[0].into()
 }
 
 impl Default for ModelsConfig {
@@ -69,8 +75,13 @@ pub struct DetectorConfig {
     pub min_face: f32,
 }
 
+/// The kiosk's default minimum face: a person at the door in a 640x480 frame is well over
+/// 80 px, and a larger minimum is faster. (The command line's default is
+/// [`MtcnnConfig`]'s, for photos.)
+pub const KIOSK_MIN_FACE: f32 = 80.0;
+
 fn default_min_face() -> f32 {
-    80.0
+    KIOSK_MIN_FACE
 }
 
 impl Default for DetectorConfig {
@@ -98,88 +109,11 @@ pub struct RecognitionConfig {
 }
 
 fn default_fpir() -> f64 {
-    crate::verify::DEFAULT_TARGET_FPIR
+    DEFAULT_TARGET_FPIR
 }
 
 fn default_margin() -> f32 {
-    0.05
-}
-
-/// `[quality]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QualityConfig {
-    /// Minimum eye distance in pixels.
-    #[serde(default = "default_eye")]
-    pub min_eye_distance: f32,
-    /// Minimum variance of the Laplacian of the aligned chip.
-    #[serde(default = "default_sharp")]
-    pub min_sharpness: f32,
-    /// Maximum yaw index (nose offset / eye distance).
-    #[serde(default = "default_yaw")]
-    pub max_yaw: f32,
-}
-
-fn default_eye() -> f32 {
-    40.0
-}
-fn default_sharp() -> f32 {
-    30.0
-}
-fn default_yaw() -> f32 {
-    0.3
-}
-
-impl Default for QualityConfig {
-    fn default() -> Self {
-        QualityConfig {
-            min_eye_distance: default_eye(),
-            min_sharpness: default_sharp(),
-            max_yaw: default_yaw(),
-        }
-    }
-}
-
-/// `[decision]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionConfig {
-    /// Frames that must agree.
-    #[serde(default = "default_k")]
-    pub k: usize,
-    /// Window of recent frames.
-    #[serde(default = "default_n")]
-    pub n: usize,
-    /// Seconds within which the agreeing frames must lie.
-    #[serde(default = "default_window")]
-    pub window_secs: f64,
-    /// Seconds after a grant before the next one.
-    #[serde(default = "default_cooldown")]
-    pub cooldown_secs: f64,
-}
-
-fn default_k() -> usize {
-    3
-}
-fn default_n() -> usize {
-    5
-}
-fn default_window() -> f64 {
-    3.0
-}
-fn default_cooldown() -> f64 {
-    5.0
-}
-
-impl Default for DecisionConfig {
-    fn default() -> Self {
-        DecisionConfig {
-            k: default_k(),
-            n: default_n(),
-            window_secs: default_window(),
-            cooldown_secs: default_cooldown(),
-        }
-    }
+    DEFAULT_MIN_MARGIN
 }
 
 /// `[source]`
@@ -259,15 +193,26 @@ pub struct AuditConfig {
     pub path: Option<PathBuf>,
 }
 
-/// The 1-based line of the first `key =` in `text`, for messages.
-fn line_of(text: &str, key: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
-        })
-        .map(|i| i + 1)
-        .unwrap_or(0)
+/// The 1-based line of `key =` inside `[section]` of `text` (0 when absent), for messages.
+fn line_of(text: &str, section: &str, key: &str) -> usize {
+    let mut current = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let l = l.trim_start();
+        if let Some(rest) = l.strip_prefix('[') {
+            current = rest.split(']').next().unwrap_or("").trim().to_string();
+        } else if current == section
+            && l.starts_with(key)
+            && l[key.len()..].trim_start().starts_with('=')
+        {
+            return i + 1;
+        }
+    }
+    0
+}
+
+/// Checks that a number is finite and inside `lo..=hi`; NaN and infinities fail.
+fn within(v: f64, lo: f64, hi: f64) -> bool {
+    v.is_finite() && v >= lo && v <= hi
 }
 
 impl Config {
@@ -277,88 +222,129 @@ impl Config {
         Self::parse(&text, path)
     }
 
-    /// Parses and validates config text read from `path`.
+    /// Parses and validates config text read from `path`. Every number must be finite and in
+    /// its documented range (`config/facegate.toml`); the error names the key and its line.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let mut c: Config =
             toml::from_str(text).map_err(|e| Error::config(path, e.to_string().trim_end()))?;
-        let bad = |key: &str, why: String| {
-            Error::config(path, format!("line {}: `{key}` {why}", line_of(text, key)))
+        let bad = |section: &str, key: &str, why: String| {
+            Error::config(
+                path,
+                format!(
+                    "line {}: `[{section}] {key}` {why}",
+                    line_of(text, section, key)
+                ),
+            )
+        };
+        let range = |section: &str, key: &str, v: f64, lo: f64, hi: f64| {
+            if within(v, lo, hi) {
+                Ok(())
+            } else {
+                Err(bad(
+                    section,
+                    key,
+                    format!("= {v} must be between {lo} and {hi}"),
+                ))
+            }
         };
         let r = &c.recognition;
         if let Some(t) = r.threshold {
-            if !(t > 0.0 && t < 4.0) {
-                return Err(bad("threshold", format!("= {t} must be between 0 and 4")));
+            // Open interval: 0 accepts nobody, 2 is as far as two unit vectors get.
+            if !(t > 0.0 && t <= 2.0) {
+                return Err(bad(
+                    "recognition",
+                    "threshold",
+                    format!("= {t} must be above 0 and at most 2"),
+                ));
             }
         }
         if !(r.target_fpir > 0.0 && r.target_fpir < 1.0) {
             return Err(bad(
+                "recognition",
                 "target_fpir",
                 format!("= {} must be between 0 and 1", r.target_fpir),
             ));
         }
-        if !(0.0..1.0).contains(&r.min_margin) {
+        range("recognition", "min_margin", r.min_margin as f64, 0.0, 0.99)?;
+        if !EMBEDDERS.contains(&c.models.embedder.as_str()) {
             return Err(bad(
-                "min_margin",
-                format!("= {} must be in [0, 1)", r.min_margin),
-            ));
-        }
-        if !["dlib_fp32", "dlib_int8"].contains(&c.models.embedder.as_str()) {
-            return Err(bad(
+                "models",
                 "embedder",
                 format!(
-                    "= {:?} must be \"dlib_fp32\" or \"dlib_int8\"",
-                    c.models.embedder
+                    "= {:?} must be one of {}",
+                    c.models.embedder,
+                    EMBEDDERS.join(", ")
                 ),
             ));
         }
-        if !(12.0..=2000.0).contains(&c.detector.min_face) {
-            return Err(bad(
-                "min_face",
-                format!(
-                    "= {} must be between 12 and 2000 pixels",
-                    c.detector.min_face
-                ),
-            ));
-        }
+        let (lo, hi) = (*MIN_FACE_RANGE.start() as f64, *MIN_FACE_RANGE.end() as f64);
+        range("detector", "min_face", c.detector.min_face as f64, lo, hi)?;
+        let q = &c.quality;
+        range(
+            "quality",
+            "min_eye_distance",
+            q.min_eye_distance as f64,
+            0.0,
+            2000.0,
+        )?;
+        range(
+            "quality",
+            "min_sharpness",
+            q.min_sharpness as f64,
+            0.0,
+            100_000.0,
+        )?;
+        range("quality", "max_yaw", q.max_yaw as f64, 0.0, 1.0)?;
         let d = &c.decision;
-        if d.k == 0 || d.n < d.k {
+        range("decision", "n", d.n as f64, 1.0, 100.0)?;
+        if d.k == 0 || d.k > d.n {
             return Err(bad(
+                "decision",
                 "k",
                 format!("= {} must be at least 1 and at most n = {}", d.k, d.n),
             ));
         }
-        if d.window_secs <= 0.0 || d.cooldown_secs < 0.0 {
-            return Err(bad(
-                "window_secs",
-                "must be positive (and cooldown_secs not negative)".into(),
-            ));
-        }
+        range("decision", "window_secs", d.window_secs, 0.01, 60.0)?;
+        range("decision", "cooldown_secs", d.cooldown_secs, 0.0, 3600.0)?;
         match c.source.kind.as_str() {
             "folder" if c.source.path.is_none() => {
-                return Err(bad("kind", "= \"folder\" needs `path`".into()))
+                return Err(bad("source", "kind", "= \"folder\" needs `path`".into()))
             }
             "folder" | "camera" => {}
             k => {
                 return Err(bad(
+                    "source",
                     "kind",
                     format!("= {k:?}: the source must be \"folder\" or \"camera\""),
                 ))
             }
         }
-        if !(c.source.fps >= 0.0 && c.source.fps <= 120.0) {
+        // 0 = as fast as possible (folder only); otherwise at least one frame per 10 s.
+        if !(c.source.fps == 0.0 || within(c.source.fps, 0.1, 120.0)) {
             return Err(bad(
+                "source",
                 "fps",
-                format!("= {} must be between 0 and 120", c.source.fps),
+                format!("= {} must be 0 or between 0.1 and 120", c.source.fps),
             ));
         }
+        if c.source.kind == "camera" && c.source.fps == 0.0 {
+            return Err(bad(
+                "source",
+                "fps",
+                "= 0: a camera needs a frame rate to request".into(),
+            ));
+        }
+        range("source", "width", c.source.width as f64, 160.0, 4096.0)?;
+        range("source", "height", c.source.height as f64, 120.0, 4096.0)?;
         match c.door.kind.as_str() {
             "simulated" => {}
             "gpio" if c.door.pin.is_none() => {
-                return Err(bad("kind", "= \"gpio\" needs `pin`".into()))
+                return Err(bad("door", "kind", "= \"gpio\" needs `pin`".into()))
             }
             "gpio" => {}
             k => {
                 return Err(bad(
+                    "door",
                     "kind",
                     format!("= {k:?}: the door must be \"simulated\" or \"gpio\""),
                 ))
@@ -366,6 +352,7 @@ impl Config {
         }
         if !(1..=10_000).contains(&c.door.pulse_ms) {
             return Err(bad(
+                "door",
                 "pulse_ms",
                 format!("= {} must be 1..=10000 (10 s cap)", c.door.pulse_ms),
             ));
@@ -387,6 +374,26 @@ impl Config {
             resolve(p);
         }
         Ok(c)
+    }
+
+    /// The detector settings.
+    pub fn mtcnn(&self) -> MtcnnConfig {
+        MtcnnConfig {
+            min_face: self.detector.min_face,
+            ..Default::default()
+        }
+    }
+
+    /// The open-set policy for a gallery of `people`: the fixed threshold if one is set, else
+    /// the one for `target_fpir` at that gallery size.
+    pub fn match_policy(&self, people: usize) -> MatchPolicy {
+        let r = &self.recognition;
+        MatchPolicy {
+            threshold: r
+                .threshold
+                .unwrap_or_else(|| open_set_threshold(people, r.target_fpir)),
+            min_margin: r.min_margin,
+        }
     }
 }
 
@@ -447,5 +454,63 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("webcam"));
+    }
+
+    #[test]
+    fn a_key_in_two_sections_is_reported_in_its_own() {
+        // `kind` is in [source] (line 4) and [door] (line 7): the door's typo names line 7.
+        let t = MIN.replace("kind = \"simulated\"", "kind = \"simulatd\"");
+        let e = Config::parse(&t, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 7") && e.contains("[door] kind"), "{e}");
+        let t = MIN.replace(
+            "[door]",
+            "[decision]\nwindow_secs = 3.0\ncooldown_secs = -1\n[door]",
+        );
+        let e = Config::parse(&t, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 8") && e.contains("cooldown_secs"), "{e}");
+    }
+
+    #[test]
+    fn every_number_is_fail_closed() {
+        // NaN compares false with everything: each of these would switch a check off or
+        // panic later if it were accepted.
+        for (section, key, value) in [
+            ("quality", "min_eye_distance", "nan"),
+            ("quality", "min_sharpness", "nan"),
+            ("quality", "max_yaw", "nan"),
+            ("quality", "max_yaw", "inf"),
+            ("quality", "min_eye_distance", "-1"),
+            ("decision", "cooldown_secs", "nan"),
+            ("decision", "window_secs", "inf"),
+            ("decision", "n", "100000"),
+            ("decision", "k", "0"),
+            ("recognition", "min_margin", "nan"),
+            ("recognition", "target_fpir", "nan"),
+            ("detector", "min_face", "0"),
+            ("detector", "min_face", "nan"),
+            ("source", "fps", "1e-20"),
+            ("source", "fps", "nan"),
+            ("source", "width", "0"),
+        ] {
+            let t = format!("{MIN}[{section}]\n{key} = {value}\n");
+            // Sections may only appear once: put the new one in place of an existing one.
+            let t = if MIN.contains(&format!("[{section}]")) {
+                MIN.replace(
+                    &format!("[{section}]\n"),
+                    &format!("[{section}]\n{key} = {value}\n"),
+                )
+            } else {
+                t
+            };
+            let e = Config::parse(&t, Path::new("x.toml"))
+                .err()
+                .unwrap_or_else(|| panic!("[{section}] {key} = {value} was accepted"))
+                .to_string();
+            assert!(e.contains(key) && e.contains("line "), "{e}");
+        }
     }
 }

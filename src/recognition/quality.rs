@@ -1,11 +1,13 @@
 //! Quality gates: is a detected face good enough to enroll or to open the door for?
 
-use crate::detect::Face;
-use crate::frame::Frame;
-use serde::Serialize;
+use crate::recognition::detect::Face;
+use crate::recognition::frame::Frame;
+use serde::{Deserialize, Serialize};
 
-/// Quality thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// Quality thresholds (the kiosk config's `[quality]`). The defaults are the kiosk camera's;
+/// [`QualityGates::PHOTOS`] are for enrolling from photos.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct QualityGates {
     /// Minimum distance between the eyes, pixels.
     pub min_eye_distance: f32,
@@ -16,24 +18,47 @@ pub struct QualityGates {
     pub max_yaw: f32,
 }
 
-/// Why a face fails the gates, or `None` when it passes.
+impl Default for QualityGates {
+    /// A face at a door camera: eyes 40 px apart, sharpness 30, yaw index 0.3.
+    fn default() -> Self {
+        QualityGates {
+            min_eye_distance: 40.0,
+            min_sharpness: 30.0,
+            max_yaw: 0.3,
+        }
+    }
+}
+
+impl QualityGates {
+    /// Enrollment from photos: smaller faces (eyes 20 px apart), any sharpness a photo has,
+    /// any pose that still gave 5 landmarks.
+    pub const PHOTOS: QualityGates = QualityGates {
+        min_eye_distance: 20.0,
+        min_sharpness: 0.0,
+        max_yaw: 1.0,
+    };
+}
+
+/// Why a face fails the gates, or `None` when it passes. Every comparison is written so that
+/// a NaN measurement or setting fails the gate (fail closed).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x >= min)` is how NaN fails closed
 pub fn check(g: &QualityGates, face: &Face, chip: &Frame) -> Option<String> {
     let eye = face.eye_distance();
-    if eye < g.min_eye_distance {
+    if !(eye >= g.min_eye_distance) {
         return Some(format!(
             "eyes {eye:.0} px apart, need {:.0}",
             g.min_eye_distance
         ));
     }
     let yaw = yaw(face);
-    if yaw > g.max_yaw {
+    if !(yaw <= g.max_yaw) {
         return Some(format!(
             "not frontal (yaw index {yaw:.2} > {:.2})",
             g.max_yaw
         ));
     }
     let s = sharpness(chip);
-    if s < g.min_sharpness {
+    if !(s >= g.min_sharpness) {
         return Some(format!(
             "blurred (sharpness {s:.0} < {:.0})",
             g.min_sharpness

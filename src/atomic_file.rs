@@ -1,0 +1,122 @@
+//! Atomic file replacement: a crash or kill at any moment leaves the old file or the new one,
+//! never a mix.
+//!
+//! The bytes go to a temporary file in the same folder, are synced, and are renamed over the
+//! target; the folder is synced after the rename. A new file gets mode 0600 (galleries hold
+//! biometric templates); a replaced file keeps its own permissions. With [`Backup::Keep`]
+//! the previous file is kept as `NAME.bak`, itself swapped in atomically.
+//!
+//! ```
+//! use facegate::atomic_file::{write, Backup};
+//! let dir = tempfile::tempdir().unwrap();
+//! let p = dir.path().join("a.toml");
+//! write(&p, b"one", Backup::Keep)?;
+//! write(&p, b"two", Backup::Keep)?;
+//! assert_eq!(std::fs::read(&p).unwrap(), b"two");
+//! assert_eq!(std::fs::read(facegate::atomic_file::backup_path(&p)).unwrap(), b"one");
+//! # Ok::<(), facegate::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Whether the file being replaced is kept as `NAME.bak`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backup {
+    /// Keep the previous version as `NAME.bak`.
+    Keep,
+    /// Replace without a backup.
+    None,
+}
+
+/// `NAME.bak` beside `path`.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".bak");
+    PathBuf::from(s)
+}
+
+/// Replaces `path` by `bytes` atomically (creating its folder if needed).
+pub fn write(path: &Path, bytes: &[u8], backup: Backup) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("{}: not a file path", path.display())))?
+        .to_string_lossy()
+        .to_string();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        std::fs::create_dir_all(&dir)?;
+        let existing = std::fs::metadata(path).ok();
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        if let Some(m) = &existing {
+            f.set_permissions(m.permissions())?;
+        }
+        f.sync_all()?;
+        if existing.is_some() && backup == Backup::Keep {
+            // A hard link to the current file under a temp name, renamed over the old backup
+            // (a copy where links are unsupported).
+            let bak_tmp = dir.join(format!(".{name}.bak-{}", std::process::id()));
+            let _ = std::fs::remove_file(&bak_tmp);
+            if std::fs::hard_link(path, &bak_tmp).is_err() {
+                std::fs::copy(path, &bak_tmp)?;
+                std::fs::File::open(&bak_tmp)?.sync_all()?;
+            }
+            std::fs::rename(&bak_tmp, backup_path(path))?;
+        }
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_are_private_and_replaced_files_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/g.toml");
+        write(&p, b"a", Backup::None).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o600);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write(&p, b"b", Backup::None).unwrap();
+        assert_eq!(mode(&p), 0o644);
+        assert!(!backup_path(&p).exists());
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        write(&p, b"old", Backup::None).unwrap();
+        // A folder where the file should be: the rename fails, the temp file is removed.
+        let q = dir.path().join("d");
+        std::fs::create_dir(&q).unwrap();
+        std::fs::write(q.join("inside"), b"keep").unwrap();
+        assert!(write(&q, b"new", Backup::None).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        assert_eq!(std::fs::read(q.join("inside")).unwrap(), b"keep");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+}

@@ -1,0 +1,39 @@
+//! `facegate bench IMG`: per-stage latency on a 640x480 frame, and 1:N search time.
+
+use super::Global;
+use clap::Args;
+use facegate::eval::bench;
+use facegate::recognition::frame::load_image;
+use facegate::Result;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// A photo with one face (fitted into a 640x480 frame).
+    image: PathBuf,
+    /// Runs per stage (at least 1).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+}
+
+/// Times every stage and prints a table (or the rows as JSON).
+pub fn run(g: &Global, a: &BenchArgs) -> Result<ExitCode> {
+    let store = g.store()?;
+    let frame = bench::kiosk_frame(&load_image(&a.image)?);
+    let runs = a.runs as usize;
+    let mut t = bench::stages(&store, &frame, g.min_face(), runs)?;
+    t.extend(bench::search(&[1_000, 10_000, 100_000], runs.min(20))?);
+    g.emit(&t, || {
+        let mut s = format!(
+            "{:<36} {:>10} {:>10}\n",
+            "stage (640x480 frame, one thread)", "median ms", "p95 ms"
+        );
+        for x in &t {
+            s += &format!("{:<36} {:>10.2} {:>10.2}\n", x.stage, x.median_ms, x.p95_ms);
+        }
+        s
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,40 @@
+//! `facegate embed IMG`: the embedding of every face.
+
+use super::Global;
+use clap::Args;
+use facegate::recognition::frame::load_image;
+use facegate::Result;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `embed`.
+#[derive(Args)]
+pub struct EmbedArgs {
+    /// The image.
+    image: PathBuf,
+}
+
+/// Prints one embedding per face (`{"faces": []}` when there is none); exit 0.
+pub fn run(g: &Global, a: &EmbedArgs) -> Result<ExitCode> {
+    let mut rec = g.recognizer()?;
+    let frame = load_image(&a.image)?;
+    let faces = rec.analyze(&frame)?;
+    let v: Vec<_> = faces
+        .iter()
+        .map(|f| json!({"box": f.face.xywh(), "embedding": f.embedding.0}))
+        .collect();
+    g.emit(&json!({ "faces": v }), || {
+        if faces.is_empty() {
+            return format!("{}: no face", a.image.display());
+        }
+        faces
+            .iter()
+            .map(|f| {
+                let e: Vec<String> = f.embedding.0.iter().map(|x| format!("{x:.5}")).collect();
+                e.join(" ") + "\n"
+            })
+            .collect()
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,217 @@
+//! The subcommands, one file each (its clap arguments and its handler), and the helpers they
+//! share: the global flags, the model store, JSON-or-text output, an embedding run with a
+//! progress bar, the camera.
+
+mod bench;
+mod calibrate;
+mod detect;
+mod embed;
+mod enroll;
+mod eval;
+mod identify;
+mod people;
+mod run;
+mod verify;
+
+use clap::{Args, Parser, Subcommand};
+use facegate::eval::EmbedRun;
+use facegate::recognition::detect::{MtcnnConfig, MIN_FACE_RANGE};
+use facegate::recognition::embed::EMBEDDERS;
+use facegate::recognition::models::{default_model_dir, ModelStore};
+use facegate::recognition::pipeline::Recognizer;
+use facegate::recognition::source::FrameSource;
+use facegate::{Error, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The whole command line.
+#[derive(Parser)]
+#[command(
+    name = "facegate",
+    version,
+    about = "Offline face-recognition door access"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Flags every command takes.
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Model directory (default: $FACEGATE_MODELS or ~/.cache/facegate/models).
+    #[arg(long, global = true)]
+    models: Option<PathBuf>,
+    /// Embedding model: dlib_fp32 (default) or dlib_int8. `run` takes it over the config's.
+    #[arg(long, global = true, value_parser = EMBEDDERS)]
+    model: Option<String>,
+    /// Smallest face side to detect, 12 to 2000 pixels (default 40; `run`: the config's).
+    #[arg(long, global = true, value_parser = parse_min_face)]
+    min_face: Option<f32>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Find faces and their 5 landmarks.
+    Detect(detect::DetectArgs),
+    /// Print the embedding of every face.
+    Embed(embed::EmbedArgs),
+    /// Evaluate on LFW: View 2 (10 folds) or View 1 (DevTrain → DevTest), or open-set 1:N.
+    Eval(eval::EvalArgs),
+    /// Enroll a person from photos (or the camera, with the `camera` feature).
+    Enroll(enroll::EnrollArgs),
+    /// List, remove or rename enrolled people.
+    People(people::PeopleArgs),
+    /// Open-set 1:N identification of the largest face in each image.
+    Identify(identify::IdentifyArgs),
+    /// Run the kiosk loop from a config file.
+    Run(run::RunArgs),
+    /// Choose the threshold for a target false-accept rate from labelled photos.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Per-stage latency (one thread) on a 640x480 frame, and 1:N search time.
+    Bench(bench::BenchArgs),
+    /// Same person? Exit 0 = same, 1 = different, 2 = error.
+    Verify(verify::VerifyArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match &cli.cmd {
+        Cmd::Detect(a) => detect::run(g, a),
+        Cmd::Embed(a) => embed::run(g, a),
+        Cmd::Eval(a) => eval::run(g, a),
+        Cmd::Enroll(a) => enroll::run(g, a),
+        Cmd::People(a) => people::run(g, a),
+        Cmd::Identify(a) => identify::run(g, a),
+        Cmd::Run(a) => run::run(g, a),
+        Cmd::Calibrate(a) => calibrate::run(g, a),
+        Cmd::Bench(a) => bench::run(g, a),
+        Cmd::Verify(a) => verify::run(g, a),
+    }
+}
+
+fn parse_min_face(s: &str) -> std::result::Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if MIN_FACE_RANGE.contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} is outside {} to {} pixels",
+            MIN_FACE_RANGE.start(),
+            MIN_FACE_RANGE.end()
+        ))
+    }
+}
+
+/// A distance threshold: above 0 and at most 2 (two unit vectors are at most 2 apart).
+fn parse_threshold(s: &str) -> std::result::Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v > 0.0 && v <= 2.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be above 0 and at most 2"))
+    }
+}
+
+impl Global {
+    /// The embedding model named on the command line, else the default.
+    fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or(EMBEDDERS[0])
+    }
+
+    /// The minimum face named on the command line, else the detector's default.
+    fn min_face(&self) -> f32 {
+        self.min_face
+            .unwrap_or_else(|| MtcnnConfig::default().min_face)
+    }
+
+    /// The model store (`--models`, else the default folder).
+    fn store(&self) -> Result<ModelStore> {
+        ModelStore::open(self.models.clone().unwrap_or_else(default_model_dir))
+    }
+
+    /// Detector and embedder with the command line's model and minimum face.
+    fn recognizer(&self) -> Result<Recognizer> {
+        Recognizer::new(
+            &self.store()?,
+            self.model(),
+            MtcnnConfig {
+                min_face: self.min_face(),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Prints `value` as one line of JSON with `--json`, else `text()`.
+    fn emit(&self, value: &impl Serialize, text: impl FnOnce() -> String) -> Result<()> {
+        if self.json {
+            let s = serde_json::to_string(value).map_err(|e| Error::Invalid(e.to_string()))?;
+            println!("{s}");
+        } else {
+            let t = text();
+            if !t.is_empty() {
+                println!("{}", t.trim_end());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with an embedding run (the command line's model and minimum face, the
+    /// embedding cache unless `no_cache`) that draws a progress bar on a terminal.
+    fn with_embed_run<T>(
+        &self,
+        no_cache: bool,
+        f: impl FnOnce(&EmbedRun) -> Result<T>,
+    ) -> Result<T> {
+        let store = self.store()?;
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "embedding {wide_bar} {pos}/{len} images, {per_sec}, eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        let progress = |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        };
+        let run = EmbedRun {
+            cache: (!no_cache).then(facegate::eval::embed_cache::default_cache_dir),
+            progress: &progress,
+            ..EmbedRun::new(&store, self.model(), self.min_face())
+        };
+        let out = f(&run);
+        bar.finish_and_clear();
+        out
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Camera `/dev/video{index}` at the requested size and rate.
+#[cfg(feature = "camera")]
+fn camera_source(index: u32, width: u32, height: u32, fps: u32) -> Result<Box<dyn FrameSource>> {
+    Ok(Box::new(
+        facegate::recognition::source::camera::CameraSource::new(index, width, height, fps),
+    ))
+}
+
+#[cfg(not(feature = "camera"))]
+fn camera_source(_index: u32, _w: u32, _h: u32, _fps: u32) -> Result<Box<dyn FrameSource>> {
+    Err(Error::Invalid(
+        "this facegate was built without the `camera` feature (cargo build --features camera)"
+            .into(),
+    ))
+}

@@ -1,0 +1,159 @@
+//! `facegate run --config FILE`: the kiosk loop.
+
+use super::enroll::{enroll_into, EnrollArgs};
+use super::{camera_source, people::count, Global};
+use clap::Args;
+use facegate::identity::threshold::DEFAULT_THRESHOLD;
+use facegate::kiosk::config::Config;
+use facegate::kiosk::door::{Relay, SimulatedRelay};
+use facegate::kiosk::Kiosk;
+use facegate::recognition::models::{default_model_dir, ModelStore};
+use facegate::recognition::pipeline::Recognizer;
+use facegate::recognition::quality::QualityGates;
+use facegate::recognition::source::{FolderSource, FrameSource};
+use facegate::{Error, Result};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Arguments of `run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Stop after this many frames.
+    #[arg(long)]
+    max_frames: Option<usize>,
+    /// Before running, enroll NAME from these photos into the configured gallery if it
+    /// does not exist yet (used by the demo).
+    #[arg(long, num_args = 2.., value_names = ["NAME", "IMAGES"])]
+    enroll_first: Vec<String>,
+}
+
+/// Loads the config (the global `--models`, `--model` and `--min-face` take precedence),
+/// optionally enrolls first, then runs the loop until the source ends or a signal comes.
+pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
+    let mut config = Config::load(&a.config)?;
+    if let Some(dir) = &g.models {
+        config.models.dir = Some(dir.clone());
+    }
+    if let Some(m) = &g.model {
+        config.models.embedder = m.clone();
+    }
+    if let Some(px) = g.min_face {
+        config.detector.min_face = px;
+    }
+    if let [name, images @ ..] = a.enroll_first.as_slice() {
+        if config.gallery.path.exists() {
+            log::info!(
+                "--enroll-first: {} exists, nobody enrolled (remove it to enroll {name} again)",
+                config.gallery.path.display()
+            );
+        } else {
+            let store =
+                ModelStore::open(config.models.dir.clone().unwrap_or_else(default_model_dir))?;
+            let mut rec = Recognizer::new(&store, &config.models.embedder, config.mtcnn())?;
+            let args = EnrollArgs {
+                gallery: config.gallery.path.clone(),
+                name: name.clone(),
+                images: images.iter().map(PathBuf::from).collect(),
+                camera: None,
+                k: images.len() as u32,
+                largest: true,
+                force: false,
+                min_eye_distance: QualityGates::PHOTOS.min_eye_distance,
+                threshold: DEFAULT_THRESHOLD,
+            };
+            enroll_into(
+                &Global {
+                    json: false,
+                    ..g.clone()
+                },
+                &mut rec,
+                &args,
+            )?;
+        }
+    }
+    let (relay, sim) = relay_for(&config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| Error::Invalid(format!("cannot install the signal handler: {e}")))?;
+    }
+    let mut kiosk = Kiosk::new(&config, relay)?;
+    let s = &config.source;
+    let (mut source, fps): (Box<dyn FrameSource>, f64) = match s.kind.as_str() {
+        "camera" => (
+            camera_source(s.device, s.width, s.height, s.fps.round() as u32)?,
+            0.0,
+        ),
+        _ => {
+            let dir = s.path.clone().unwrap_or_default();
+            (
+                Box::new(FolderSource::from_dir(&dir, s.fps, s.looping)?),
+                s.fps,
+            )
+        }
+    };
+    let summary = kiosk.run(source.as_mut(), fps, a.max_frames, &stop)?;
+    drop(kiosk);
+    let unlocks = sim.map(|s| {
+        s.events()
+            .lock()
+            .map(|e| e.iter().filter(|x| x.unlocked).count())
+            .unwrap_or(0)
+    });
+    g.emit(
+        &json!({"summary": summary, "simulated_unlocks": unlocks}),
+        || {
+            format!(
+                "{} frames: {} {:?}, {} unknown, {} without a face, {} low quality, {} source errors; door locked",
+                summary.frames,
+                count(summary.grants.len(), "grant", "grants"),
+                summary.grants,
+                summary.unknown,
+                summary.no_face,
+                summary.low_quality,
+                summary.source_errors
+            )
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The relay the config names, and the simulated one's handle for the summary.
+fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
+    match config.door.kind.as_str() {
+        "gpio" => gpio_relay(config),
+        _ => {
+            let r = SimulatedRelay::new();
+            Ok((Box::new(r.clone()), Some(r)))
+        }
+    }
+}
+
+#[cfg(feature = "rpi")]
+fn gpio_relay(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
+    let pin = config
+        .door
+        .pin
+        .ok_or_else(|| Error::Invalid("door.pin is required for gpio".into()))?;
+    Ok((
+        Box::new(facegate::kiosk::door::GpioRelay::new(
+            pin,
+            config.door.active_high,
+        )?),
+        None,
+    ))
+}
+
+#[cfg(not(feature = "rpi"))]
+fn gpio_relay(_config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
+    Err(Error::Invalid(
+        "door.kind = \"gpio\" needs a build with the `rpi` feature".into(),
+    ))
+}

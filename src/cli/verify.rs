@@ -1,0 +1,64 @@
+//! `facegate verify A B`: same person? Exit 0 same, 1 different, 2 error.
+
+use super::{parse_threshold, Global};
+use clap::Args;
+use facegate::identity::threshold::DEFAULT_THRESHOLD;
+use facegate::identity::verify::verify;
+use facegate::recognition::embed::Embedding;
+use facegate::recognition::frame::load_image;
+use facegate::recognition::pipeline::{largest, Recognizer};
+use facegate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Arguments of `verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// First image.
+    a: PathBuf,
+    /// Second image.
+    b: PathBuf,
+    /// Distance threshold, above 0 and at most 2 (default: the calibrated one).
+    #[arg(long, value_parser = parse_threshold)]
+    threshold: Option<f32>,
+}
+
+/// Compares the largest face of each image.
+pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
+    let mut rec = g.recognizer()?;
+    let ea = largest_embedding(&mut rec, &a.a)?;
+    let eb = largest_embedding(&mut rec, &a.b)?;
+    let v = verify(&ea, &eb, a.threshold.unwrap_or(DEFAULT_THRESHOLD));
+    g.emit(&v, || {
+        format!(
+            "{}: distance {:.4} (threshold {:.4})",
+            if v.same {
+                "same person"
+            } else {
+                "different people"
+            },
+            v.distance,
+            v.threshold
+        )
+    })?;
+    Ok(if v.same {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The embedding of the largest face in the image at `path`.
+fn largest_embedding(rec: &mut Recognizer, path: &Path) -> Result<Embedding> {
+    let frame = load_image(path)?;
+    let faces = rec.detect(&frame)?;
+    let i = largest(&faces).ok_or_else(|| Error::NoFace(path.display().to_string()))?;
+    if faces.len() > 1 {
+        log::warn!(
+            "{}: {} faces, using the largest",
+            path.display(),
+            faces.len()
+        );
+    }
+    rec.embed_face(&frame, &faces[i])
+}

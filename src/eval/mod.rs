@@ -1,0 +1,21 @@
+//! Evaluation: how well and how fast recognition works, measured on real photos.
+//!
+//! [`metrics`] is the arithmetic on distances (thresholds, cross-validation, TAR@FAR, EER,
+//! AUC, Wilson), [`embed_run`] embeds many photos on all cores through [`embed_cache`],
+//! [`lfw`] runs the LFW protocols, [`calibrate`] picks a threshold for a target FAR,
+//! [`openset`] measures 1:N rates, [`bench`] times each stage, and [`plot`] draws ROC curves
+//! and histograms.
+
+pub mod bench;
+pub mod calibrate;
+pub mod embed_cache;
+pub mod embed_run;
+pub mod lfw;
+pub mod metrics;
+pub mod openset;
+pub mod plot;
+
+pub use calibrate::{calibrate, folder_pairs, write_threshold, Calibration};
+pub use embed_run::{embed_all, EmbedRun, Embeddings, Found};
+pub use lfw::{default_data_dir, lfw, lfw_pair_distances, parse_pairs, LfwReport, Pair};
+pub use openset::{lfw_open_set, OpenSet};

@@ -1,0 +1,16 @@
+//! Recognition: a photo or camera frame → faces → aligned chips → embeddings.
+//!
+//! [`frame`] decodes and resamples images, [`models`] verifies and loads the networks,
+//! [`detect`] finds faces (MTCNN), [`align`] warps each to the embedder's template,
+//! [`embed`] runs the embedding network, [`quality`] gates faces, [`draw`] marks them,
+//! [`source`] yields frames, and [`pipeline`] wires detector, aligner and embedder.
+
+pub mod align;
+pub mod detect;
+pub mod draw;
+pub mod embed;
+pub mod frame;
+pub mod models;
+pub mod pipeline;
+pub mod quality;
+pub mod source;
