@@ -2,57 +2,18 @@
 
 mod common;
 
-use facegate::identity::enroll::{enroll, EnrollOptions};
+use facegate::identity::enroll::enroll;
 use facegate::identity::gallery::Gallery;
 use facegate::identity::identify::{identify, MatchPolicy};
-use facegate::kiosk::config::Config;
 use facegate::kiosk::door::SimulatedRelay;
 use facegate::kiosk::Kiosk;
 use facegate::recognition::frame::load_image;
 use facegate::recognition::pipeline::largest;
-use facegate::recognition::quality::QualityGates;
 use facegate::recognition::source::{FolderSource, FrameSource};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-const THRESHOLD: f32 = facegate::identity::threshold::DEFAULT_THRESHOLD;
-
-fn open_set(people: usize) -> f32 {
-    facegate::identity::threshold::open_set_threshold(
-        people,
-        facegate::identity::threshold::DEFAULT_TARGET_FPIR,
-    )
-}
-
-fn photo_gates() -> QualityGates {
-    QualityGates {
-        min_eye_distance: 20.0,
-        min_sharpness: 10.0,
-        max_yaw: 0.35,
-    }
-}
-
-fn opts(k: usize) -> EnrollOptions {
-    EnrollOptions {
-        k,
-        largest: true,
-        force: false,
-        duplicate_threshold: THRESHOLD,
-        gates: photo_gates(),
-        max_frames: 100,
-    }
-}
-
-fn enroll_files(
-    rec: &mut facegate::recognition::pipeline::Recognizer,
-    g: &mut Gallery,
-    name: &str,
-    files: &[PathBuf],
-) {
-    let mut src = FolderSource::from_files(files.to_vec(), 0.0, false);
-    enroll(rec, g, name, &mut src, opts(files.len()), 0, &mut |_, _| {})
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-}
+use common::{enroll_files, kiosk_config, obama_gallery, open_set, opts};
 
 fn who(
     rec: &mut facegate::recognition::pipeline::Recognizer,
@@ -177,30 +138,6 @@ fn enrollment_refuses_duplicates_and_bad_frames() {
     assert_eq!(g.people.len(), 1);
 }
 
-/// A kiosk config over `frames` with a simulated door, gallery `gallery`.
-fn kiosk_config(dir: &Path, gallery: &Path, frames: &Path) -> Config {
-    let text = format!(
-        "[detector]\nmin_face = 40\n[recognition]\nmin_margin = 0.05\n[quality]\nmin_eye_distance = 30\nmin_sharpness = 10\nmax_yaw = 0.35\n\
-         [decision]\nk = 3\nn = 5\nwindow_secs = 3.0\ncooldown_secs = 5.0\n[source]\nkind = \"folder\"\npath = {:?}\nfps = 5\n\
-         [door]\nkind = \"simulated\"\npulse_ms = 1\n[gallery]\npath = {:?}\n[audit]\npath = \"audit.jsonl\"\n",
-        frames.display().to_string(),
-        gallery.display().to_string()
-    );
-    let p = dir.join("kiosk.toml");
-    std::fs::write(&p, &text).unwrap();
-    Config::load(&p).unwrap()
-}
-
-fn obama_gallery(dir: &Path) -> PathBuf {
-    let mut rec = common::recognizer("dlib_fp32", 40.0);
-    let mut g = Gallery::new(rec.model_id());
-    let obama = common::images_in(&common::data("faces/labeled/obama"));
-    enroll_files(&mut rec, &mut g, "Obama", &obama[..2]);
-    let p = dir.join("gallery.toml");
-    g.save(&p).unwrap();
-    p
-}
-
 /// Plays `files` through a kiosk; returns the grants and the relay's unlock count.
 fn play(dir: &Path, gallery: &Path, files: &[PathBuf]) -> (Vec<String>, usize) {
     let frames = dir.join(format!("frames{}", files.len()));
@@ -287,7 +224,7 @@ fn damaged_or_foreign_galleries_are_refused_and_left_untouched() {
     ];
     for (what, bytes) in cases {
         std::fs::write(&g, &bytes).unwrap();
-        let e = Gallery::load(&g, &model).unwrap_err().to_string();
+        let e = Gallery::load(&g, &model, 128).unwrap_err().to_string();
         assert!(
             e.contains("gallery.toml") && e.contains("damaged"),
             "{what}: {e}"
@@ -307,7 +244,7 @@ fn damaged_or_foreign_galleries_are_refused_and_left_untouched() {
         assert!(ev.lock().unwrap().iter().all(|e| !e.unlocked));
     }
     std::fs::write(&g, &good).unwrap();
-    let e = Gallery::load(&g, "dlib_int8:0f3c583a58f35fcc")
+    let e = Gallery::load(&g, "dlib_int8:0f3c583a58f35fcc", 128)
         .unwrap_err()
         .to_string();
     assert!(e.contains(&format!("made by model {model}")), "{e}");

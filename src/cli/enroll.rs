@@ -60,7 +60,7 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
     if a.name.trim().is_empty() {
         return Err(Error::Invalid("--name must not be empty".into()));
     }
-    let mut gallery = Gallery::load_or_new(&a.gallery, rec.model_id())?;
+    let mut gallery = Gallery::load_or_new(&a.gallery, rec.model_id(), rec.dim())?;
     let mut source: Box<dyn FrameSource> = match a.camera {
         Some(i) => camera_source(i, 640, 480, 15)?,
         None => Box::new(FolderSource::from_files(a.images.clone(), 0.0, false)),

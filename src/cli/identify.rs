@@ -33,7 +33,7 @@ pub struct IdentifyArgs {
 /// Prints one line per image: the person or `unknown`.
 pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
-    let gallery = Gallery::load(&a.gallery, rec.model_id())?;
+    let gallery = Gallery::load(&a.gallery, rec.model_id(), rec.dim())?;
     let policy = MatchPolicy {
         threshold: a
             .threshold

@@ -49,7 +49,7 @@ pub struct Global {
     #[arg(long, global = true, value_parser = EMBEDDERS)]
     model: Option<String>,
     /// Smallest face side to detect, 12 to 2000 pixels (default 40; `run`: the config's).
-    #[arg(long, global = true, value_parser = parse_min_face)]
+    #[arg(long, global = true, value_parser = parse_min_face, allow_hyphen_values = true)]
     min_face: Option<f32>,
     /// Print JSON.
     #[arg(long, global = true)]

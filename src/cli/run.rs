@@ -142,10 +142,18 @@ fn gpio_relay(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>
         .door
         .pin
         .ok_or_else(|| Error::Invalid("door.pin is required for gpio".into()))?;
+    let state = config
+        .gallery
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let claim = facegate::kiosk::door::PinLock::acquire(&state, pin)?;
     Ok((
         Box::new(facegate::kiosk::door::GpioRelay::new(
             pin,
             config.door.active_high,
+            claim,
         )?),
         None,
     ))

@@ -38,8 +38,13 @@ pub fn parse_pairs(path: &Path) -> Result<Vec<Pair>> {
     let (_, header) = lines.next().ok_or_else(|| bad(0, "empty pair list"))?;
     let h: Vec<usize> = header
         .split_whitespace()
-        .map(|t| t.parse().unwrap_or(0))
-        .collect();
+        .map(|t| {
+            t.parse::<usize>()
+                .ok()
+                .filter(|&v| (1..=100_000).contains(&v))
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad(0, "header numbers must be whole numbers from 1 to 100000"))?;
     let (folds, per) = match h.as_slice() {
         [f, n] => (*f, *n),
         [n] => (1, *n),
@@ -298,6 +303,12 @@ mod tests {
         assert!(!v[3].same);
         std::fs::write(&p, "1\nA 1 2\n").unwrap();
         assert!(parse_pairs(&p).is_err());
+        // Headers that once divided by zero or read as 0.
+        for header in ["10 x", "10 0", "0 300", "x", "-1"] {
+            std::fs::write(&p, format!("{header}\nA 1 2\nA 1 B 3\n")).unwrap();
+            let e = parse_pairs(&p).unwrap_err().to_string();
+            assert!(e.contains("p.txt:1"), "{header}: {e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

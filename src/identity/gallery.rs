@@ -22,6 +22,10 @@ const FORMAT: &str = "facegate-gallery";
 const VERSION: u32 = 1;
 const CHECKSUM_PREFIX: &str = "# sha256 ";
 
+/// The norms a template may have. dlib's descriptors measure 1.3 to 1.6 on real photos; a
+/// zero, tiny or huge vector is no face's and is refused.
+pub const TEMPLATE_NORM: std::ops::RangeInclusive<f32> = 0.5..=3.0;
+
 /// An enrolled person.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Person {
@@ -82,8 +86,10 @@ impl Gallery {
         }
     }
 
-    /// Loads `path` and checks it belongs to `model`.
-    pub fn load(path: &Path, model: &str) -> Result<Gallery> {
+    /// Loads `path` and checks it belongs to `model`, whose embeddings have `dim` values:
+    /// every template must have exactly that length (a shorter one would otherwise be
+    /// compared on its first values only, or match everyone).
+    pub fn load(path: &Path, model: &str, dim: usize) -> Result<Gallery> {
         let g = Self::load_any(path)?;
         if g.model != model {
             return Err(Error::gallery(
@@ -95,19 +101,33 @@ impl Gallery {
                 ),
             ));
         }
+        for p in &g.people {
+            if let Some(t) = p.templates.iter().find(|t| t.dim() != dim) {
+                return Err(Error::gallery(
+                    path,
+                    format!(
+                        "invalid: person {:?} has a template of {} values, the model makes {dim}",
+                        p.name,
+                        t.dim()
+                    ),
+                ));
+            }
+        }
         Ok(g)
     }
 
     /// Loads `path` if it exists, else an empty gallery for `model`.
-    pub fn load_or_new(path: &Path, model: &str) -> Result<Gallery> {
+    pub fn load_or_new(path: &Path, model: &str, dim: usize) -> Result<Gallery> {
         if path.exists() {
-            Self::load(path, model)
+            Self::load(path, model, dim)
         } else {
             Ok(Gallery::new(model))
         }
     }
 
-    /// Loads `path` whatever model made it, verifying checksum and format.
+    /// Loads `path` whatever model made it, verifying checksum, format and contents: unique
+    /// ids and names, no person without templates, every value finite and every template's
+    /// norm plausible ([`TEMPLATE_NORM`]).
     pub fn load_any(path: &Path) -> Result<Gallery> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let text = String::from_utf8(bytes)
@@ -150,6 +170,35 @@ impl Gallery {
                         .map_err(|e| Error::gallery(path, format!("person {:?}: {e}", p.name)))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            if templates.is_empty() {
+                return Err(Error::gallery(
+                    path,
+                    format!("invalid: person {:?} has no templates", p.name),
+                ));
+            }
+            if let Some(t) = templates
+                .iter()
+                .find(|t| !TEMPLATE_NORM.contains(&t.norm()))
+            {
+                return Err(Error::gallery(
+                    path,
+                    format!(
+                        "invalid: person {:?} has a template of norm {}, outside {:?}",
+                        p.name,
+                        t.norm(),
+                        TEMPLATE_NORM
+                    ),
+                ));
+            }
+            if people
+                .iter()
+                .any(|q: &Person| q.id == p.id || q.name == p.name)
+            {
+                return Err(Error::gallery(
+                    path,
+                    format!("invalid: id {} or name {:?} appears twice", p.id, p.name),
+                ));
+            }
             people.push(Person {
                 id: p.id,
                 name: p.name,
@@ -210,7 +259,16 @@ impl Gallery {
                 "{name:?} is already enrolled (remove or rename first)"
             )));
         }
-        let id = self.people.iter().map(|p| p.id).max().unwrap_or(0) + 1;
+        let id = self
+            .people
+            .iter()
+            .map(|p| p.id)
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| {
+                Error::Invalid("no person id left (the largest id is 4294967295)".into())
+            })?;
         self.people.push(Person {
             id,
             name: name.to_string(),
@@ -317,7 +375,7 @@ mod tests {
             1,
         )
         .unwrap();
-        g.add("Grace", vec![Embedding(vec![3.0, -1.0, 0.25])], 2)
+        g.add("Grace", vec![Embedding(vec![2.0, -1.0, 0.25])], 2)
             .unwrap();
         g
     }
@@ -328,7 +386,7 @@ mod tests {
         let p = dir.path().join("g.toml");
         let g = sample();
         g.save(&p).unwrap();
-        assert_eq!(Gallery::load(&p, "dlib_fp32:abc").unwrap(), g);
+        assert_eq!(Gallery::load(&p, "dlib_fp32:abc", 3).unwrap(), g);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

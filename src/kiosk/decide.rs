@@ -95,6 +95,13 @@ impl Decider {
         }
     }
 
+    /// Forgets the recent frames (kept: the time of the last grant, so the cooldown holds).
+    /// Called when the gallery changes: frames identified against the old gallery must not
+    /// count toward a grant under the new one.
+    pub fn forget_frames(&mut self) {
+        self.recent.clear();
+    }
+
     /// Records the observation of a frame taken at `t` seconds and decides.
     #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x >= min)` is how NaN fails closed
     pub fn observe(&mut self, t: f64, obs: Observation) -> Decision {

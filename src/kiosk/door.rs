@@ -73,17 +73,50 @@ impl Relay for SimulatedRelay {
     }
 }
 
+/// An exclusive claim on a relay pin: a lock on `facegate-gpio<PIN>.lock` in the state
+/// folder, held for as long as the value lives. Two kiosks (a second `facegate run`, a
+/// restarted service while the old one hangs) must never drive one relay.
+#[derive(Debug)]
+pub struct PinLock {
+    _file: std::fs::File,
+}
+
+impl PinLock {
+    /// Takes the lock for `pin` in `dir`, or fails at once if another process holds it.
+    pub fn acquire(dir: &std::path::Path, pin: u8) -> Result<Self> {
+        let path = dir.join(format!("facegate-gpio{pin}.lock"));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(PinLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Hardware(format!(
+                "GPIO pin {pin} is in use by another facegate ({} is locked): stop it first \
+                 (systemctl stop facegate)",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+}
+
 /// Raspberry Pi GPIO relay through rppal (cargo feature `rpi`).
 #[cfg(feature = "rpi")]
 pub struct GpioRelay {
     pin: rppal::gpio::OutputPin,
     active_high: bool,
+    _claim: PinLock,
 }
 
 #[cfg(feature = "rpi")]
 impl GpioRelay {
-    /// Claims BCM `pin`; `active_high` says which level energises the relay.
-    pub fn new(pin: u8, active_high: bool) -> Result<Self> {
+    /// Claims BCM `pin` (holding `claim`, the lock for that pin); `active_high` says which
+    /// level energises the relay.
+    pub fn new(pin: u8, active_high: bool, claim: PinLock) -> Result<Self> {
         let gpio = rppal::gpio::Gpio::new()
             .map_err(|e| Error::Hardware(format!("GPIO unavailable: {e}")))?;
         let pin = gpio
@@ -100,6 +133,7 @@ impl GpioRelay {
         Ok(GpioRelay {
             pin: out,
             active_high,
+            _claim: claim,
         })
     }
 }
@@ -187,5 +221,25 @@ impl Drop for Door {
         if let Err(e) = self.set(false, "shutdown") {
             log::error!("could not lock the door at shutdown: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pin_one_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = PinLock::acquire(dir.path(), 17).unwrap();
+        let e = PinLock::acquire(dir.path(), 17).unwrap_err().to_string();
+        assert!(
+            e.contains("pin 17 is in use") && e.contains("gpio17.lock"),
+            "{e}"
+        );
+        // Another pin is free; the first is free again once dropped.
+        let _other = PinLock::acquire(dir.path(), 18).unwrap();
+        drop(first);
+        PinLock::acquire(dir.path(), 17).unwrap();
     }
 }

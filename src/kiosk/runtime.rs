@@ -1,17 +1,23 @@
 //! The kiosk loop: source → detect → align → embed → identify → decide → door, and the audit log.
 //!
 //! The door is created (and driven to locked) before the models load, so a missing model or
-//! gallery stops the kiosk with the door locked. A frame source error (camera unplugged, bad
-//! file) keeps the door locked and the loop going; SIGINT/SIGTERM end the loop and lock.
+//! a damaged gallery stops the kiosk with the door locked. A missing gallery is an empty one
+//! (everyone denied). The gallery file is watched every turn ([`crate::kiosk::watch`]): a
+//! removed person is refused from the next frame. A frame source error (camera unplugged,
+//! bad file) keeps the door locked and the loop going; SIGINT/SIGTERM end the loop and lock.
+//!
+//! A grant is written to the audit log **before** the door opens: when the log cannot be
+//! written (a full disk), the grant fails and the door stays locked.
 
 use crate::error::{Context, Result};
-use crate::identity::gallery::Gallery;
 use crate::identity::identify::{identify, MatchPolicy};
 use crate::kiosk::audit::{self, AuditLog};
 use crate::kiosk::config::Config;
 use crate::kiosk::decide::{Decider, Decision, Observation};
 use crate::kiosk::door::{Door, Relay};
+use crate::kiosk::liveness::{DecisionFrame, Liveness, NoLivenessCheck};
 use crate::kiosk::notify::Notifier;
+use crate::kiosk::watch::GalleryWatch;
 use crate::recognition::frame::Frame;
 use crate::recognition::models::ModelStore;
 use crate::recognition::pipeline::{largest, Recognizer};
@@ -44,8 +50,12 @@ pub struct RunSummary {
 /// Everything the loop needs, wired.
 pub struct Kiosk {
     rec: Recognizer,
-    gallery: Gallery,
+    gallery: GalleryWatch,
+    config: Config,
     policy: MatchPolicy,
+    liveness: Box<dyn Liveness>,
+    /// The frames of the current decision window with their identified face.
+    recent: std::collections::VecDeque<Option<DecisionFrame>>,
     gates: QualityGates,
     decider: Decider,
     door: Door,
@@ -84,10 +94,11 @@ impl Kiosk {
         let door = Door::new(relay, Duration::from_millis(config.door.pulse_ms))?;
         door.install_panic_hook();
         let rec = recognizer(config)?;
-        let gallery = Gallery::load(&config.gallery.path, rec.model_id())?;
-        if gallery.people.is_empty() {
+        let gallery = GalleryWatch::open(&config.gallery.path, rec.model_id(), rec.dim())?;
+        let people = gallery.gallery().people.len();
+        if people == 0 {
             log::warn!(
-                "{}: nobody is enrolled; the door will not open",
+                "{}: no one enrolled; the door will not open",
                 config.gallery.path.display()
             );
         }
@@ -97,20 +108,16 @@ impl Kiosk {
             .as_deref()
             .map(AuditLog::open)
             .transpose()?;
-        let policy = config.match_policy(gallery.people.len());
-        match config.recognition.threshold {
-            Some(_) => log::info!("threshold {:.4} (fixed in the config)", policy.threshold),
-            None => log::info!(
-                "threshold {:.4} (for {} people at FPIR {})",
-                policy.threshold,
-                gallery.people.len(),
-                config.recognition.target_fpir
-            ),
-        }
+        let policy = policy_for(config, people);
+        let liveness: Box<dyn Liveness> = Box::new(NoLivenessCheck);
+        log::info!("liveness check: {}", liveness.describe());
         Ok(Kiosk {
             rec,
             gallery,
+            config: config.clone(),
             policy,
+            liveness,
+            recent: std::collections::VecDeque::new(),
             gates: config.quality,
             decider: Decider::new(config.decision),
             door,
@@ -122,20 +129,44 @@ impl Kiosk {
         })
     }
 
-    /// What the frame shows: the largest face, gated, identified.
-    pub fn observe(&mut self, frame: &Frame) -> Result<Observation> {
+    /// Replaces the liveness check (the default accepts everything and says so).
+    pub fn set_liveness(&mut self, liveness: Box<dyn Liveness>) {
+        log::info!("liveness check: {}", liveness.describe());
+        self.liveness = liveness;
+    }
+
+    /// The gallery in use and the state of its file.
+    pub fn gallery(&self) -> &GalleryWatch {
+        &self.gallery
+    }
+
+    /// Re-reads the gallery file if it changed; a change resets the decision window and the
+    /// threshold (which follows the number of people).
+    fn refresh_gallery(&mut self) {
+        if self.gallery.poll() {
+            self.decider.forget_frames();
+            self.recent.clear();
+            self.policy = policy_for(&self.config, self.gallery.gallery().people.len());
+        }
+    }
+
+    /// What the frame shows (the largest face, gated, identified), and that face.
+    pub fn observe(
+        &mut self,
+        frame: &Frame,
+    ) -> Result<(Observation, Option<crate::recognition::detect::Face>)> {
         let faces = self.rec.detect(frame)?;
         let Some(i) = largest(&faces) else {
-            return Ok(Observation::NoFace);
+            return Ok((Observation::NoFace, None));
         };
-        let face = &faces[i];
-        let chip = self.rec.chip(frame, face);
-        if let Some(why) = check(&self.gates, face, &chip) {
-            return Ok(Observation::LowQuality(why));
+        let face = faces[i].clone();
+        let chip = self.rec.chip(frame, &face);
+        if let Some(why) = check(&self.gates, &face, &chip) {
+            return Ok((Observation::LowQuality(why), Some(face)));
         }
         let e = self.rec.embed_chip(&chip)?;
-        let id = identify(&self.gallery, &e, self.policy);
-        Ok(match (id.person, id.person_id, id.distance) {
+        let id = identify(self.gallery.gallery(), &e, self.policy);
+        let obs = match (id.person, id.person_id, id.distance) {
             (Some(name), Some(pid), Some(distance)) => Observation::Person {
                 id: pid,
                 name,
@@ -143,20 +174,47 @@ impl Kiosk {
                 margin: id.margin,
             },
             _ => Observation::Unknown,
-        })
+        };
+        Ok((obs, Some(face)))
     }
 
     /// Processes one frame taken at `t` seconds: decides, pulses the door on a grant, audits.
     pub fn process(&mut self, frame: &Frame, t: f64) -> Result<Decision> {
         self.summary.frames += 1;
-        let obs = self.observe(frame)?;
+        self.refresh_gallery();
+        let (obs, face) = match self.observe(frame) {
+            Ok(x) => x,
+            Err(e) => {
+                // A frame that cannot be analysed breaks the run of agreeing frames.
+                self.decider.forget_frames();
+                self.recent.clear();
+                return Err(e);
+            }
+        };
+        let identified = matches!(obs, Observation::Person { .. });
+        self.recent
+            .push_back(face.filter(|_| identified).map(|face| DecisionFrame {
+                frame: frame.clone(),
+                face,
+            }));
+        while self.recent.len() > self.config.decision.n {
+            self.recent.pop_front();
+        }
         match &obs {
             Observation::NoFace => self.summary.no_face += 1,
             Observation::Unknown => self.summary.unknown += 1,
             Observation::LowQuality(_) => self.summary.low_quality += 1,
             Observation::Person { .. } => {}
         }
-        let decision = self.decider.observe(t, obs.clone());
+        let mut decision = self.decider.observe(t, obs.clone());
+        if let Decision::Grant { person, .. } = &decision {
+            let frames: Vec<DecisionFrame> = self.recent.iter().flatten().cloned().collect();
+            if !self.liveness.is_live(person, &frames) {
+                decision = Decision::Deny {
+                    reason: format!("{person}: liveness check failed"),
+                };
+            }
+        }
         let no_face = obs == Observation::NoFace;
         match &decision {
             Decision::Grant {
@@ -168,9 +226,9 @@ impl Kiosk {
                 log::info!(
                     "GRANT {person} (distance {distance:.3}, margin {margin:?}, {frames} frames)"
                 );
-                self.summary.grants.push(person.clone());
                 self.audit(json!({"time": audit::now_secs(), "decision": "grant", "person": person, "distance": distance, "margin": margin, "frames": frames}))?;
                 self.door.pulse()?;
+                self.summary.grants.push(person.clone());
             }
             Decision::Deny { reason } => match obs {
                 Observation::Unknown => {
@@ -211,7 +269,7 @@ impl Kiosk {
         log::info!(
             "kiosk running on {} with {} people enrolled",
             source.describe(),
-            self.gallery.people.len()
+            self.gallery.gallery().people.len()
         );
         let start = std::time::Instant::now();
         let mut n = 0usize;
@@ -246,4 +304,18 @@ impl Kiosk {
         self.door.lock("kiosk stopped")?;
         Ok(self.summary.clone())
     }
+}
+
+/// The match policy for a gallery of `people`, logged.
+fn policy_for(config: &Config, people: usize) -> MatchPolicy {
+    let policy = config.match_policy(people);
+    match config.recognition.threshold {
+        Some(_) => log::info!("threshold {:.4} (fixed in the config)", policy.threshold),
+        None => log::info!(
+            "threshold {:.4} (for {people} enrolled at FPIR {})",
+            policy.threshold,
+            config.recognition.target_fpir
+        ),
+    }
+    policy
 }

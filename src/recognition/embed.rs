@@ -59,6 +59,8 @@ pub trait Embedder {
     fn embed(&self, chip: &Frame) -> Result<Embedding>;
     /// Side of the square chip it expects.
     fn chip_size(&self) -> u32;
+    /// Number of values in its embeddings.
+    fn dim(&self) -> usize;
     /// The 5-point template, in chip pixels, that alignment maps landmarks to.
     fn template(&self) -> [[f32; 2]; 5];
     /// The id stored with templates; embeddings of different ids are never compared.
@@ -163,6 +165,10 @@ impl Embedder for TractEmbedder {
 
     fn chip_size(&self) -> u32 {
         self.size
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
     }
 
     fn template(&self) -> [[f32; 2]; 5] {

@@ -61,6 +61,11 @@ impl Recognizer {
         self.embedder.model_id()
     }
 
+    /// Number of values in this recognizer's embeddings.
+    pub fn dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
     /// Faces in `frame`, best score first.
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>> {
         self.detector.detect(frame)

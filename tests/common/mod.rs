@@ -1,9 +1,15 @@
 //! Shared test helpers: the data directory and the models, both required (never skipped).
 #![allow(dead_code)]
 
+use facegate::identity::enroll::{enroll, EnrollOptions};
+use facegate::identity::gallery::Gallery;
+use facegate::kiosk::config::Config;
 use facegate::recognition::detect::MtcnnConfig;
 use facegate::recognition::models::ModelStore;
 use facegate::recognition::pipeline::Recognizer;
+use facegate::recognition::quality::QualityGates;
+use facegate::recognition::source::FolderSource;
+use std::path::Path;
 use std::path::PathBuf;
 
 /// `$FACEGATE_DATA`, else `../shared/data` beside the repository. Missing data fails the test.
@@ -62,4 +68,67 @@ pub fn images_in(dir: &std::path::Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+pub const THRESHOLD: f32 = facegate::identity::threshold::DEFAULT_THRESHOLD;
+
+pub fn open_set(people: usize) -> f32 {
+    facegate::identity::threshold::open_set_threshold(
+        people,
+        facegate::identity::threshold::DEFAULT_TARGET_FPIR,
+    )
+}
+
+pub fn photo_gates() -> QualityGates {
+    QualityGates {
+        min_eye_distance: 20.0,
+        min_sharpness: 10.0,
+        max_yaw: 0.35,
+    }
+}
+
+pub fn opts(k: usize) -> EnrollOptions {
+    EnrollOptions {
+        k,
+        largest: true,
+        force: false,
+        duplicate_threshold: THRESHOLD,
+        gates: photo_gates(),
+        max_frames: 100,
+    }
+}
+
+pub fn enroll_files(
+    rec: &mut facegate::recognition::pipeline::Recognizer,
+    g: &mut Gallery,
+    name: &str,
+    files: &[PathBuf],
+) {
+    let mut src = FolderSource::from_files(files.to_vec(), 0.0, false);
+    enroll(rec, g, name, &mut src, opts(files.len()), 0, &mut |_, _| {})
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
+/// A kiosk config over `frames` with a simulated door, gallery `gallery`.
+pub fn kiosk_config(dir: &Path, gallery: &Path, frames: &Path) -> Config {
+    let text = format!(
+        "[detector]\nmin_face = 40\n[recognition]\nmin_margin = 0.05\n[quality]\nmin_eye_distance = 30\nmin_sharpness = 10\nmax_yaw = 0.35\n\
+         [decision]\nk = 3\nn = 5\nwindow_secs = 3.0\ncooldown_secs = 5.0\n[source]\nkind = \"folder\"\npath = {:?}\nfps = 5\n\
+         [door]\nkind = \"simulated\"\npulse_ms = 1\n[gallery]\npath = {:?}\n[audit]\npath = \"audit.jsonl\"\n",
+        frames.display().to_string(),
+        gallery.display().to_string()
+    );
+    let p = dir.join("kiosk.toml");
+    std::fs::write(&p, &text).unwrap();
+    Config::load(&p).unwrap()
+}
+
+pub fn obama_gallery(dir: &Path) -> PathBuf {
+    let mut rec = recognizer("dlib_fp32", 40.0);
+    let mut g = Gallery::new(rec.model_id());
+    let obama = images_in(&data("faces/labeled/obama"));
+    enroll_files(&mut rec, &mut g, "Obama", &obama[..2]);
+    let p = dir.join("gallery.toml");
+    g.save(&p).unwrap();
+    p
 }

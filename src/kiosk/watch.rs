@@ -1,0 +1,131 @@
+//! Watching the gallery file while the kiosk runs, so that enrolling, renaming and above all
+//! **revoking** someone takes effect without a restart.
+//!
+//! Every loop turn the file's identity (inode, size, modification time) is read — one
+//! `stat`, a few microseconds. When it changed, the file is loaded again:
+//!
+//! - it loads: the new gallery is used from the next frame;
+//! - it is missing: nobody is enrolled (everyone is denied) until it appears;
+//! - it fails (damaged, another model, a bad template): **everyone is denied** until a good
+//!   file appears. The old gallery is never kept as a fall-back: it may still hold the person
+//!   who was just removed.
+//!
+//! Each change is logged once.
+
+use crate::error::Result;
+use crate::identity::gallery::Gallery;
+use std::path::{Path, PathBuf};
+
+/// What identifies one version of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp {
+        inode,
+        len: m.len(),
+        modified: m.modified().ok(),
+    })
+}
+
+/// The state of the gallery file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GalleryState {
+    /// Loaded; matching uses it.
+    Loaded,
+    /// No file: nobody is enrolled.
+    Missing,
+    /// The file does not load; everyone is denied. The reason names the file and the cause.
+    Refused(String),
+}
+
+/// The gallery in use and the file it comes from.
+#[derive(Debug)]
+pub struct GalleryWatch {
+    path: PathBuf,
+    model: String,
+    dim: usize,
+    stamp: Option<Stamp>,
+    gallery: Gallery,
+    state: GalleryState,
+}
+
+impl GalleryWatch {
+    /// Loads `path` for embeddings of model `model` with `dim` values. A missing file is an
+    /// empty gallery; a file that does not load is an error (the installer sees it at once).
+    pub fn open(path: &Path, model: &str, dim: usize) -> Result<Self> {
+        let stamp = stamp(path);
+        let (gallery, state) = if stamp.is_some() {
+            (Gallery::load(path, model, dim)?, GalleryState::Loaded)
+        } else {
+            log::warn!(
+                "{}: no gallery yet: no one enrolled, everyone is denied until it appears",
+                path.display()
+            );
+            (Gallery::new(model), GalleryState::Missing)
+        };
+        Ok(GalleryWatch {
+            path: path.to_path_buf(),
+            model: model.to_string(),
+            dim,
+            stamp,
+            gallery,
+            state,
+        })
+    }
+
+    /// The gallery to match against (empty unless [`GalleryState::Loaded`]).
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+
+    /// Whether the file loaded, is missing, or was refused.
+    pub fn state(&self) -> &GalleryState {
+        &self.state
+    }
+
+    /// Looks at the file; reloads it when it changed. True when the gallery in use changed.
+    pub fn poll(&mut self) -> bool {
+        let now = stamp(&self.path);
+        if now == self.stamp {
+            return false;
+        }
+        self.stamp = now;
+        self.gallery = Gallery::new(&self.model);
+        self.state = if now.is_none() {
+            log::warn!(
+                "{}: gallery removed: no one enrolled, everyone is denied",
+                self.path.display()
+            );
+            GalleryState::Missing
+        } else {
+            match Gallery::load(&self.path, &self.model, self.dim) {
+                Ok(g) => {
+                    log::info!(
+                        "{}: gallery reloaded: {} enrolled",
+                        self.path.display(),
+                        g.people.len()
+                    );
+                    self.gallery = g;
+                    GalleryState::Loaded
+                }
+                Err(e) => {
+                    log::error!(
+                        "gallery reload refused, everyone is denied until a good file appears: {e}"
+                    );
+                    GalleryState::Refused(e.to_string())
+                }
+            }
+        };
+        true
+    }
+}

@@ -1,0 +1,281 @@
+//! The kiosk tried as an attacker and an operator would, on real photos: revocation without a
+//! restart, damaged or forged galleries while running, a missing gallery at first start,
+//! templates of the wrong shape, a full disk under the audit log, malformed inputs.
+
+mod common;
+
+use common::{enroll_files, kiosk_config, obama_gallery};
+use facegate::identity::gallery::Gallery;
+use facegate::identity::identify::{identify, MatchPolicy};
+use facegate::kiosk::decide::Decision;
+use facegate::kiosk::door::SimulatedRelay;
+use facegate::kiosk::watch::GalleryState;
+use facegate::kiosk::Kiosk;
+use facegate::recognition::frame::{load_image, Frame};
+use facegate::recognition::models::sha256_hex;
+use std::path::Path;
+
+/// Four photos of Obama not used for enrollment, loaded once.
+fn obama_frames() -> Vec<Frame> {
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    obama[2..6].iter().map(|p| load_image(p).unwrap()).collect()
+}
+
+/// Feeds `frames` at 5 fps from `t0` seconds; returns the grants.
+fn feed(k: &mut Kiosk, frames: &[Frame], t0: f64) -> Vec<String> {
+    let mut grants = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        if let Ok(Decision::Grant { person, .. }) = k.process(f, t0 + i as f64 * 0.2) {
+            grants.push(person);
+        }
+    }
+    grants
+}
+
+fn unlocks(relay: &SimulatedRelay) -> usize {
+    relay
+        .events()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.unlocked)
+        .count()
+}
+
+#[test]
+fn revocation_takes_effect_at_the_next_frame_and_a_bad_reload_denies_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let good = std::fs::read(&g).unwrap();
+    let cfg = kiosk_config(dir.path(), &g, dir.path());
+    let relay = SimulatedRelay::new();
+    let mut k = Kiosk::new(&cfg, Box::new(relay.clone())).unwrap();
+    let frames = obama_frames();
+
+    assert_eq!(feed(&mut k, &frames[..3], 0.0), ["Obama"]);
+    assert_eq!(unlocks(&relay), 1);
+
+    // `facegate people remove Obama` while the kiosk runs: refused from the next frame on.
+    let mut gallery = Gallery::load_any(&g).unwrap();
+    assert!(gallery.remove("Obama"));
+    gallery.save(&g).unwrap();
+    let unknown = k.summary.unknown;
+    assert_eq!(feed(&mut k, &frames, 10.0), Vec::<String>::new());
+    assert_eq!(k.summary.unknown - unknown, 4, "every frame: unknown face");
+    assert_eq!(k.gallery().gallery().people.len(), 0);
+
+    // Enrolled again: granted again, no restart.
+    std::fs::write(&g, &good).unwrap();
+    assert_eq!(feed(&mut k, &frames[..3], 20.0), ["Obama"]);
+
+    // A damaged file (one flipped bit) is refused, and the old gallery is not kept.
+    let mut bad = good.clone();
+    let n = bad.len() - 40;
+    bad[n] ^= 0x04;
+    std::fs::write(&g, &bad).unwrap();
+    assert_eq!(feed(&mut k, &frames, 30.0), Vec::<String>::new());
+    match k.gallery().state() {
+        GalleryState::Refused(why) => assert!(why.contains("damaged"), "{why}"),
+        s => panic!("state {s:?}"),
+    }
+    // A good file again: granted again.
+    std::fs::write(&g, &good).unwrap();
+    assert_eq!(feed(&mut k, &frames[..3], 40.0), ["Obama"]);
+    drop(k);
+    assert_eq!(unlocks(&relay), 3);
+    assert!(!relay.events().lock().unwrap().last().unwrap().unlocked);
+}
+
+#[test]
+fn a_missing_gallery_is_an_empty_one_until_someone_is_enrolled() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("state/gallery.toml");
+    let cfg = kiosk_config(dir.path(), &g, dir.path());
+    let relay = SimulatedRelay::new();
+    let mut k = Kiosk::new(&cfg, Box::new(relay.clone())).expect("first start without a gallery");
+    assert_eq!(k.gallery().state(), &GalleryState::Missing);
+    let frames = obama_frames();
+    assert_eq!(feed(&mut k, &frames, 0.0), Vec::<String>::new());
+    assert_eq!(k.summary.unknown, 4);
+
+    // The reception desk enrolls Obama: the running kiosk picks the file up.
+    std::fs::create_dir_all(g.parent().unwrap()).unwrap();
+    let made = obama_gallery(dir.path());
+    std::fs::rename(made, &g).unwrap();
+    assert_eq!(feed(&mut k, &frames[..3], 10.0), ["Obama"]);
+    assert_eq!(k.gallery().state(), &GalleryState::Loaded);
+    drop(k);
+    assert_eq!(unlocks(&relay), 1);
+}
+
+/// Rewrites the gallery at `g` with `edit` applied to its TOML body and a fresh checksum:
+/// what someone who can write the file, but holds no key, can do.
+fn forge(g: &Path, edit: impl Fn(&str) -> String) {
+    let text = std::fs::read_to_string(g).unwrap();
+    let (_, body) = text.split_once('\n').unwrap();
+    let body = edit(body);
+    std::fs::write(
+        g,
+        format!("# sha256 {}\n{body}", sha256_hex(body.as_bytes())),
+    )
+    .unwrap();
+}
+
+#[test]
+fn templates_of_the_wrong_shape_and_duplicate_people_are_refused_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let good = std::fs::read(&g).unwrap();
+    let model = common::store().model_id("dlib_fp32").unwrap();
+    // One float (1.4, a plausible norm): before, `zip` compared it with the probe's first
+    // value only, so it matched every stranger.
+    let one_float = "MzOzPw==";
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "one-float template",
+            format!("\n[[people]]\nid = 7\nname = \"Mallory\"\ncreated = 0\ntemplates = [\"{one_float}\"]\n"),
+            "1 values",
+        ),
+        (
+            "no templates",
+            "\n[[people]]\nid = 9\nname = \"Mallory\"\ncreated = 0\ntemplates = []\n".into(),
+            "no templates",
+        ),
+    ];
+    for (what, extra, want) in cases {
+        std::fs::write(&g, &good).unwrap();
+        forge(&g, |b| format!("{b}{extra}"));
+        let e = Gallery::load(&g, &model, 128).unwrap_err().to_string();
+        assert!(
+            e.contains(want) && e.contains("gallery.toml"),
+            "{what}: {e}"
+        );
+    }
+    // A duplicate id with a valid template: the real template of Obama copied under his id.
+    std::fs::write(&g, &good).unwrap();
+    forge(&g, |b| {
+        let person = &b[b.find("[[people]]").unwrap()..];
+        format!(
+            "{b}\n{}",
+            person.replace("name = \"Obama\"", "name = \"Mallory\"")
+        )
+    });
+    let e = Gallery::load(&g, &model, 128).unwrap_err().to_string();
+    assert!(e.contains("appears twice"), "{e}");
+
+    // In memory too, a one-float template never matches: the distance is infinite.
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let mut gallery = Gallery::new(rec.model_id());
+    gallery
+        .add(
+            "Mallory",
+            vec![facegate::recognition::embed::Embedding(vec![0.0])],
+            0,
+        )
+        .unwrap();
+    let biden = load_image(common::data("faces/labeled/biden/biden.jpg")).unwrap();
+    let faces = rec.detect(&biden).unwrap();
+    let e = rec.embed_face(&biden, &faces[0]).unwrap();
+    let r = identify(
+        &gallery,
+        &e,
+        MatchPolicy {
+            threshold: 0.6,
+            min_margin: 0.0,
+        },
+    );
+    assert_eq!(r.person, None);
+    assert_eq!(r.distance, Some(f32::INFINITY));
+}
+
+#[test]
+fn a_grant_that_cannot_be_audited_keeps_the_door_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let mut cfg = kiosk_config(dir.path(), &g, dir.path());
+    // Every write to /dev/full fails with ENOSPC, as on a full SD card.
+    cfg.audit.path = Some("/dev/full".into());
+    let relay = SimulatedRelay::new();
+    let mut k = Kiosk::new(&cfg, Box::new(relay.clone())).unwrap();
+    let frames = obama_frames();
+    let results: Vec<_> = frames[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| k.process(f, i as f64 * 0.2))
+        .collect();
+    let e = results[2].as_ref().unwrap_err().to_string();
+    assert!(e.contains("/dev/full"), "{e}");
+    assert!(k.summary.grants.is_empty(), "a grant was counted");
+    drop(k);
+    assert_eq!(
+        unlocks(&relay),
+        0,
+        "the door opened without an audit record"
+    );
+}
+
+#[test]
+fn the_audit_log_holds_whole_lines_for_each_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let cfg = kiosk_config(dir.path(), &g, dir.path());
+    let mut k = Kiosk::new(&cfg, Box::new(SimulatedRelay::new())).unwrap();
+    let frames = obama_frames();
+    assert_eq!(feed(&mut k, &frames[..3], 0.0), ["Obama"]);
+    assert_eq!(feed(&mut k, &frames[..3], 10.0), ["Obama"]);
+    drop(k);
+    let text = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let grants: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a whole JSON line"))
+        .filter(|v: &serde_json::Value| v["decision"] == "grant")
+        .collect();
+    assert_eq!(grants.len(), 2);
+    for v in grants {
+        assert_eq!(v["person"], "Obama");
+        let d = v["distance"].as_f64().unwrap();
+        assert!(d > 0.0 && d < 0.5377, "{d}");
+        assert_eq!(v["frames"], 3);
+    }
+}
+
+#[test]
+fn malformed_command_lines_are_refused_with_a_message_not_a_panic() {
+    let bin = env!("CARGO_BIN_EXE_facegate");
+    let img = common::data("faces/labeled/obama/obama.jpg");
+    let img = img.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--min-face", "0", "detect", img], "outside 12 to 2000"),
+        (
+            vec!["--min-face", "NaN", "detect", img],
+            "outside 12 to 2000",
+        ),
+        (vec!["--min-face", "-5", "detect", img], "--min-face"),
+        (vec!["bench", img, "--runs", "0"], "--runs"),
+        (vec!["verify", img, img, "--threshold", "10"], "at most 2"),
+        (vec!["--model", "pnet", "detect", img], "dlib_fp32"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(want) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_last_person_id_cannot_overflow() {
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let mut g = Gallery::new(rec.model_id());
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    enroll_files(&mut rec, &mut g, "Obama", &obama[..1]);
+    g.people[0].id = u32::MAX;
+    let t = g.people[0].templates.clone();
+    let e = g.add("Next", t, 0).unwrap_err().to_string();
+    assert!(e.contains("no person id left"), "{e}");
+}
