@@ -19,7 +19,7 @@
 //! Who depends on whom (a module uses only modules on its own line or above):
 //!
 //! ```text
-//! error · atomic_file
+//! error · files
 //! recognition   frame · models → detect · align · source → embed · quality · draw → pipeline
 //! identity      threshold · verify · gallery → identify · enroll            (recognition)
 //! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)
@@ -31,9 +31,9 @@
 //! arguments and calls these.
 #![deny(missing_docs)]
 
-pub mod atomic_file;
 pub mod error;
 pub mod eval;
+pub mod files;
 pub mod identity;
 pub mod kiosk;
 pub mod recognition;

@@ -279,3 +279,102 @@ fn the_last_person_id_cannot_overflow() {
     let e = g.add("Next", t, 0).unwrap_err().to_string();
     assert!(e.contains("no person id left"), "{e}");
 }
+
+#[test]
+fn a_door_with_a_public_key_uses_only_galleries_signed_by_it() {
+    use facegate::identity::signing::{keygen, SigningKey};
+    let dir = tempfile::tempdir().unwrap();
+    let station = dir.path().join("station");
+    let (secret, public) = keygen(&station).unwrap();
+    let key = SigningKey::load(&secret).unwrap();
+    let g = obama_gallery(dir.path());
+    Gallery::load_any(&g)
+        .unwrap()
+        .save_signed(&g, Some(&key))
+        .unwrap();
+    let signed = std::fs::read(&g).unwrap();
+    let mut cfg = kiosk_config(dir.path(), &g, dir.path());
+    cfg.gallery.public_key = Some(public.clone());
+    let relay = SimulatedRelay::new();
+    let mut k = Kiosk::new(&cfg, Box::new(relay.clone())).unwrap();
+    let frames = obama_frames();
+    assert_eq!(feed(&mut k, &frames[..3], 0.0), ["Obama"]);
+
+    // Someone with write access but no key adds Mallory (Obama's template under another
+    // name) and fixes the checksum: the running door refuses the file, everyone is denied.
+    let mallory = |b: &str| {
+        let person = &b[b.find("[[people]]").unwrap()..];
+        let person = person
+            .replace("name = \"Obama\"", "name = \"Mallory\"")
+            .replace("id = 1", "id = 2");
+        format!("{b}\n{person}")
+    };
+    forge(&g, |rest| {
+        // Keep the old signature line: it signs the old body, not this one.
+        mallory(rest)
+    });
+    assert_eq!(feed(&mut k, &frames, 10.0), Vec::<String>::new());
+    match k.gallery().state() {
+        GalleryState::Refused(why) => assert!(why.contains("bad signature"), "{why}"),
+        s => panic!("state {s:?}"),
+    }
+    // Unsigned altogether: refused too, at start as while running.
+    std::fs::write(&g, &signed).unwrap();
+    let text = std::fs::read_to_string(&g).unwrap();
+    let body = text.splitn(3, '\n').nth(2).unwrap().to_string();
+    std::fs::write(
+        &g,
+        format!("# sha256 {}\n{body}", sha256_hex(body.as_bytes())),
+    )
+    .unwrap();
+    let e = Kiosk::new(&cfg, Box::new(SimulatedRelay::new()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not signed"), "{e}");
+    assert_eq!(feed(&mut k, &frames, 20.0), Vec::<String>::new());
+
+    // The signed file again: granted again.
+    std::fs::write(&g, &signed).unwrap();
+    assert_eq!(feed(&mut k, &frames[..3], 30.0), ["Obama"]);
+    drop(k);
+    assert_eq!(unlocks(&relay), 2);
+
+    // Changing a signed gallery needs the key (`people remove` without it is refused and the
+    // file is untouched); with it, the result is signed again.
+    let bin = env!("CARGO_BIN_EXE_facegate");
+    let out = std::process::Command::new(bin)
+        .args([
+            "people",
+            "--gallery",
+            g.to_str().unwrap(),
+            "remove",
+            "Obama",
+        ])
+        .env_remove("FACEGATE_SIGNING_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is signed"));
+    assert_eq!(std::fs::read(&g).unwrap(), signed);
+    let out = std::process::Command::new(bin)
+        .args([
+            "people",
+            "--gallery",
+            g.to_str().unwrap(),
+            "remove",
+            "Obama",
+        ])
+        .env("FACEGATE_SIGNING_KEY", &secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vk = facegate::identity::signing::VerifyingKey::load(&public).unwrap();
+    let model = common::store().model_id("dlib_fp32").unwrap();
+    let left = Gallery::load_verified(&g, &model, 128, Some(&vk)).unwrap();
+    assert!(left.people.is_empty());
+}

@@ -342,7 +342,7 @@ fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
     let dir = tempfile::tempdir().unwrap();
     let g = obama_gallery(dir.path());
     let bin = env!("CARGO_BIN_EXE_facegate");
-    let backup = facegate::atomic_file::backup_path(&g);
+    let backup = facegate::files::backup_path(&g);
     assert!(!backup.exists());
     for round in 0..8 {
         // A writer renames back and forth as fast as it can; kill -9 it mid-flight.

@@ -101,7 +101,7 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
         now(),
         &mut report,
     )?;
-    gallery.save(&a.gallery)?;
+    gallery.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
     let name = &a.name;
     g.emit(&json!({"id": id, "name": name, "templates": k}), || {
         format!(

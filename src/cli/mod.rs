@@ -9,6 +9,7 @@ mod embed;
 mod enroll;
 mod eval;
 mod identify;
+mod keygen;
 mod people;
 mod run;
 mod verify;
@@ -54,6 +55,10 @@ pub struct Global {
     /// Print JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Secret key that signs the gallery when `enroll` or `people` change it (from
+    /// `facegate keygen`).
+    #[arg(long, global = true, env = "FACEGATE_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -78,6 +83,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Same person? Exit 0 = same, 1 = different, 2 = error.
     Verify(verify::VerifyArgs),
+    /// Make the key pair that signs galleries (secret key mode 0600; give doors the public).
+    Keygen(keygen::KeygenArgs),
 }
 
 /// Runs the parsed command line.
@@ -94,6 +101,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Calibrate(a) => calibrate::run(g, a),
         Cmd::Bench(a) => bench::run(g, a),
         Cmd::Verify(a) => verify::run(g, a),
+        Cmd::Keygen(a) => keygen::run(g, a),
     }
 }
 
@@ -147,6 +155,14 @@ impl Global {
                 ..Default::default()
             },
         )
+    }
+
+    /// The gallery signing key, if one was given.
+    fn signing_key(&self) -> Result<Option<facegate::identity::signing::SigningKey>> {
+        self.signing_key
+            .as_deref()
+            .map(facegate::identity::signing::SigningKey::load)
+            .transpose()
     }
 
     /// Prints `value` as one line of JSON with `--json`, else `text()`.

@@ -69,12 +69,12 @@ pub fn run(g: &Global, a: &PeopleArgs) -> Result<ExitCode> {
                     "nobody called {name:?} is enrolled"
                 )));
             }
-            gallery.save(&a.gallery)?;
+            gallery.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
             g.emit(&json!({"removed": name}), || format!("removed {name}"))?;
         }
         PeopleCmd::Rename { old, new } => {
             gallery.rename(old, new)?;
-            gallery.save(&a.gallery)?;
+            gallery.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
             g.emit(&json!({"renamed": old, "to": new}), || {
                 format!("renamed {old} to {new}")
             })?;

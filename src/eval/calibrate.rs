@@ -118,11 +118,7 @@ pub fn write_threshold(path: &Path, threshold: f32, note: &str) -> Result<()> {
         v.decor_mut().set_suffix(format!("  # {note}"));
     }
     rec.insert("threshold", value);
-    crate::atomic_file::write(
-        path,
-        doc.to_string().as_bytes(),
-        crate::atomic_file::Backup::None,
-    )
+    crate::files::write_atomic(path, doc.to_string().as_bytes(), crate::files::Backup::None)
 }
 
 #[cfg(test)]

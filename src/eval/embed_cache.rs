@@ -104,7 +104,7 @@ impl EmbeddingCache {
         }
     }
 
-    /// Writes the file if anything was inserted (atomically, [`crate::atomic_file`]).
+    /// Writes the file if anything was inserted (atomically, [`crate::files`]).
     pub fn save(&mut self) -> Result<()> {
         if !self.dirty {
             return Ok(());
@@ -126,7 +126,7 @@ impl EmbeddingCache {
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
-        crate::atomic_file::write(&self.file, &out, crate::atomic_file::Backup::None)?;
+        crate::files::write_atomic(&self.file, &out, crate::files::Backup::None)?;
         self.dirty = false;
         Ok(())
     }

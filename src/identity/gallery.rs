@@ -5,13 +5,16 @@
 //! readable, but changed only through facegate: a hand edit breaks the checksum (names change
 //! with `facegate people rename`). Each template is the embedding's little-endian f32 bytes
 //! in base64 (exact round trip, ~700 characters for 128 values instead of ~1,500 as decimals).
-//! The first line is a sha256 over the rest of the file, so any damage is detected.
+//! The first line is a sha256 over the rest of the file, so any damage is detected; with a
+//! signing key the second line is an ed25519 signature of the TOML body
+//! ([`crate::identity::signing`]), so a forgery is detected too.
 //!
-//! Writes are atomic ([`crate::atomic_file`]) and keep the previous file as `NAME.bak`. A
+//! Writes are atomic ([`crate::files`]) and keep the previous file as `NAME.bak`. A
 //! file that fails to load (damaged, other model, unknown version) is never overwritten.
 
-use crate::atomic_file::{self, backup_path, Backup};
 use crate::error::{Error, Result};
+use crate::files::{self, backup_path, Backup};
+use crate::identity::signing::{SigningKey, VerifyingKey};
 use crate::recognition::embed::Embedding;
 use crate::recognition::models::sha256_hex;
 use base64::Engine;
@@ -21,6 +24,10 @@ use std::path::Path;
 const FORMAT: &str = "facegate-gallery";
 const VERSION: u32 = 1;
 const CHECKSUM_PREFIX: &str = "# sha256 ";
+const SIGNATURE_PREFIX: &str = "# ed25519 ";
+
+/// The largest gallery file read (about 350,000 templates).
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 /// The norms a template may have. dlib's descriptors measure 1.3 to 1.6 on real photos; a
 /// zero, tiny or huge vector is no face's and is refused.
@@ -127,18 +134,38 @@ impl Gallery {
 
     /// Loads `path` whatever model made it, verifying checksum, format and contents: unique
     /// ids and names, no person without templates, every value finite and every template's
-    /// norm plausible ([`TEMPLATE_NORM`]).
+    /// norm plausible ([`TEMPLATE_NORM`]). A signature, if any, is not checked.
     pub fn load_any(path: &Path) -> Result<Gallery> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self::read(path)?.0)
+    }
+
+    /// [`Gallery::load`], and with `key` the file must carry a valid signature by that key
+    /// ([`crate::identity::signing`]): an unsigned or wrongly signed gallery is refused.
+    pub fn load_verified(
+        path: &Path,
+        model: &str,
+        dim: usize,
+        key: Option<&VerifyingKey>,
+    ) -> Result<Gallery> {
+        if let Some(key) = key {
+            let (_, signature) = Self::read(path)?;
+            check_signature(path, signature.as_ref(), key)?;
+        }
+        Self::load(path, model, dim)
+    }
+
+    /// The gallery in `path` and its signature line with the bytes it signs.
+    fn read(path: &Path) -> Result<(Gallery, Option<(String, String)>)> {
+        let bytes = files::read_capped(path, MAX_FILE_BYTES)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::gallery(path, "damaged: not UTF-8 text"))?;
-        let (first, body) = text
+        let (first, rest) = text
             .split_once('\n')
             .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
         let want = first
             .strip_prefix(CHECKSUM_PREFIX)
             .ok_or_else(|| Error::gallery(path, "damaged: the checksum line is missing"))?;
-        let got = sha256_hex(body.as_bytes());
+        let got = sha256_hex(rest.as_bytes());
         if got != want.trim() {
             return Err(Error::gallery(
                 path,
@@ -149,6 +176,19 @@ impl Gallery {
                 ),
             ));
         }
+        let (signature, body) = match rest.strip_prefix(SIGNATURE_PREFIX) {
+            Some(signed) => {
+                let (sig, body) = signed
+                    .split_once('\n')
+                    .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
+                (Some((sig.trim().to_string(), body.to_string())), body)
+            }
+            None => (None, rest),
+        };
+        Ok((Self::parse_body(path, body)?, signature))
+    }
+
+    fn parse_body(path: &Path, body: &str) -> Result<Gallery> {
         let repr: FileRepr =
             toml::from_str(body).map_err(|e| Error::gallery(path, format!("invalid: {e}")))?;
         if repr.format != FORMAT || repr.version != VERSION {
@@ -212,16 +252,37 @@ impl Gallery {
         })
     }
 
-    /// Writes the gallery to `path` atomically, keeping the previous file as `.bak`.
-    /// Refuses to replace an existing file that does not load (it may be someone's only copy).
+    /// Writes the gallery to `path` unsigned (see [`Gallery::save_signed`]).
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_signed(path, None)
+    }
+
+    /// Writes the gallery to `path` atomically, keeping the previous file as `.bak`, signed
+    /// with `key` when given. Refuses to replace an existing file that does not load (it may
+    /// be someone's only copy), and a signed file without the key that signed it (the doors
+    /// would refuse the result and lock everyone out).
+    pub fn save_signed(&self, path: &Path, key: Option<&SigningKey>) -> Result<()> {
         if path.exists() {
-            Self::load_any(path).map_err(|e| {
+            let (_, signature) = Self::read(path).map_err(|e| {
                 Error::gallery(
                     path,
                     format!("refusing to overwrite a gallery that does not load ({e})"),
                 )
             })?;
+            match (&signature, key) {
+                (Some(_), None) => {
+                    return Err(Error::gallery(
+                        path,
+                        "is signed: give the signing key (--signing-key or FACEGATE_SIGNING_KEY) to change it",
+                    ))
+                }
+                (Some(_), Some(k)) => {
+                    check_signature(path, signature.as_ref(), &k.verifying_key()).map_err(
+                        |e| Error::gallery(path, format!("refusing to re-sign: {e}")),
+                    )?
+                }
+                _ => {}
+            }
         }
         let repr = FileRepr {
             format: FORMAT.into(),
@@ -240,8 +301,12 @@ impl Gallery {
         };
         let body = toml::to_string(&repr)
             .map_err(|e| Error::gallery(path, format!("cannot serialise: {e}")))?;
-        let text = format!("{CHECKSUM_PREFIX}{}\n{body}", sha256_hex(body.as_bytes()));
-        atomic_file::write(path, text.as_bytes(), Backup::Keep)
+        let rest = match key {
+            Some(k) => format!("{SIGNATURE_PREFIX}{}\n{body}", k.sign(body.as_bytes())),
+            None => body,
+        };
+        let text = format!("{CHECKSUM_PREFIX}{}\n{rest}", sha256_hex(rest.as_bytes()));
+        files::write_atomic(path, text.as_bytes(), Backup::Keep)
     }
 
     /// The person called `name`.
@@ -345,6 +410,29 @@ fn decode_template(s: &str) -> std::result::Result<Embedding, String> {
         return Err("template has non-finite values".into());
     }
     Ok(Embedding(v))
+}
+
+/// Checks the signature line of the gallery at `path` against `key`.
+fn check_signature(
+    path: &Path,
+    signature: Option<&(String, String)>,
+    key: &VerifyingKey,
+) -> Result<()> {
+    let (sig, body) = signature.ok_or_else(|| {
+        Error::gallery(
+            path,
+            format!(
+                "not signed, but this door trusts only galleries signed by key {}",
+                key.fingerprint()
+            ),
+        )
+    })?;
+    key.verify(body.as_bytes(), sig).map_err(|why| {
+        Error::gallery(
+            path,
+            format!("bad signature for key {}: {why}", key.fingerprint()),
+        )
+    })
 }
 
 /// What to tell someone whose gallery does not load: the backup if there is one; names are

@@ -1,11 +1,12 @@
 //! Identity: who is enrolled and who a face is.
 //!
 //! [`gallery`] is the enrollment file, [`verify`] answers 1:1, [`identify`] answers 1:N
-//! (open set), [`enroll`] collects a person's templates, and [`threshold`] holds the
-//! calibrated threshold curve both use.
+//! (open set), [`enroll`] collects a person's templates, [`signing`] signs and verifies the
+//! gallery, and [`threshold`] holds the calibrated threshold curve both use.
 
 pub mod enroll;
 pub mod gallery;
 pub mod identify;
+pub mod signing;
 pub mod threshold;
 pub mod verify;

@@ -182,6 +182,10 @@ fn default_pulse() -> u64 {
 pub struct GalleryConfig {
     /// The enrollment file, relative to the config file.
     pub path: PathBuf,
+    /// Public key file (from `facegate keygen`), relative to the config file: when set, only
+    /// a gallery signed with the matching secret key is used.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
 }
 
 /// `[audit]`
@@ -218,7 +222,8 @@ fn within(v: f64, lo: f64, hi: f64) -> bool {
 impl Config {
     /// Reads and validates `path`; relative paths inside are resolved against its folder.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::files::read_capped(path, 1 << 20)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::config(path, "not UTF-8 text"))?;
         Self::parse(&text, path)
     }
 
@@ -368,6 +373,9 @@ impl Config {
             resolve(p);
         }
         if let Some(p) = c.audit.path.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = c.gallery.public_key.as_mut() {
             resolve(p);
         }
         if let Some(p) = c.models.dir.as_mut() {

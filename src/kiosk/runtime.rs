@@ -94,7 +94,16 @@ impl Kiosk {
         let door = Door::new(relay, Duration::from_millis(config.door.pulse_ms))?;
         door.install_panic_hook();
         let rec = recognizer(config)?;
-        let gallery = GalleryWatch::open(&config.gallery.path, rec.model_id(), rec.dim())?;
+        let key = config
+            .gallery
+            .public_key
+            .as_deref()
+            .map(crate::identity::signing::VerifyingKey::load)
+            .transpose()?;
+        if let Some(k) = &key {
+            log::info!("only galleries signed by key {} are used", k.fingerprint());
+        }
+        let gallery = GalleryWatch::open(&config.gallery.path, rec.model_id(), rec.dim(), key)?;
         let people = gallery.gallery().people.len();
         if people == 0 {
             log::warn!(

@@ -6,7 +6,8 @@
 //!
 //! - it loads: the new gallery is used from the next frame;
 //! - it is missing: nobody is enrolled (everyone is denied) until it appears;
-//! - it fails (damaged, another model, a bad template): **everyone is denied** until a good
+//! - it fails (damaged, another model, a bad template, unsigned or wrongly signed when the
+//!   door has a public key): **everyone is denied** until a good
 //!   file appears. The old gallery is never kept as a fall-back: it may still hold the person
 //!   who was just removed.
 //!
@@ -14,6 +15,7 @@
 
 use crate::error::Result;
 use crate::identity::gallery::Gallery;
+use crate::identity::signing::VerifyingKey;
 use std::path::{Path, PathBuf};
 
 /// What identifies one version of the file.
@@ -54,18 +56,23 @@ pub struct GalleryWatch {
     path: PathBuf,
     model: String,
     dim: usize,
+    key: Option<VerifyingKey>,
     stamp: Option<Stamp>,
     gallery: Gallery,
     state: GalleryState,
 }
 
 impl GalleryWatch {
-    /// Loads `path` for embeddings of model `model` with `dim` values. A missing file is an
-    /// empty gallery; a file that does not load is an error (the installer sees it at once).
-    pub fn open(path: &Path, model: &str, dim: usize) -> Result<Self> {
+    /// Loads `path` for embeddings of model `model` with `dim` values, signed by `key` when
+    /// one is given. A missing file is an empty gallery; a file that does not load is an
+    /// error (the installer sees it at once).
+    pub fn open(path: &Path, model: &str, dim: usize, key: Option<VerifyingKey>) -> Result<Self> {
         let stamp = stamp(path);
         let (gallery, state) = if stamp.is_some() {
-            (Gallery::load(path, model, dim)?, GalleryState::Loaded)
+            (
+                Gallery::load_verified(path, model, dim, key.as_ref())?,
+                GalleryState::Loaded,
+            )
         } else {
             log::warn!(
                 "{}: no gallery yet: no one enrolled, everyone is denied until it appears",
@@ -77,6 +84,7 @@ impl GalleryWatch {
             path: path.to_path_buf(),
             model: model.to_string(),
             dim,
+            key,
             stamp,
             gallery,
             state,
@@ -108,7 +116,7 @@ impl GalleryWatch {
             );
             GalleryState::Missing
         } else {
-            match Gallery::load(&self.path, &self.model, self.dim) {
+            match Gallery::load_verified(&self.path, &self.model, self.dim, self.key.as_ref()) {
                 Ok(g) => {
                     log::info!(
                         "{}: gallery reloaded: {} enrolled",

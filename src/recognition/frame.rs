@@ -30,10 +30,14 @@ pub fn list_images(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(files)
 }
 
-/// Decodes the image file at `path` into an upright RGB8 [`Frame`].
+/// The largest image file read.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Decodes the image file at `path` (at most [`MAX_FILE_BYTES`]) into an upright RGB8
+/// [`Frame`].
 pub fn load_image(path: impl AsRef<Path>) -> Result<Frame> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::files::read_capped(path, MAX_FILE_BYTES)?;
     decode_image(&bytes).map_err(|reason| Error::Image {
         path: path.to_path_buf(),
         reason,

@@ -1,19 +1,22 @@
-//! Atomic file replacement: a crash or kill at any moment leaves the old file or the new one,
-//! never a mix.
+//! Files read with a size cap, and replaced atomically.
 //!
-//! The bytes go to a temporary file in the same folder, are synced, and are renamed over the
+//! [`read_capped`] refuses a file larger than its cap before reading it, so a huge or
+//! endless file (a gallery, a config, a photo) cannot exhaust memory.
+//!
+//! [`write_atomic`]: a crash or kill at any moment leaves the old file or the new one, never
+//! a mix. The bytes go to a temporary file in the same folder, are synced, and are renamed over the
 //! target; the folder is synced after the rename. A new file gets mode 0600 (galleries hold
 //! biometric templates); a replaced file keeps its own permissions. With [`Backup::Keep`]
 //! the previous file is kept as `NAME.bak`, itself swapped in atomically.
 //!
 //! ```
-//! use facegate::atomic_file::{write, Backup};
+//! use facegate::files::{write_atomic, Backup};
 //! let dir = tempfile::tempdir().unwrap();
 //! let p = dir.path().join("a.toml");
-//! write(&p, b"one", Backup::Keep)?;
-//! write(&p, b"two", Backup::Keep)?;
+//! write_atomic(&p, b"one", Backup::Keep)?;
+//! write_atomic(&p, b"two", Backup::Keep)?;
 //! assert_eq!(std::fs::read(&p).unwrap(), b"two");
-//! assert_eq!(std::fs::read(facegate::atomic_file::backup_path(&p)).unwrap(), b"one");
+//! assert_eq!(std::fs::read(facegate::files::backup_path(&p)).unwrap(), b"one");
 //! # Ok::<(), facegate::Error>(())
 //! ```
 
@@ -37,8 +40,27 @@ pub fn backup_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The bytes of `path`, refused with a clear error when the file is larger than `max` bytes.
+pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    // One byte more than allowed tells "too large" without reading the rest.
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Invalid(format!(
+            "{}: larger than the {} MB this file may have",
+            path.display(),
+            max >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Replaces `path` by `bytes` atomically (creating its folder if needed).
-pub fn write(path: &Path, bytes: &[u8], backup: Backup) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], backup: Backup) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -95,11 +117,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/g.toml");
-        write(&p, b"a", Backup::None).unwrap();
+        write_atomic(&p, b"a", Backup::None).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&p), 0o600);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write(&p, b"b", Backup::None).unwrap();
+        write_atomic(&p, b"b", Backup::None).unwrap();
         assert_eq!(mode(&p), 0o644);
         assert!(!backup_path(&p).exists());
         assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
@@ -109,14 +131,27 @@ mod tests {
     fn a_failed_write_leaves_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x");
-        write(&p, b"old", Backup::None).unwrap();
+        write_atomic(&p, b"old", Backup::None).unwrap();
         // A folder where the file should be: the rename fails, the temp file is removed.
         let q = dir.path().join("d");
         std::fs::create_dir(&q).unwrap();
         std::fs::write(q.join("inside"), b"keep").unwrap();
-        assert!(write(&q, b"new", Backup::None).is_err());
+        assert!(write_atomic(&q, b"new", Backup::None).is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         assert_eq!(std::fs::read(q.join("inside")).unwrap(), b"keep");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn reads_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::write(&p, vec![7u8; (1 << 20) + 1]).unwrap();
+        assert_eq!(read_capped(&p, 2 << 20).unwrap().len(), (1 << 20) + 1);
+        let e = read_capped(&p, 1 << 20).unwrap_err().to_string();
+        assert!(
+            e.contains("big") && e.contains("larger than the 1 MB"),
+            "{e}"
+        );
     }
 }
