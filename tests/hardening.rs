@@ -378,3 +378,88 @@ fn a_door_with_a_public_key_uses_only_galleries_signed_by_it() {
     let left = Gallery::load_verified(&g, &model, 128, Some(&vk)).unwrap();
     assert!(left.people.is_empty());
 }
+
+/// Frames from a list, with an error in place of every `None`; sets `stop` after `stop_after`
+/// frames.
+struct Scripted {
+    frames: Vec<Option<Frame>>,
+    next: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop_after: usize,
+}
+
+impl facegate::recognition::source::FrameSource for Scripted {
+    fn next_frame(&mut self) -> facegate::Result<Option<Frame>> {
+        if self.next == self.stop_after {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let i = self.next;
+        self.next += 1;
+        match self.frames.get(i) {
+            None => Ok(None),
+            Some(Some(f)) => Ok(Some(f.clone())),
+            Some(None) => Err(facegate::Error::Hardware("camera 0: unplugged".into())),
+        }
+    }
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+}
+
+#[test]
+fn source_errors_keep_the_door_locked_and_the_loop_going_and_stop_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = obama_gallery(dir.path());
+    let cfg = kiosk_config(dir.path(), &g, dir.path());
+    let relay = SimulatedRelay::new();
+    let mut k = Kiosk::new(&cfg, Box::new(relay.clone())).unwrap();
+    let f = obama_frames();
+    // Obama, the camera fails twice, Obama twice more: the errors break nothing, the frames
+    // after them still count, and the grant comes on the third good frame.
+    let frames = vec![
+        Some(f[0].clone()),
+        None,
+        None,
+        Some(f[1].clone()),
+        Some(f[2].clone()),
+    ];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut src = Scripted {
+        frames: frames.clone(),
+        next: 0,
+        stop: stop.clone(),
+        stop_after: usize::MAX,
+    };
+    let s = k.run(&mut src, 5.0, None, &stop).unwrap();
+    assert_eq!(s.source_errors, 2);
+    assert_eq!(s.grants, ["Obama"]);
+    assert_eq!(s.accounted(), 5);
+    let events = relay.events();
+    let during: Vec<_> = events.lock().unwrap().clone();
+    assert_eq!(during.iter().filter(|e| e.unlocked).count(), 1);
+    assert_eq!(
+        during
+            .iter()
+            .filter(|e| e.why == "frame source failed")
+            .count(),
+        2,
+        "locked on each source error"
+    );
+
+    // The stop flag (SIGINT/SIGTERM) ends the loop at the next turn, door locked.
+    let mut src = Scripted {
+        frames: vec![Some(f[0].clone()); 100],
+        next: 0,
+        stop: stop.clone(),
+        stop_after: 2,
+    };
+    stop.store(false, std::sync::atomic::Ordering::SeqCst);
+    let s = k.run(&mut src, 5.0, None, &stop).unwrap();
+    assert_eq!(
+        src.next, 3,
+        "one more frame was read after the flag was set"
+    );
+    assert!(s.frames < 10);
+    let last = events.lock().unwrap().last().cloned().unwrap();
+    assert!(!last.unlocked && last.why == "kiosk stopped", "{last:?}");
+}

@@ -6,7 +6,7 @@ use facegate::identity::enroll::enroll;
 use facegate::identity::gallery::Gallery;
 use facegate::identity::identify::{identify, MatchPolicy};
 use facegate::kiosk::door::SimulatedRelay;
-use facegate::kiosk::Kiosk;
+use facegate::kiosk::{Kiosk, RunSummary};
 use facegate::recognition::frame::load_image;
 use facegate::recognition::pipeline::largest;
 use facegate::recognition::source::{FolderSource, FrameSource};
@@ -138,8 +138,9 @@ fn enrollment_refuses_duplicates_and_bad_frames() {
     assert_eq!(g.people.len(), 1);
 }
 
-/// Plays `files` through a kiosk; returns the grants and the relay's unlock count.
-fn play(dir: &Path, gallery: &Path, files: &[PathBuf]) -> (Vec<String>, usize) {
+/// Plays `files` through a kiosk; returns its summary and the relay's unlock count. Every
+/// frame must be accounted for in exactly one count.
+fn play(dir: &Path, gallery: &Path, files: &[PathBuf]) -> (RunSummary, usize) {
     let frames = dir.join(format!("frames{}", files.len()));
     let cfg = kiosk_config(dir, gallery, &frames);
     let relay = SimulatedRelay::new();
@@ -151,7 +152,9 @@ fn play(dir: &Path, gallery: &Path, files: &[PathBuf]) -> (Vec<String>, usize) {
     let ev = events.lock().unwrap();
     assert!(!ev.last().unwrap().unlocked, "door left unlocked");
     assert!(!ev.first().unwrap().unlocked, "door not locked first");
-    (s.grants, ev.iter().filter(|e| e.unlocked).count())
+    assert_eq!(s.frames, files.len());
+    assert_eq!(s.accounted(), files.len(), "{s:?}");
+    (s, ev.iter().filter(|e| e.unlocked).count())
 }
 
 #[test]
@@ -171,12 +174,21 @@ fn kiosk_grants_exactly_on_k_of_n_frames_of_an_enrolled_person() {
         o2.clone(),
         o3.clone(),
     ];
-    assert_eq!(play(dir.path(), &g, &seq), (vec!["Obama".to_string()], 1));
-    // A stranger, many times: never.
+    let (s, unlocks) = play(dir.path(), &g, &seq);
+    assert_eq!((s.grants, unlocks), (vec!["Obama".to_string()], 1));
+    assert_eq!(
+        (s.no_face, s.pending),
+        (2, 2),
+        "two frames built toward the grant"
+    );
+    // A stranger, many times: never, and every frame was an unknown face.
     let seq: Vec<PathBuf> = biden.iter().cycle().take(6).cloned().collect();
-    assert_eq!(play(dir.path(), &g, &seq), (vec![], 0));
-    // No faces at all: never.
-    assert_eq!(play(dir.path(), &g, &no_face[..6]), (vec![], 0));
+    let (s, unlocks) = play(dir.path(), &g, &seq);
+    assert_eq!((s.grants.len(), unlocks), (0, 0));
+    assert_eq!(s.unknown, 6, "{s:?}");
+    // No faces at all: never, and no face was seen.
+    let (s, unlocks) = play(dir.path(), &g, &no_face[..6]);
+    assert_eq!((s.grants.len(), unlocks, s.no_face), (0, 0, 6));
     // A single matching frame among others: never.
     let seq = vec![
         no_face[0].clone(),
@@ -185,7 +197,9 @@ fn kiosk_grants_exactly_on_k_of_n_frames_of_an_enrolled_person() {
         biden[0].clone(),
         no_face[2].clone(),
     ];
-    assert_eq!(play(dir.path(), &g, &seq), (vec![], 0));
+    let (s, unlocks) = play(dir.path(), &g, &seq);
+    assert_eq!((s.grants.len(), unlocks), (0, 0));
+    assert_eq!((s.pending, s.unknown, s.no_face), (1, 1, 3));
     // The enrolled person, but too small for the quality gates: never.
     let small_dir = dir.path().join("small");
     std::fs::create_dir_all(&small_dir).unwrap();
@@ -202,7 +216,9 @@ fn kiosk_grants_exactly_on_k_of_n_frames_of_an_enrolled_person() {
         s.save(&out).unwrap();
         small.push(out);
     }
-    assert_eq!(play(dir.path(), &g, &small), (vec![], 0));
+    let (s, unlocks) = play(dir.path(), &g, &small);
+    assert_eq!((s.grants.len(), unlocks), (0, 0));
+    assert_eq!(s.low_quality, 4, "each small face fails the gates: {s:?}");
 }
 
 #[test]
@@ -350,9 +366,12 @@ fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
             "while true; do {bin} people --gallery {p} rename Obama Barack >/dev/null 2>&1; {bin} people --gallery {p} rename Barack Obama >/dev/null 2>&1; done",
             p = g.display()
         );
+        // Its stderr goes nowhere: bash reports the killed facegate as "Killed", which reads
+        // like a failure in the test output.
         let mut child = std::process::Command::new("bash")
             .arg("-c")
             .arg(&script)
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(150 + 37 * round));

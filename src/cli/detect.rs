@@ -24,7 +24,8 @@ pub fn face_json(f: &Face) -> serde_json::Value {
     json!({"box": f.xywh(), "score": f.score, "landmarks": f.landmarks})
 }
 
-/// Prints every face of the image; exit 0 whether or not there are faces.
+/// Prints every face of the image (`{"faces": []}` when there is none). Exit 0 with at least
+/// one face, 1 with none, 2 on an error.
 pub fn run(g: &Global, a: &DetectArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
     let frame = load_image(&a.image)?;
@@ -46,5 +47,9 @@ pub fn run(g: &Global, a: &DetectArgs) -> Result<ExitCode> {
     if let Some(out) = &a.draw {
         facegate::recognition::draw::draw_faces(&frame, &faces, out)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if faces.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -15,7 +15,8 @@ pub struct EmbedArgs {
     image: PathBuf,
 }
 
-/// Prints one embedding per face (`{"faces": []}` when there is none); exit 0.
+/// Prints one embedding per face (`{"faces": []}` when there is none). Exit 0 with at least
+/// one face, 1 with none, 2 on an error.
 pub fn run(g: &Global, a: &EmbedArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
     let frame = load_image(&a.image)?;
@@ -36,5 +37,9 @@ pub fn run(g: &Global, a: &EmbedArgs) -> Result<ExitCode> {
             })
             .collect()
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if faces.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -81,7 +81,9 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
             a.images.len()
         },
     };
+    let mut good = 0;
     let mut report = |r: &FrameReport, have: usize| {
+        good = have;
         let what = a
             .images
             .get(r.frame - 1)
@@ -100,7 +102,15 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
         opts,
         now(),
         &mut report,
-    )?;
+    )
+    .map_err(|e| match a.camera {
+        None if good > 0 && good < k => Error::Invalid(format!(
+            "{e}: {good} of the {} photos are good; `--k {good}` enrolls {} with them, or add photos",
+            a.images.len(),
+            a.name
+        )),
+        _ => e,
+    })?;
     gallery.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
     let name = &a.name;
     g.emit(&json!({"id": id, "name": name, "templates": k}), || {

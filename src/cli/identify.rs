@@ -30,7 +30,9 @@ pub struct IdentifyArgs {
     min_margin: f32,
 }
 
-/// Prints one line per image: the person or `unknown`.
+/// Prints one line per image: the person, `unknown`, or the image's error (the other images
+/// are still answered). Exit 0 when every image named an enrolled person, 1 when any face was
+/// unknown or any image had no face, 2 when any image could not be read.
 pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
     let gallery = Gallery::load(&a.gallery, rec.model_id(), rec.dim())?;
@@ -40,30 +42,54 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| open_set_threshold(gallery.people.len(), DEFAULT_TARGET_FPIR)),
         min_margin: a.min_margin,
     };
+    let (mut unknown, mut failed) = (false, false);
     for img in &a.images {
-        let frame = load_image(img)?;
-        let faces = rec.detect(&frame)?;
-        let (person, distance, margin) = match largest(&faces) {
-            Some(i) => {
-                let e = rec.embed_face(&frame, &faces[i])?;
-                let r = identify(&gallery, &e, policy);
-                (r.person, r.distance, r.margin)
+        let answer = (|| {
+            let frame = load_image(img)?;
+            let faces = rec.detect(&frame)?;
+            let r = match largest(&faces) {
+                Some(i) => Some(identify(
+                    &gallery,
+                    &rec.embed_face(&frame, &faces[i])?,
+                    policy,
+                )),
+                None => None,
+            };
+            Ok::<_, facegate::Error>((r, faces.len()))
+        })();
+        match answer {
+            Ok((r, faces)) => {
+                let person = r.as_ref().and_then(|r| r.person.clone());
+                let distance = r.as_ref().and_then(|r| r.distance);
+                let margin = r.as_ref().and_then(|r| r.margin);
+                unknown |= person.is_none();
+                g.emit(
+                    &json!({"image": img, "person": person, "distance": distance, "margin": margin, "faces": faces}),
+                    || {
+                        format!(
+                            "{}: {} (distance {}, margin {}, {} face(s))",
+                            img.display(),
+                            person.as_deref().unwrap_or(if faces == 0 { "no face" } else { "unknown" }),
+                            distance.map_or("-".into(), |d| format!("{d:.3}")),
+                            margin.map_or("-".into(), |m| format!("{m:.3}")),
+                            faces
+                        )
+                    },
+                )?;
             }
-            None => (None, None, None),
-        };
-        g.emit(
-            &json!({"image": img, "person": person, "distance": distance, "margin": margin, "faces": faces.len()}),
-            || {
-                format!(
-                    "{}: {} (distance {}, margin {}, {} face(s))",
-                    img.display(),
-                    person.as_deref().unwrap_or("unknown"),
-                    distance.map_or("-".into(), |d| format!("{d:.3}")),
-                    margin.map_or("-".into(), |m| format!("{m:.3}")),
-                    faces.len()
-                )
-            },
-        )?;
+            Err(e) => {
+                failed = true;
+                g.emit(&json!({"image": img, "error": e.to_string()}), || {
+                    format!("{}: error: {e}", img.display())
+                })?;
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::from(2)
+    } else if unknown {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -111,14 +111,16 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
         &json!({"summary": summary, "simulated_unlocks": unlocks}),
         || {
             format!(
-                "{} frames: {} {:?}, {} unknown, {} without a face, {} low quality, {} source errors; door locked",
+                "{} frames: {} {:?}, {} pending (too few agreeing frames yet, or cooldown), {} unknown, {} without a face, {} low quality, {} source errors, {} errors; door locked",
                 summary.frames,
                 count(summary.grants.len(), "grant", "grants"),
                 summary.grants,
+                summary.pending,
                 summary.unknown,
                 summary.no_face,
                 summary.low_quality,
-                summary.source_errors
+                summary.source_errors,
+                summary.errors
             )
         },
     )?;

@@ -132,11 +132,16 @@ pub(crate) fn embed_all_counted(run: &EmbedRun, paths: &[PathBuf]) -> Result<(Em
                     None => todo.push((p, h)),
                 }
             }
-            log::info!(
-                "{} of {total} embeddings from {}",
-                out.len(),
-                cache.file().display()
-            );
+            match out.len() {
+                0 => log::info!(
+                    "computing {total} embeddings (none cached yet; they will be kept in {})",
+                    cache.file().display()
+                ),
+                n => log::info!(
+                    "{n} of {total} embeddings from the cache {}",
+                    cache.file().display()
+                ),
+            }
             Some(cache)
         }
         None => {

@@ -35,7 +35,8 @@ pub struct FrameReport {
 }
 
 /// Collects `opts.k` templates from `source` and adds `name` to `gallery` (not saved).
-/// `report` is told about every frame.
+/// `report` is told about every frame; a frame the source fails to deliver (an undecodable
+/// photo) is reported as rejected and the others still count.
 pub fn enroll(
     rec: &mut Recognizer,
     gallery: &mut Gallery,
@@ -53,10 +54,24 @@ pub fn enroll(
     let mut templates: Vec<Embedding> = Vec::new();
     let mut frame_no = 0;
     while templates.len() < opts.k && frame_no < opts.max_frames {
-        let Some(frame) = source.next_frame()? else {
-            break;
-        };
         frame_no += 1;
+        let frame = match source.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                frame_no -= 1;
+                break;
+            }
+            Err(e) => {
+                // A photo that does not decode (or a camera hiccup) is one rejected frame;
+                // the others still count.
+                let r = FrameReport {
+                    frame: frame_no,
+                    rejected: Some(e.to_string()),
+                };
+                report(&r, templates.len());
+                continue;
+            }
+        };
         let faces = rec.detect(&frame)?;
         let rejected = (|| {
             let face = match faces.len() {

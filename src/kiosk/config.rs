@@ -189,12 +189,35 @@ pub struct GalleryConfig {
 }
 
 /// `[audit]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// JSON-lines audit log, relative to the config file; none when absent.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// Size at which the log is rotated, bytes (4 KiB to 1 GiB).
+    #[serde(default = "default_audit_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept (0 to 100).
+    #[serde(default = "default_audit_keep")]
+    pub keep: usize,
+}
+
+fn default_audit_bytes() -> u64 {
+    10 << 20
+}
+fn default_audit_keep() -> usize {
+    5
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: None,
+            max_bytes: default_audit_bytes(),
+            keep: default_audit_keep(),
+        }
+    }
 }
 
 /// The 1-based line of `key =` inside `[section]` of `text` (0 when absent), for messages.
@@ -341,6 +364,14 @@ impl Config {
         }
         range("source", "width", c.source.width as f64, 160.0, 4096.0)?;
         range("source", "height", c.source.height as f64, 120.0, 4096.0)?;
+        range(
+            "audit",
+            "max_bytes",
+            c.audit.max_bytes as f64,
+            4096.0,
+            (1u64 << 30) as f64,
+        )?;
+        range("audit", "keep", c.audit.keep as f64, 0.0, 100.0)?;
         match c.door.kind.as_str() {
             "simulated" => {}
             "gpio" if c.door.pin.is_none() => {

@@ -133,7 +133,7 @@ impl Decider {
             .collect();
         if agreeing.len() < self.policy.k {
             return deny(&format!(
-                "{name}: {} of {} frames so far",
+                "pending: {name} in {} of the {} agreeing frames needed",
                 agreeing.len(),
                 self.policy.k
             ));

@@ -33,7 +33,7 @@ const UNKNOWN_LOG_INTERVAL: f64 = 5.0;
 /// Counts of what a run did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RunSummary {
-    /// Frames processed.
+    /// Frames processed (delivered by the source).
     pub frames: usize,
     /// Grants, by person, in order.
     pub grants: Vec<String>,
@@ -43,8 +43,27 @@ pub struct RunSummary {
     pub no_face: usize,
     /// Frames whose face failed the quality gates.
     pub low_quality: usize,
+    /// Frames of an enrolled person that did not (yet) make a grant: fewer than K agreeing
+    /// frames so far, or within the cooldown after a grant, or refused by the liveness check.
+    pub pending: usize,
     /// Frames the source failed to deliver.
     pub source_errors: usize,
+    /// Frames that could not be analysed (an inference error); the door stayed locked.
+    pub errors: usize,
+}
+
+impl RunSummary {
+    /// Every frame falls in exactly one count: this is their sum, equal to `frames` plus
+    /// `source_errors`.
+    pub fn accounted(&self) -> usize {
+        self.grants.len()
+            + self.unknown
+            + self.no_face
+            + self.low_quality
+            + self.pending
+            + self.source_errors
+            + self.errors
+    }
 }
 
 /// Everything the loop needs, wired.
@@ -115,7 +134,7 @@ impl Kiosk {
             .audit
             .path
             .as_deref()
-            .map(AuditLog::open)
+            .map(|p| AuditLog::open(p, config.audit.max_bytes, config.audit.keep))
             .transpose()?;
         let policy = policy_for(config, people);
         let liveness: Box<dyn Liveness> = Box::new(NoLivenessCheck);
@@ -190,6 +209,14 @@ impl Kiosk {
     /// Processes one frame taken at `t` seconds: decides, pulses the door on a grant, audits.
     pub fn process(&mut self, frame: &Frame, t: f64) -> Result<Decision> {
         self.summary.frames += 1;
+        let decision = self.decide(frame, t);
+        if decision.is_err() {
+            self.summary.errors += 1;
+        }
+        decision
+    }
+
+    fn decide(&mut self, frame: &Frame, t: f64) -> Result<Decision> {
         self.refresh_gallery();
         let (obs, face) = match self.observe(frame) {
             Ok(x) => x,
@@ -233,7 +260,8 @@ impl Kiosk {
                 frames,
             } => {
                 log::info!(
-                    "GRANT {person} (distance {distance:.3}, margin {margin:?}, {frames} frames)"
+                    "GRANT {person} (distance {distance:.3}, margin {}, {frames} frames)",
+                    margin.map_or("- (one person enrolled)".into(), |m| format!("{m:.3}"))
                 );
                 self.audit(json!({"time": audit::now_secs(), "decision": "grant", "person": person, "distance": distance, "margin": margin, "frames": frames}))?;
                 self.door.pulse()?;
@@ -251,7 +279,11 @@ impl Kiosk {
                     log::info!("deny: no face (logged once per stretch)")
                 }
                 Observation::NoFace => log::debug!("deny: no face"),
-                _ => log::info!("deny: {reason}"),
+                Observation::Person { .. } => {
+                    self.summary.pending += 1;
+                    log::info!("{reason}");
+                }
+                Observation::LowQuality(_) => log::info!("deny: {reason}"),
             },
         }
         self.last_was_no_face = no_face;
