@@ -17,7 +17,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import tomllib
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

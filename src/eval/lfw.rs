@@ -84,7 +84,22 @@ pub fn parse_pairs(path: &Path) -> Result<Vec<Pair>> {
     Ok(out)
 }
 
-/// `$FACEGATE_DATA`, else `../shared/data`.
+/// `data/<sub>`, or an error that says where it was looked for and how to point elsewhere.
+pub fn data_folder(data: &Path, sub: &str) -> Result<PathBuf> {
+    let dir = data.join(sub);
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        let shown = std::path::absolute(&dir).unwrap_or(dir);
+        Err(Error::Invalid(format!(
+            "{}: no such folder; give the data folder with --data DIR or FACEGATE_DATA \
+             (the default, ../shared/data, is relative to the current folder)",
+            shown.display()
+        )))
+    }
+}
+
+/// `$FACEGATE_DATA`, else `../shared/data` (relative to the current folder).
 pub fn default_data_dir() -> PathBuf {
     std::env::var_os("FACEGATE_DATA")
         .map(PathBuf::from)
@@ -114,6 +129,8 @@ pub struct LfwReport {
     pub dev: Option<(f32, f64)>,
     /// TAR at FAR 1e-3 and its threshold, over all pairs evaluated.
     pub tar_at_far_1e3: (f64, f32),
+    /// Impostor pairs the FAR figures rest on.
+    pub impostor_pairs: usize,
     /// TAR at FAR 1e-2 and its threshold.
     pub tar_at_far_1e2: (f64, f32),
     /// Equal error rate.
@@ -154,11 +171,13 @@ impl LfwReport {
             );
         }
         s += &format!(
-            "TAR@FAR=1e-3 {:.2}% (threshold {:.4}); TAR@FAR=1e-2 {:.2}% (threshold {:.4}); EER {:.2}%; AUC {:.4}\n",
+            "TAR@FAR=1e-3 {:.2}% (threshold {:.4}, {}); TAR@FAR=1e-2 {:.2}% (threshold {:.4}, {}); EER {:.2}%; AUC {:.4}\n",
             self.tar_at_far_1e3.0 * 100.0,
             self.tar_at_far_1e3.1,
+            support(self.impostor_pairs, 1e-3),
             self.tar_at_far_1e2.0 * 100.0,
             self.tar_at_far_1e2.1,
+            support(self.impostor_pairs, 1e-2),
             self.eer * 100.0,
             self.auc
         );
@@ -174,9 +193,20 @@ impl LfwReport {
     }
 }
 
+/// "N impostor pairs", marked when N cannot support a false-accept rate `far` (fewer than
+/// 3 / far: with n pairs and no false accept, the 95% upper bound on FAR is 3 / n).
+pub fn support(impostor_pairs: usize, far: f64) -> String {
+    let need = (3.0 / far).ceil() as usize;
+    if impostor_pairs < need {
+        format!("only {impostor_pairs} impostor pairs, too few: {need} needed to measure it")
+    } else {
+        format!("{impostor_pairs} impostor pairs")
+    }
+}
+
 /// Runs the LFW protocol: View 2 (`full`) or View 1.
 pub fn lfw(run: &EmbedRun, data: &Path, full: bool) -> Result<LfwReport> {
-    let lfw = data.join("lfw");
+    let lfw = data_folder(data, "lfw")?;
     let lists: Vec<Vec<Pair>> = if full {
         vec![parse_pairs(&lfw.join("pairs.txt"))?]
     } else {
@@ -236,6 +266,7 @@ pub fn lfw(run: &EmbedRun, data: &Path, full: bool) -> Result<LfwReport> {
         dev,
         tar_at_far_1e3: (tar3, t3),
         tar_at_far_1e2: (tar2, t2),
+        impostor_pairs: impostor.len(),
         eer: eer(&genuine, &impostor),
         auc: auc(&genuine, &impostor),
         cached,
@@ -303,6 +334,8 @@ mod tests {
         assert!(!v[3].same);
         std::fs::write(&p, "1\nA 1 2\n").unwrap();
         assert!(parse_pairs(&p).is_err());
+        assert!(support(1600, 1e-3).contains("too few"));
+        assert_eq!(support(3000, 1e-3), "3000 impostor pairs");
         // Headers that once divided by zero or read as 0.
         for header in ["10 x", "10 0", "0 300", "x", "-1"] {
             std::fs::write(&p, format!("{header}\nA 1 2\nA 1 B 3\n")).unwrap();

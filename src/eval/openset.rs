@@ -39,7 +39,7 @@ pub fn lfw_open_set(
     strangers: usize,
     policy: crate::identity::identify::MatchPolicy,
 ) -> Result<OpenSet> {
-    let root = data.join("lfw/images");
+    let root = crate::eval::lfw::data_folder(data, "lfw/images")?;
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .map_err(|e| Error::io(&root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))

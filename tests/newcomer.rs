@@ -1,0 +1,180 @@
+//! What a newcomer meets on the command line, with real photos and bad inputs: every command
+//! answers, says what went wrong and what to do, and has an exit code scripts can use.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn facegate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_facegate"))
+        .args(args)
+        .env_remove("FACEGATE_SIGNING_KEY")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+fn data(rel: &str) -> String {
+    common::data(rel).to_str().unwrap().to_string()
+}
+
+#[test]
+fn the_fetch_script_checks_the_python_version_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("python3.8");
+    std::fs::write(&fake, "#!/bin/sh\necho 3.8\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fetch"))
+        .env("PYTHON", &fake)
+        .env("FACEGATE_CACHE", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Python 3.8") && err.contains("3.10 or newer"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("venv").exists(),
+        "a venv was made before the check"
+    );
+}
+
+#[test]
+fn identify_answers_every_image_and_says_which_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = common::obama_gallery(dir.path());
+    let missing = dir.path().join("missing.jpg");
+    let out = facegate(&[
+        "--json",
+        "identify",
+        "--gallery",
+        g.to_str().unwrap(),
+        &data("faces/labeled/obama/obama2.jpg"),
+        missing.to_str().unwrap(),
+        &data("faces/labeled/biden/biden.jpg"),
+        &data("faces/no_face/coffee.png"),
+    ]);
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0]["person"], "Obama");
+    assert!(lines[1]["error"].as_str().unwrap().contains("missing.jpg"));
+    assert_eq!(lines[2]["person"], serde_json::Value::Null);
+    assert_eq!(lines[2]["faces"], 1);
+    assert_eq!(lines[3]["faces"], 0);
+    assert_eq!(out.status.code(), Some(2), "an image failed");
+    // Only the enrolled person: exit 0; a stranger among them: exit 1.
+    let one = |img: &str| {
+        facegate(&["identify", "--gallery", g.to_str().unwrap(), &data(img)])
+            .status
+            .code()
+    };
+    assert_eq!(one("faces/labeled/obama/obama2.jpg"), Some(0));
+    assert_eq!(one("faces/labeled/biden/biden.jpg"), Some(1));
+}
+
+#[test]
+fn embed_and_detect_always_print_a_result() {
+    let nothing = data("faces/no_face/coffee.png");
+    for cmd in ["embed", "detect"] {
+        let out = facegate(&["--json", cmd, &nothing]);
+        assert_eq!(text(&out.stdout).trim(), r#"{"faces":[]}"#, "{cmd}");
+        assert_eq!(out.status.code(), Some(1), "{cmd}: no face is a 'no'");
+    }
+    let out = facegate(&["--json", "embed", &data("faces/labeled/obama/obama.jpg")]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["faces"][0]["embedding"].as_array().unwrap().len(), 128);
+}
+
+#[test]
+fn enroll_goes_past_a_bad_photo_and_says_how_to_enroll_with_fewer() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("g.toml");
+    let broken = dir.path().join("broken.jpg");
+    std::fs::write(&broken, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    let p = |i: usize| obama[i].to_str().unwrap().to_string();
+    let (a, b) = (p(0), p(1));
+    let args = |k: &str| {
+        vec![
+            "enroll".to_string(),
+            "--gallery".into(),
+            g.to_str().unwrap().into(),
+            "--name".into(),
+            "Obama".into(),
+            "--k".into(),
+            k.into(),
+            "--images".into(),
+            a.clone(),
+            broken.to_str().unwrap().into(),
+            b.clone(),
+        ]
+    };
+    let run = |args: Vec<String>| facegate(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // K = 3 from 2 good photos and a broken one: refused, with the way forward.
+    let out = run(args("3"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("broken.jpg: rejected"), "{err}");
+    assert!(err.contains("--k 2"), "{err}");
+    assert!(!g.exists(), "something was saved");
+    // K = 2: the broken photo is reported, the two good ones enroll.
+    let out = run(args("2"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let model = common::store().model_id("dlib_fp32").unwrap();
+    let gallery = facegate::identity::gallery::Gallery::load(&g, &model, 128).unwrap();
+    assert_eq!(gallery.people[0].templates.len(), 2);
+    // K = 0 and an empty name are refused at once.
+    let out = run(args("0"));
+    assert_eq!(out.status.code(), Some(2));
+    let mut empty = args("2");
+    empty[4] = String::new();
+    let t = std::time::Instant::now();
+    let out = run(empty);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--name must not be empty"));
+    assert!(t.elapsed().as_secs() < 30);
+}
+
+#[test]
+fn errors_point_at_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    // A damaged gallery with no backup: no advice to restore one.
+    let g = common::obama_gallery(dir.path());
+    let mut bytes = std::fs::read(&g).unwrap();
+    let n = bytes.len() - 40;
+    bytes[n] ^= 4;
+    std::fs::write(&g, &bytes).unwrap();
+    let out = facegate(&["people", "--gallery", g.to_str().unwrap(), "list"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("no backup") && !err.contains(".bak"), "{err}");
+    assert!(err.contains("facegate people rename"), "{err}");
+    // A missing data folder names --data and FACEGATE_DATA.
+    let out = facegate(&[
+        "eval",
+        "lfw",
+        "--data",
+        dir.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--data") && err.contains("FACEGATE_DATA"),
+        "{err}"
+    );
+    // A people list reads as English.
+    let g2 = common::obama_gallery(&dir.path().join("two"));
+    let out = facegate(&["people", "--gallery", g2.to_str().unwrap(), "list"]);
+    let list = text(&out.stdout);
+    assert!(list.contains("1 person enrolled"), "{list}");
+}
