@@ -22,7 +22,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An image file could not be decoded (corrupt, truncated, not an image, or too large).
-    /// Remedy: use an 8-bit JPEG or PNG photo.
+    /// Remedy: use a JPEG, PNG, WebP, BMP, TIFF or GIF photo that opens in an image viewer.
     #[error("{path}: cannot decode image: {reason}")]
     Image {
         /// The image file.

@@ -238,7 +238,7 @@ fn bad_inputs_give_clear_errors_or_no_face() {
     std::fs::write(&text, "this is a shopping list, not a photo\n").unwrap();
     let e = load_image(&text).unwrap_err();
     assert!(
-        e.to_string().contains("notes.jpg") && e.to_string().contains("not a JPEG or PNG"),
+        e.to_string().contains("notes.jpg") && e.to_string().contains("unsupported format"),
         "{e}"
     );
 

@@ -2,15 +2,17 @@
 
 use super::{camera_source, now, parse_threshold, Global};
 use clap::Args;
-use facegate::identity::enroll::{enroll, EnrollOptions, FrameReport};
+use facegate::identity::enroll::{enroll, enroll_faces, EnrollOptions, FrameReport};
 use facegate::identity::gallery::Gallery;
 use facegate::identity::threshold::DEFAULT_THRESHOLD;
+use facegate::recognition::detect::Face;
+use facegate::recognition::frame::{load_image, Frame};
 use facegate::recognition::pipeline::Recognizer;
 use facegate::recognition::quality::QualityGates;
 use facegate::recognition::source::{FolderSource, FrameSource};
 use facegate::{Error, Result};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Frames the camera may take to deliver K good ones.
@@ -23,11 +25,18 @@ pub struct EnrollArgs {
     #[arg(long)]
     pub gallery: PathBuf,
     /// Display name.
-    #[arg(long)]
-    pub name: String,
+    #[arg(long, required_unless_present = "clusters")]
+    pub name: Option<String>,
     /// Photos of the person.
-    #[arg(long, num_args = 1.., required_unless_present = "camera")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["camera", "clusters"])]
     pub images: Vec<PathBuf>,
+    /// Enroll several people at once from `facegate cluster --json` output...
+    #[arg(long, requires = "names", conflicts_with_all = ["name", "images", "camera"])]
+    pub clusters: Option<PathBuf>,
+    /// ... naming them with a TOML file of `CLUSTER_ID = "Name"` lines (unnamed clusters are
+    /// skipped).
+    #[arg(long, requires = "clusters")]
+    pub names: Option<PathBuf>,
     /// Take frames from camera /dev/videoN instead (needs the `camera` feature).
     #[arg(long)]
     pub camera: Option<u32>,
@@ -52,12 +61,156 @@ pub struct EnrollArgs {
 /// Enrolls with the command line's models.
 pub fn run(g: &Global, a: &EnrollArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
-    enroll_into(g, &mut rec, a)
+    match (&a.clusters, &a.names) {
+        (Some(c), Some(n)) => enroll_clusters(g, &mut rec, a, c, n),
+        _ => enroll_into(g, &mut rec, a),
+    }
+}
+
+/// Bulk enrollment: every named cluster with the usual gates, the K sharpest faces per
+/// person, the duplicate check; one atomic gallery write at the end; a summary per person.
+/// Exit 0 when every named person was enrolled, 1 when some were not (the others are saved).
+fn enroll_clusters(
+    g: &Global,
+    rec: &mut Recognizer,
+    a: &EnrollArgs,
+    clusters: &Path,
+    names: &Path,
+) -> Result<ExitCode> {
+    let read = |p: &Path| {
+        facegate::files::read_capped(p, 64 << 20).and_then(|b| {
+            String::from_utf8(b).map_err(|_| Error::Invalid(format!("{}: not UTF-8", p.display())))
+        })
+    };
+    let doc: serde_json::Value = serde_json::from_str(&read(clusters)?)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", clusters.display())))?;
+    let names: std::collections::BTreeMap<String, String> = toml::from_str(&read(names)?)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", names.display())))?;
+    let list = doc["clusters"]
+        .as_array()
+        .ok_or_else(|| Error::Invalid(format!("{}: no \"clusters\" list", clusters.display())))?;
+    let mut gallery = Gallery::load_or_new(&a.gallery, rec.model_id(), rec.dim())?;
+    let opts = EnrollOptions {
+        k: a.k as usize,
+        largest: false,
+        force: a.force,
+        duplicate_threshold: a.threshold,
+        gates: QualityGates {
+            min_eye_distance: a.min_eye_distance,
+            ..QualityGates::default()
+        },
+        max_frames: usize::MAX,
+    };
+    for id in names.keys() {
+        if !list
+            .iter()
+            .any(|c| c["id"].as_u64().map(|i| i.to_string()).as_deref() == Some(id))
+        {
+            return Err(Error::Invalid(format!(
+                "{}: cluster {id} is not in {}",
+                a.names.as_deref().unwrap_or(Path::new("")).display(),
+                clusters.display()
+            )));
+        }
+    }
+    let mut reports = Vec::new();
+    for c in list {
+        let Some(name) = c["id"].as_u64().and_then(|i| names.get(&i.to_string())) else {
+            continue;
+        };
+        let faces = c["faces"].as_array().cloned().unwrap_or_default();
+        let candidates = faces
+            .iter()
+            .map(|f| {
+                let file = PathBuf::from(f["file"].as_str().unwrap_or(""));
+                let bx: Vec<f32> = f["box"]
+                    .as_array()
+                    .map(|b| {
+                        b.iter()
+                            .filter_map(|v| v.as_f64())
+                            .map(|v| v as f32)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (file.display().to_string(), find_face(rec, &file, &bx))
+            })
+            .collect();
+        reports.push(enroll_faces(
+            rec,
+            &mut gallery,
+            name,
+            candidates,
+            opts,
+            now(),
+        ));
+    }
+    if reports.iter().any(|r| r.id.is_some()) {
+        gallery.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
+    }
+    for r in &reports {
+        match (&r.id, &r.error) {
+            (Some(id), _) => {
+                eprintln!("{}: enrolled (id {id}) from {} faces", r.name, r.used.len())
+            }
+            (_, Some(e)) => eprintln!("{}: not enrolled: {e}", r.name),
+            _ => {}
+        }
+        for (what, why) in &r.rejected {
+            eprintln!("  {what}: {why}");
+        }
+    }
+    let failed = reports.iter().filter(|r| r.id.is_none()).count();
+    g.emit(&json!({"people": reports}), || {
+        format!(
+            "{} of {} named people enrolled into {}",
+            reports.len() - failed,
+            reports.len(),
+            a.gallery.display()
+        )
+    })?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The face of `file` whose box best overlaps `xywh` (detected again, for its landmarks).
+fn find_face(rec: &mut Recognizer, file: &Path, xywh: &[f32]) -> Result<(Frame, Face)> {
+    let frame = load_image(file)?;
+    let [x, y, w, h] = <[f32; 4]>::try_from(xywh).map_err(|_| {
+        Error::Invalid(format!(
+            "{}: a face needs a box [x, y, w, h]",
+            file.display()
+        ))
+    })?;
+    let want = [x, y, x + w, y + h];
+    let iou = |b: &[f32; 4]| {
+        let ix = (b[2].min(want[2]) - b[0].max(want[0])).max(0.0);
+        let iy = (b[3].min(want[3]) - b[1].max(want[1])).max(0.0);
+        let inter = ix * iy;
+        let area = |b: &[f32; 4]| (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0);
+        inter / (area(b) + area(&want) - inter).max(1e-6)
+    };
+    let faces = rec.detect(&frame)?;
+    let best = faces
+        .into_iter()
+        .map(|f| (iou(&f.bbox), f))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(o, _)| *o >= 0.5)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: the face of the cluster file is not found again",
+                file.display()
+            ))
+        })?;
+    Ok((frame, best.1))
 }
 
 /// Collects the person's templates with `rec`, adds them to the gallery and saves it.
 pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<ExitCode> {
-    if a.name.trim().is_empty() {
+    let name = a.name.clone().unwrap_or_default();
+    if name.trim().is_empty() {
         return Err(Error::Invalid("--name must not be empty".into()));
     }
     let mut gallery = Gallery::load_or_new(&a.gallery, rec.model_id(), rec.dim())?;
@@ -97,7 +250,7 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
     let id = enroll(
         rec,
         &mut gallery,
-        &a.name,
+        &name,
         source.as_mut(),
         opts,
         now(),
@@ -105,14 +258,12 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
     )
     .map_err(|e| match a.camera {
         None if good > 0 && good < k => Error::Invalid(format!(
-            "{e}: {good} of the {} photos are good; `--k {good}` enrolls {} with them, or add photos",
+            "{e}: {good} of the {} photos are good; `--k {good}` enrolls {name} with them, or add photos",
             a.images.len(),
-            a.name
         )),
         _ => e,
     })?;
     gallery.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
-    let name = &a.name;
     g.emit(&json!({"id": id, "name": name, "templates": k}), || {
         format!(
             "enrolled {name} (id {id}) with {k} templates into {}",

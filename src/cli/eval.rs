@@ -12,8 +12,9 @@ use std::process::ExitCode;
 /// Arguments of `eval`.
 #[derive(Args)]
 pub struct EvalArgs {
-    /// `lfw` (verification protocol) or `openset` (1:N on LFW: 100 enrolled, 1000 strangers).
-    #[arg(value_parser = ["lfw", "openset"])]
+    /// `lfw` (verification protocol), `openset` (1:N on LFW: 100 enrolled, 1000 strangers) or
+    /// `cluster` (clustering methods and cuts on faces/clusters and LFW).
+    #[arg(value_parser = ["lfw", "openset", "cluster"])]
     bench: String,
     /// Data directory (default: $FACEGATE_DATA or ../shared/data).
     #[arg(long)]
@@ -35,6 +36,9 @@ pub fn run(g: &Global, a: &EvalArgs) -> Result<ExitCode> {
         .data
         .clone()
         .unwrap_or_else(facegate::eval::default_data_dir);
+    if a.bench == "cluster" {
+        return cluster(g, a, &data);
+    }
     if a.bench == "openset" {
         let policy = MatchPolicy {
             threshold: DEFAULT_THRESHOLD,
@@ -84,4 +88,38 @@ fn write_plots(dir: &Path, r: &LfwReport) -> Result<()> {
     )?;
     eprintln!("wrote {} and {}", roc.display(), hist.display());
     Ok(())
+}
+
+/// `eval cluster`: both methods over a range of cuts on the three labelled sets.
+fn cluster(g: &Global, a: &EvalArgs, data: &Path) -> Result<ExitCode> {
+    use facegate::identity::cluster::Method;
+    let sets = g.with_embed_run(a.no_cache, |run| {
+        facegate::eval::cluster::standard_sets(run, data, 1000)
+    })?;
+    let cuts: Vec<f32> = (0..=10).map(|i| 0.40 + 0.025 * i as f32).collect();
+    let rows =
+        facegate::eval::cluster::sweep(&sets, &cuts, &[Method::Average, Method::ChineseWhispers]);
+    g.emit(&rows, || {
+        let mut s = format!(
+            "{:<38} {:<17} {:>6} {:>7} {:>7} {:>7} {:>8} {:>13} {:>7}\n",
+            "set", "method", "cut", "P", "R", "F1", "BCubed", "clusters/true", "s"
+        );
+        for r in &rows {
+            let c = &r.scores;
+            s += &format!(
+                "{:<38} {:<17} {:>6.3} {:>7.4} {:>7.4} {:>7.4} {:>8.4} {:>13} {:>7.2}\n",
+                r.set,
+                r.method.name(),
+                r.threshold,
+                c.pairwise_precision,
+                c.pairwise_recall,
+                c.pairwise_f1,
+                c.bcubed_f1,
+                format!("{}/{}", c.clusters, c.true_clusters),
+                r.seconds
+            );
+        }
+        s
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod calibrate;
+mod cluster;
 mod detect;
 mod embed;
 mod enroll;
@@ -83,6 +84,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Same person? Exit 0 = same, 1 = different, 2 = error.
     Verify(verify::VerifyArgs),
+    /// Group the faces of a photo library by person (no number of people needed).
+    Cluster(cluster::ClusterArgs),
     /// Make the key pair that signs galleries (secret key mode 0600; give doors the public).
     Keygen(keygen::KeygenArgs),
 }
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Bench(a) => bench::run(g, a),
         Cmd::Verify(a) => verify::run(g, a),
         Cmd::Keygen(a) => keygen::run(g, a),
+        Cmd::Cluster(a) => cluster::run(g, a),
     }
 }
 

@@ -58,8 +58,10 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
             let mut rec = Recognizer::new(&store, &config.models.embedder, config.mtcnn())?;
             let args = EnrollArgs {
                 gallery: config.gallery.path.clone(),
-                name: name.clone(),
+                name: Some(name.clone()),
                 images: images.iter().map(PathBuf::from).collect(),
+                clusters: None,
+                names: None,
                 camera: None,
                 k: images.len() as u32,
                 largest: true,

@@ -13,13 +13,13 @@
 //! ```
 //! use facegate::eval::embed_cache::EmbeddingCache;
 //! let dir = tempfile::tempdir().unwrap();
-//! let mut cache = EmbeddingCache::open(dir.path(), "some key", 2);
+//! let mut cache = EmbeddingCache::open(dir.path(), "some key");
 //! let image = facegate::eval::embed_cache::image_hash(b"the file's bytes");
 //! cache.insert(image, 1, vec![0.6, 0.8]);
 //! cache.save().unwrap();
-//! let again = EmbeddingCache::open(dir.path(), "some key", 2);
+//! let again = EmbeddingCache::open(dir.path(), "some key");
 //! assert_eq!(again.get(&image), Some((1, &[0.6f32, 0.8][..])));
-//! assert!(EmbeddingCache::open(dir.path(), "another key", 2).is_empty());
+//! assert!(EmbeddingCache::open(dir.path(), "another key").is_empty());
 //! ```
 
 use crate::error::Result;
@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"FGEMB01\n";
+const MAGIC: &[u8; 8] = b"FGEMB02\n";
 
 /// The sha256 of an image file's bytes: the cache's entry key.
 pub fn image_hash(bytes: &[u8]) -> [u8; 32] {
@@ -39,25 +39,25 @@ pub fn default_cache_dir() -> PathBuf {
     crate::recognition::models::cache_root().join("embeddings")
 }
 
-/// Embeddings (with a one-byte tag, e.g. how the face was found) by image hash, for one key.
+/// Per-image float records (with a one-byte tag, e.g. how the face was found or how many
+/// faces there are) by image hash, for one key.
 #[derive(Debug)]
 pub struct EmbeddingCache {
     file: PathBuf,
     key: [u8; 32],
-    dim: usize,
     entries: HashMap<[u8; 32], (u8, Vec<f32>)>,
     dirty: bool,
 }
 
 impl EmbeddingCache {
-    /// The cache for `key` in `dir`, with `dim`-dimensional embeddings. Never fails: an
-    /// unreadable or corrupt file gives an empty cache (and a warning).
-    pub fn open(dir: &Path, key: &str, dim: usize) -> Self {
+    /// The cache for `key` in `dir`. Never fails: an unreadable or corrupt file gives an
+    /// empty cache (and a warning).
+    pub fn open(dir: &Path, key: &str) -> Self {
         let key: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let name: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
         let file = dir.join(format!("{name}.bin"));
         let entries = match std::fs::read(&file) {
-            Ok(bytes) => parse(&bytes, &key, dim).unwrap_or_else(|why| {
+            Ok(bytes) => parse(&bytes, &key).unwrap_or_else(|why| {
                 log::warn!("{}: ignoring the embedding cache: {why}", file.display());
                 HashMap::new()
             }),
@@ -70,7 +70,6 @@ impl EmbeddingCache {
         EmbeddingCache {
             file,
             key,
-            dim,
             entries,
             dirty: false,
         }
@@ -96,12 +95,10 @@ impl EmbeddingCache {
         self.entries.get(image).map(|(t, v)| (*t, v.as_slice()))
     }
 
-    /// Stores an embedding; one of the wrong length is not stored.
-    pub fn insert(&mut self, image: [u8; 32], tag: u8, embedding: Vec<f32>) {
-        if embedding.len() == self.dim {
-            self.entries.insert(image, (tag, embedding));
-            self.dirty = true;
-        }
+    /// Stores a record for an image.
+    pub fn insert(&mut self, image: [u8; 32], tag: u8, record: Vec<f32>) {
+        self.entries.insert(image, (tag, record));
+        self.dirty = true;
     }
 
     /// Writes the file if anything was inserted (atomically, [`crate::files`]).
@@ -109,10 +106,9 @@ impl EmbeddingCache {
         if !self.dirty {
             return Ok(());
         }
-        let mut out = Vec::with_capacity(48 + self.entries.len() * (33 + 4 * self.dim));
+        let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.key);
-        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
         out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         let mut keys: Vec<&[u8; 32]> = self.entries.keys().collect();
         keys.sort();
@@ -120,6 +116,7 @@ impl EmbeddingCache {
             let (tag, v) = &self.entries[k];
             out.extend_from_slice(k);
             out.push(*tag);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
             for x in v {
                 out.extend_from_slice(&x.to_le_bytes());
             }
@@ -134,8 +131,8 @@ impl EmbeddingCache {
 
 type Entries = HashMap<[u8; 32], (u8, Vec<f32>)>;
 
-fn parse(bytes: &[u8], key: &[u8; 32], dim: usize) -> std::result::Result<Entries, String> {
-    let header = 8 + 32 + 4 + 4;
+fn parse(bytes: &[u8], key: &[u8; 32]) -> std::result::Result<Entries, String> {
+    let header = 8 + 32 + 4;
     if bytes.len() < header + 4 {
         return Err("shorter than its header".into());
     }
@@ -144,29 +141,36 @@ fn parse(bytes: &[u8], key: &[u8; 32], dim: usize) -> std::result::Result<Entrie
         return Err("checksum mismatch (truncated or damaged)".into());
     }
     if &body[..8] != MAGIC {
-        return Err("not a facegate embedding cache".into());
+        return Err("not a facegate embedding cache of this version".into());
     }
     if &body[8..40] != key {
         return Err("written for other models or settings".into());
     }
-    let u32_at = |i: usize| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
-    if u32_at(40) as usize != dim {
-        return Err(format!("{}-dimensional, expected {dim}", u32_at(40)));
-    }
-    let n = u32_at(44) as usize;
-    let record = 33 + 4 * dim;
-    if body.len() != header + n * record {
-        return Err(format!("{n} entries do not fit its length"));
-    }
-    let mut entries = HashMap::with_capacity(n);
-    for r in body[header..].chunks_exact(record) {
-        let mut k = [0u8; 32];
-        k.copy_from_slice(&r[..32]);
-        let v = r[33..]
+    let u32_at = |i: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(body.get(i..i + 4)?.try_into().ok()?) as usize)
+    };
+    let n = u32_at(40).ok_or("cut short")?;
+    let mut entries = HashMap::with_capacity(n.min(1 << 20));
+    let mut at = header;
+    for _ in 0..n {
+        let k: [u8; 32] = body
+            .get(at..at + 32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("cut short")?;
+        let tag = *body.get(at + 32).ok_or("cut short")?;
+        let len = u32_at(at + 33).ok_or("cut short")?;
+        let floats = body
+            .get(at + 37..at + 37 + 4 * len)
+            .ok_or("an entry does not fit its length")?;
+        let v = floats
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        entries.insert(k, (r[32], v));
+        entries.insert(k, (tag, v));
+        at += 37 + 4 * len;
+    }
+    if at != body.len() {
+        return Err(format!("{n} entries do not fill its length"));
     }
     Ok(entries)
 }
@@ -178,24 +182,28 @@ mod tests {
     #[test]
     fn round_trip_and_damage_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = EmbeddingCache::open(dir.path(), "k", 3);
+        let mut c = EmbeddingCache::open(dir.path(), "k");
         assert!(c.is_empty());
         let (a, b) = (image_hash(b"a"), image_hash(b"b"));
         c.insert(a, 0, vec![1.0, 2.0, 3.0]);
-        c.insert(b, 2, vec![-1.0, 0.5, 0.25]);
-        c.insert(image_hash(b"c"), 0, vec![1.0]); // wrong length: dropped
+        c.insert(b, 2, vec![-1.0, 0.5, 0.25, 7.0, 8.0, 9.0]);
+        c.insert(image_hash(b"c"), 0, vec![]);
         c.save().unwrap();
-        let c2 = EmbeddingCache::open(dir.path(), "k", 3);
-        assert_eq!(c2.len(), 2);
-        assert_eq!(c2.get(&b), Some((2, &[-1.0f32, 0.5, 0.25][..])));
-        assert!(EmbeddingCache::open(dir.path(), "k", 4).is_empty());
+        let c2 = EmbeddingCache::open(dir.path(), "k");
+        assert_eq!(c2.len(), 3);
+        assert_eq!(
+            c2.get(&b),
+            Some((2, &[-1.0f32, 0.5, 0.25, 7.0, 8.0, 9.0][..]))
+        );
+        assert_eq!(c2.get(&image_hash(b"c")), Some((0, &[][..])));
+        assert!(EmbeddingCache::open(dir.path(), "other key").is_empty());
 
         // A flipped bit or a cut file: ignored, never an error.
         let mut bytes = std::fs::read(c2.file()).unwrap();
         bytes[60] ^= 1;
         std::fs::write(c2.file(), &bytes).unwrap();
-        assert!(EmbeddingCache::open(dir.path(), "k", 3).is_empty());
+        assert!(EmbeddingCache::open(dir.path(), "k").is_empty());
         std::fs::write(c2.file(), &bytes[..20]).unwrap();
-        assert!(EmbeddingCache::open(dir.path(), "k", 3).is_empty());
+        assert!(EmbeddingCache::open(dir.path(), "k").is_empty());
     }
 }

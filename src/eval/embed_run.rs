@@ -1,7 +1,7 @@
 //! Embedding many photos for an evaluation: the face nearest the centre of each image, in
 //! parallel over all cores, through the embedding cache.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::embed_cache::{image_hash, EmbeddingCache};
 use crate::recognition::detect::{Face, MtcnnConfig};
 use crate::recognition::embed::Embedding;
@@ -90,46 +90,131 @@ impl<'a> EmbedRun<'a> {
     }
 }
 
-/// An image with its embedding and how its face was found.
-type Embedded = (PathBuf, (Embedding, Found));
-
 /// Embeddings by image path.
 pub type Embeddings = BTreeMap<PathBuf, (Embedding, Found)>;
 
+/// A per-image result that the embedding cache can hold: a one-byte tag and floats whose
+/// count is a multiple of the record unit.
+trait Cacheable: Sized + Send {
+    fn encode(&self) -> Option<(u8, Vec<f32>)>;
+    fn decode(tag: u8, v: &[f32], dim: usize) -> Option<Self>;
+}
+
+impl Cacheable for (Embedding, Found) {
+    fn encode(&self) -> Option<(u8, Vec<f32>)> {
+        Some((self.1.tag(), self.0 .0.clone()))
+    }
+    fn decode(tag: u8, v: &[f32], _dim: usize) -> Option<Self> {
+        Some((Embedding(v.to_vec()), Found::from_tag(tag)?))
+    }
+}
+
+/// Floats per face in the all-faces cache: box (4), score, 10 landmark values, embedding.
+const FACE_HEADER: usize = 15;
+
+impl Cacheable for Vec<(Face, Embedding)> {
+    fn encode(&self) -> Option<(u8, Vec<f32>)> {
+        let n = u8::try_from(self.len()).ok()?;
+        let mut v = Vec::new();
+        for (f, e) in self {
+            v.extend_from_slice(&f.bbox);
+            v.push(f.score);
+            v.extend(f.landmarks.iter().flatten());
+            v.extend_from_slice(&e.0);
+        }
+        Some((n, v))
+    }
+    fn decode(tag: u8, v: &[f32], dim: usize) -> Option<Self> {
+        let unit = FACE_HEADER + dim;
+        if v.len() != tag as usize * unit {
+            return None;
+        }
+        Some(
+            v.chunks_exact(unit)
+                .map(|r| {
+                    let mut landmarks = [[0.0; 2]; 5];
+                    for (k, p) in landmarks.iter_mut().enumerate() {
+                        *p = [r[5 + 2 * k], r[6 + 2 * k]];
+                    }
+                    (
+                        Face {
+                            bbox: [r[0], r[1], r[2], r[3]],
+                            score: r[4],
+                            landmarks,
+                        },
+                        Embedding(r[FACE_HEADER..].to_vec()),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
 /// The embedding of every image (the face nearest the centre), in parallel over all cores;
 /// images already in the cache are not embedded again.
-pub fn embed_all(
-    run: &EmbedRun,
-    paths: &[PathBuf],
-) -> Result<BTreeMap<PathBuf, (Embedding, Found)>> {
+pub fn embed_all(run: &EmbedRun, paths: &[PathBuf]) -> Result<Embeddings> {
     Ok(embed_all_counted(run, paths)?.0)
 }
 
 /// [`embed_all`], and how many embeddings came from the cache.
 pub(crate) fn embed_all_counted(run: &EmbedRun, paths: &[PathBuf]) -> Result<(Embeddings, usize)> {
+    let (all, cached) = cached_map(run, paths, "central face", embed_one)?;
+    let mut out = BTreeMap::new();
+    for (p, r) in all {
+        out.insert(p, r?);
+    }
+    Ok((out, cached))
+}
+
+/// Every face of an image with its embedding, or why the image could not be read.
+pub type ImageFaces = Result<Vec<(Face, Embedding)>>;
+
+/// Every face of each image with its embedding, in parallel over all cores, through the cache.
+pub fn embed_faces(run: &EmbedRun, paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, ImageFaces>> {
+    let (all, _) = cached_map(run, paths, "all faces", |rec, path| {
+        let frame = load_image(path)?;
+        let faces = rec.detect(&frame)?;
+        faces
+            .into_iter()
+            .map(|f| {
+                let e = rec.embed_face(&frame, &f)?;
+                Ok((f, e))
+            })
+            .collect()
+    })?;
+    Ok(all)
+}
+
+/// `work` on every image, each result kept in the cache under `what` (results already there
+/// are not computed again); one recognizer per worker thread.
+fn cached_map<T: Cacheable>(
+    run: &EmbedRun,
+    paths: &[PathBuf],
+    what: &str,
+    work: impl Fn(&mut Recognizer, &Path) -> Result<T> + Sync,
+) -> Result<(BTreeMap<PathBuf, Result<T>>, usize)> {
     let total = paths.len();
+    let dim = run.store.spec(run.model)?.embedding_dim.unwrap_or(0);
     let mut out = BTreeMap::new();
     let mut todo: Vec<(PathBuf, [u8; 32])> = Vec::new();
     let mut cache = match &run.cache {
         Some(dir) => {
-            let dim = run.store.spec(run.model)?.embedding_dim.unwrap_or(0);
-            let cache = EmbeddingCache::open(dir, &run.cache_key()?, dim);
-            let hashes: Vec<(PathBuf, [u8; 32])> = paths
+            let cache = EmbeddingCache::open(dir, &format!("{} | {what}", run.cache_key()?));
+            let hashes: Vec<(PathBuf, Option<[u8; 32]>)> = paths
                 .par_iter()
-                .map(|p| {
-                    let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
-                    Ok((p.clone(), image_hash(&bytes)))
-                })
-                .collect::<Result<_>>()?;
+                .map(|p| (p.clone(), std::fs::read(p).ok().map(|b| image_hash(&b))))
+                .collect();
             for (p, h) in hashes {
-                match cache
-                    .get(&h)
-                    .and_then(|(t, v)| Some((Found::from_tag(t)?, v)))
-                {
-                    Some((found, v)) => {
-                        out.insert(p, (Embedding(v.to_vec()), found));
+                let hit = h
+                    .and_then(|h| cache.get(&h))
+                    .and_then(|(t, v)| T::decode(t, v, dim));
+                match (hit, h) {
+                    (Some(r), _) => {
+                        out.insert(p, Ok(r));
                     }
-                    None => todo.push((p, h)),
+                    (None, Some(h)) => todo.push((p, h)),
+                    // Unreadable: computed (and reported) below, never cached.
+                    (None, None) => todo.push((p, [0; 32])),
                 }
             }
             match out.len() {
@@ -155,7 +240,6 @@ pub(crate) fn embed_all_counted(run: &EmbedRun, paths: &[PathBuf]) -> Result<(Em
     if todo.is_empty() {
         return Ok((out, cached));
     }
-    // One recognizer per worker, each over an interleaved share of the images.
     let workers = rayon::current_num_threads().clamp(1, todo.len());
     let mut recs = (0..workers)
         .map(|_| {
@@ -169,7 +253,7 @@ pub(crate) fn embed_all_counted(run: &EmbedRun, paths: &[PathBuf]) -> Result<(Em
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let results: Vec<Result<Vec<Embedded>>> = recs
+    let results: Vec<Vec<(PathBuf, Result<T>)>> = recs
         .par_iter_mut()
         .enumerate()
         .map(|(w, rec)| {
@@ -177,22 +261,23 @@ pub(crate) fn embed_all_counted(run: &EmbedRun, paths: &[PathBuf]) -> Result<(Em
                 .skip(w)
                 .step_by(workers)
                 .map(|(p, _)| {
-                    let r = embed_one(rec, p).map(|e| (p.clone(), e));
+                    let r = work(rec, p);
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     (run.progress)(n, total);
-                    r
+                    (p.clone(), r)
                 })
                 .collect()
         })
         .collect();
-    let mut fresh = BTreeMap::new();
-    for r in results {
-        fresh.extend(r?);
-    }
+    let fresh: BTreeMap<PathBuf, Result<T>> = results.into_iter().flatten().collect();
     if let Some(cache) = cache.as_mut() {
         for (p, h) in &todo {
-            if let Some((e, found)) = fresh.get(p) {
-                cache.insert(*h, found.tag(), e.0.clone());
+            if let Some(Ok(r)) = fresh.get(p) {
+                if let Some((tag, v)) = r.encode() {
+                    if *h != [0; 32] {
+                        cache.insert(*h, tag, v);
+                    }
+                }
             }
         }
         if let Err(e) = cache.save() {

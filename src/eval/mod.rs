@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod calibrate;
+pub mod cluster;
 pub mod embed_cache;
 pub mod embed_run;
 pub mod lfw;

@@ -36,19 +36,86 @@ type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
 /// Draws on a white canvas of [`SIZE`] with `draw`, then writes it to `path` as PNG.
 fn render(path: &Path, draw: impl FnOnce(&Area) -> std::result::Result<(), String>) -> Result<()> {
-    let failed =
-        |e: String| Error::Invalid(format!("{}: drawing the plot failed: {e}", path.display()));
-    let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    render_sized(path, SIZE, draw)
+}
+
+/// Draws on a white canvas of `size` with `draw`, then writes it to `path` as PNG.
+fn render_sized(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&Area) -> std::result::Result<(), String>,
+) -> Result<()> {
+    fonts();
+    let failed = |e: String| {
+        Error::Invalid(format!(
+            "{}: drawing the picture failed: {e}",
+            path.display()
+        ))
+    };
+    let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
         root.fill(&WHITE).map_err(|x| failed(x.to_string()))?;
         draw(&root).map_err(failed)?;
         root.present().map_err(|x| failed(x.to_string()))?;
     }
-    let img = image::RgbImage::from_raw(SIZE.0, SIZE.1, buf)
+    let img = image::RgbImage::from_raw(size.0, size.1, buf)
         .ok_or_else(|| failed("buffer size".into()))?;
     img.save(path)
         .map_err(|x| Error::Invalid(format!("{}: {x}", path.display())))
+}
+
+/// Side of a contact-sheet thumbnail, pixels.
+pub const THUMB: u32 = 72;
+/// Thumbnails per contact-sheet row; a longer group continues on the next row.
+pub const PER_ROW: usize = 12;
+
+/// A contact sheet: one labelled row (or more) of thumbnails per group, in order.
+pub fn contact_sheet(
+    path: &Path,
+    groups: &[(String, Vec<crate::recognition::frame::Frame>)],
+) -> Result<()> {
+    let label_w = 150u32;
+    let pad = 6u32;
+    let rows: Vec<(Option<&str>, &[crate::recognition::frame::Frame])> = groups
+        .iter()
+        .flat_map(|(label, thumbs)| {
+            let mut chunks: Vec<(Option<&str>, &[crate::recognition::frame::Frame])> = thumbs
+                .chunks(PER_ROW)
+                .enumerate()
+                .map(|(k, c)| ((k == 0).then_some(label.as_str()), c))
+                .collect();
+            if chunks.is_empty() {
+                chunks.push((Some(label.as_str()), &[]));
+            }
+            chunks
+        })
+        .collect();
+    let width = label_w + PER_ROW as u32 * (THUMB + pad) + pad;
+    let height = (rows.len() as u32).max(1) * (THUMB + pad) + pad;
+    render_sized(path, (width, height), |root| {
+        for (r, (label, thumbs)) in rows.iter().enumerate() {
+            let y = (pad + r as u32 * (THUMB + pad)) as i32;
+            if let Some(label) = label {
+                root.draw(&Text::new(
+                    label.to_string(),
+                    (8, y + THUMB as i32 / 2 - 9),
+                    ("sans-serif", 18).into_font(),
+                ))
+                .map_err(|x| x.to_string())?;
+            }
+            for (k, t) in thumbs.iter().enumerate() {
+                let small =
+                    image::imageops::resize(t, THUMB, THUMB, image::imageops::FilterType::Triangle);
+                let x = (label_w + pad + k as u32 * (THUMB + pad)) as i32;
+                let el: BitMapElement<(i32, i32)> =
+                    BitMapElement::with_owned_buffer((x, y), (THUMB, THUMB), small.into_raw())
+                        .ok_or("thumbnail buffer")?;
+                root.draw(&el).map_err(|x| x.to_string())?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// A chart with a title and room for axis labels.

@@ -2,9 +2,11 @@
 
 use crate::error::{Error, Result};
 use crate::identity::gallery::Gallery;
+use crate::recognition::detect::Face;
 use crate::recognition::embed::Embedding;
+use crate::recognition::frame::Frame;
 use crate::recognition::pipeline::Recognizer;
-use crate::recognition::quality::{check, QualityGates};
+use crate::recognition::quality::{check, sharpness, QualityGates};
 use crate::recognition::source::FrameSource;
 use serde::Serialize;
 
@@ -109,16 +111,110 @@ pub fn enroll(
         )));
     }
     if !opts.force {
-        for t in &templates {
-            if let Some(c) = gallery.search(t).first() {
-                if c.distance < opts.duplicate_threshold {
-                    return Err(Error::Invalid(format!(
-                        "{name:?} matches already enrolled {:?} (distance {:.3}); use --force if they are different people",
-                        gallery.people[c.index].name, c.distance
-                    )));
-                }
+        duplicate_check(gallery, name, &templates, opts.duplicate_threshold)?;
+    }
+    gallery.add(name, templates, now)
+}
+
+/// Refuses `name` when any of `templates` is closer than `threshold` to someone enrolled.
+fn duplicate_check(
+    gallery: &Gallery,
+    name: &str,
+    templates: &[Embedding],
+    threshold: f32,
+) -> Result<()> {
+    for t in templates {
+        if let Some(c) = gallery.search(t).first() {
+            if c.distance < threshold {
+                return Err(Error::Invalid(format!(
+                    "{name:?} matches already enrolled {:?} (distance {:.3}); use --force if they are different people",
+                    gallery.people[c.index].name, c.distance
+                )));
             }
         }
     }
-    gallery.add(name, templates, now)
+    Ok(())
+}
+
+/// One candidate face for [`enroll_faces`]: where it comes from, and the frame with the face
+/// (or why it could not be had).
+pub type Candidate = (String, Result<(Frame, Face)>);
+
+/// What [`enroll_faces`] did with one person's candidates.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonReport {
+    /// The person.
+    pub name: String,
+    /// The id given, when enrolled.
+    pub id: Option<u32>,
+    /// Candidates whose templates were kept (the sharpest that passed the gates).
+    pub used: Vec<String>,
+    /// Candidates not used, with why.
+    pub rejected: Vec<(String, String)>,
+    /// Why the person was not enrolled, if not.
+    pub error: Option<String>,
+}
+
+/// Enrolls `name` from faces already found (e.g. a cluster): each goes through the quality
+/// gates, the `opts.k` sharpest that pass become templates (at least one is needed), then
+/// the duplicate check. The gallery is changed only on success (not saved).
+pub fn enroll_faces(
+    rec: &Recognizer,
+    gallery: &mut Gallery,
+    name: &str,
+    candidates: Vec<Candidate>,
+    opts: EnrollOptions,
+    now: u64,
+) -> PersonReport {
+    let mut report = PersonReport {
+        name: name.to_string(),
+        id: None,
+        used: Vec::new(),
+        rejected: Vec::new(),
+        error: None,
+    };
+    let mut good: Vec<(f32, String, Embedding)> = Vec::new();
+    for (what, c) in candidates {
+        let r = c.and_then(|(frame, face)| {
+            let chip = rec.chip(&frame, &face);
+            if let Some(why) = check(&opts.gates, &face, &chip) {
+                return Err(Error::Invalid(why));
+            }
+            Ok((sharpness(&chip), rec.embed_chip(&chip)?))
+        });
+        match r {
+            Ok((sharp, e)) => good.push((sharp, what, e)),
+            Err(e) => report.rejected.push((what, e.to_string())),
+        }
+    }
+    good.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, what, _) in good.iter().skip(opts.k) {
+        report
+            .rejected
+            .push((what.clone(), format!("not among the {} sharpest", opts.k)));
+    }
+    good.truncate(opts.k);
+    let templates: Vec<Embedding> = good.iter().map(|g| g.2.clone()).collect();
+    let outcome = if templates.is_empty() {
+        Err(Error::Invalid(format!(
+            "no face of {name:?} passed the quality gates"
+        )))
+    } else if gallery.find(name).is_some() {
+        Err(Error::Invalid(format!(
+            "{name:?} is already enrolled (remove or rename first)"
+        )))
+    } else if opts.force {
+        gallery.add(name, templates, now)
+    } else {
+        duplicate_check(gallery, name, &templates, opts.duplicate_threshold)
+            .and_then(|_| gallery.add(name, templates, now))
+    };
+    match outcome {
+        Ok(id) => {
+            report.id = Some(id);
+            report.used = good.into_iter().map(|g| g.1).collect();
+        }
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    report
 }

@@ -4,6 +4,7 @@
 //! (open set), [`enroll`] collects a person's templates, [`signing`] signs and verifies the
 //! gallery, and [`threshold`] holds the calibrated threshold curve both use.
 
+pub mod cluster;
 pub mod enroll;
 pub mod gallery;
 pub mod identify;

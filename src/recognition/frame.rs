@@ -1,8 +1,9 @@
 //! Frames: decoding images into RGB8 and the resampling used by the detector.
 //!
-//! A [`Frame`] is an 8-bit RGB image. [`load_image`] decodes JPEG or PNG (RGB, RGBA,
-//! grayscale, 16-bit), honours the EXIF orientation and refuses corrupt, truncated, empty or
-//! oversized files with an error naming the file.
+//! A [`Frame`] is an 8-bit RGB image. [`load_image`] decodes JPEG, PNG, WebP, BMP, TIFF and
+//! GIF (its first frame) by their content, whatever the file is called (RGB, RGBA, grayscale,
+//! 16-bit), honours the EXIF orientation and refuses corrupt, truncated, empty, oversized or
+//! other files with an error naming the file and the format.
 
 use crate::error::{Error, Result};
 use image::{ImageDecoder, ImageReader, Limits};
@@ -15,19 +16,42 @@ pub type Frame = image::RgbImage;
 /// Largest accepted side in pixels: beyond it a frame is refused rather than run slowly.
 pub const MAX_SIDE: u32 = 8192;
 
-/// The JPEG and PNG files directly inside `dir`, in name order.
+/// The formats [`decode_image`] reads.
+pub const FORMATS: [image::ImageFormat; 6] = [
+    image::ImageFormat::Jpeg,
+    image::ImageFormat::Png,
+    image::ImageFormat::WebP,
+    image::ImageFormat::Bmp,
+    image::ImageFormat::Tiff,
+    image::ImageFormat::Gif,
+];
+
+/// The image files directly inside `dir` (recognised by their first bytes, not their
+/// names; hidden files skipped), in name order.
 pub fn list_images(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && sniff(p).is_some_and(|f| FORMATS.contains(&f))
         })
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// The image format of the file at `p` from its first bytes.
+fn sniff(p: &Path) -> Option<image::ImageFormat> {
+    use std::io::Read;
+    let mut head = [0u8; 32];
+    let n = std::fs::File::open(p)
+        .and_then(|mut f| f.read(&mut head))
+        .ok()?;
+    image::guess_format(&head[..n]).ok()
 }
 
 /// The largest image file read.
@@ -44,7 +68,8 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<Frame> {
     })
 }
 
-/// Decodes image bytes (JPEG or PNG) into an upright RGB8 frame.
+/// Decodes image bytes (any of [`FORMATS`], recognised by content) into an upright RGB8
+/// frame.
 pub fn decode_image(bytes: &[u8]) -> std::result::Result<Frame, String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
@@ -52,8 +77,20 @@ pub fn decode_image(bytes: &[u8]) -> std::result::Result<Frame, String> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
-    if reader.format().is_none() {
-        return Err("not a JPEG or PNG image".into());
+    match reader.format() {
+        Some(f) if FORMATS.contains(&f) => {}
+        Some(f) => {
+            return Err(format!(
+                "unsupported format {f:?} (facegate reads {})",
+                names()
+            ))
+        }
+        None => {
+            return Err(format!(
+                "unsupported format: not an image facegate reads ({})",
+                names()
+            ))
+        }
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -65,6 +102,14 @@ pub fn decode_image(bytes: &[u8]) -> std::result::Result<Frame, String> {
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(describe)?;
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
+}
+
+fn names() -> String {
+    FORMATS
+        .iter()
+        .map(|f| format!("{f:?}").to_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe(e: image::ImageError) -> String {
@@ -255,6 +300,6 @@ mod tests {
         assert!(decode_image(&[]).unwrap_err().contains("empty"));
         assert!(decode_image(b"hello, this is not an image")
             .unwrap_err()
-            .contains("not a JPEG or PNG"));
+            .contains("unsupported format"));
     }
 }

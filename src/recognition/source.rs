@@ -27,12 +27,13 @@ pub struct FolderSource {
 }
 
 impl FolderSource {
-    /// Every JPEG/PNG directly in `dir`, in name order.
+    /// Every image file directly in `dir` (see [`crate::recognition::frame::list_images`]),
+    /// in name order.
     pub fn from_dir(dir: &Path, fps: f64, looping: bool) -> Result<Self> {
         let files = crate::recognition::frame::list_images(dir)?;
         if files.is_empty() {
             return Err(Error::Invalid(format!(
-                "{}: no .jpg or .png frames",
+                "{}: no image files (JPEG, PNG, WebP, BMP, TIFF, GIF)",
                 dir.display()
             )));
         }
