@@ -366,8 +366,29 @@ impl Gallery {
 
     /// Every person's best template distance to `probe`, nearest first (exact search).
     pub fn search(&self, probe: &Embedding) -> Vec<Candidate> {
-        let mut v: Vec<Candidate> = self
-            .people
+        let mut v = self.best_per_person(probe);
+        v.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        v
+    }
+
+    /// The nearest and the second-nearest person (what open-set identification needs), without
+    /// sorting everyone.
+    pub fn nearest_two(&self, probe: &Embedding) -> (Option<Candidate>, Option<Candidate>) {
+        let (mut first, mut second): (Option<Candidate>, Option<Candidate>) = (None, None);
+        for c in self.best_per_person(probe) {
+            if first.as_ref().is_none_or(|f| c.distance < f.distance) {
+                second = first.replace(c);
+            } else if second.as_ref().is_none_or(|s| c.distance < s.distance) {
+                second = Some(c);
+            }
+        }
+        (first, second)
+    }
+
+    /// Each person's smallest template distance to `probe` (compared squared, one square root
+    /// per person).
+    fn best_per_person(&self, probe: &Embedding) -> Vec<Candidate> {
+        self.people
             .iter()
             .enumerate()
             .filter(|(_, p)| !p.templates.is_empty())
@@ -376,12 +397,11 @@ impl Gallery {
                 distance: p
                     .templates
                     .iter()
-                    .map(|t| t.distance(probe))
-                    .fold(f32::INFINITY, f32::min),
+                    .map(|t| crate::recognition::embed::squared_distance(&t.0, &probe.0))
+                    .fold(f32::INFINITY, f32::min)
+                    .sqrt(),
             })
-            .collect();
-        v.sort_by(|a, b| a.distance.total_cmp(&b.distance));
-        v
+            .collect()
     }
 
     /// Number of templates in total.

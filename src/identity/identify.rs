@@ -37,8 +37,8 @@ pub struct Identification {
 
 /// Identifies `probe` against `gallery` under `policy`.
 pub fn identify(gallery: &Gallery, probe: &Embedding, policy: MatchPolicy) -> Identification {
-    let c = gallery.search(probe);
-    let Some(best) = c.first() else {
+    let (best, second) = gallery.nearest_two(probe);
+    let Some(best) = best else {
         return Identification {
             person: None,
             person_id: None,
@@ -46,7 +46,7 @@ pub fn identify(gallery: &Gallery, probe: &Embedding, policy: MatchPolicy) -> Id
             margin: None,
         };
     };
-    let margin = c.get(1).map(|s| s.distance - best.distance);
+    let margin = second.map(|s| s.distance - best.distance);
     let p = &gallery.people[best.index];
     // Written so that a NaN distance, threshold or margin rejects.
     let accepted =
