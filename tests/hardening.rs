@@ -463,3 +463,41 @@ fn source_errors_keep_the_door_locked_and_the_loop_going_and_stop_locks() {
     let last = events.lock().unwrap().last().cloned().unwrap();
     assert!(!last.unlocked && last.why == "kiosk stopped", "{last:?}");
 }
+
+#[test]
+fn a_huge_photo_is_detected_on_a_shrunk_copy_with_faces_in_its_own_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = load_image(common::data("faces/labeled/obama/obama.jpg")).unwrap();
+    let k = 5u32;
+    let big = image::imageops::resize(
+        &photo,
+        photo.width() * k,
+        photo.height() * k,
+        image::imageops::FilterType::Triangle,
+    );
+    assert!(big.width().max(big.height()) > facegate::recognition::detect::DETECT_MAX_SIDE);
+    let path = dir.path().join("big.png");
+    big.save(&path).unwrap();
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let small = rec.detect(&photo).unwrap();
+    let large = rec.detect(&load_image(&path).unwrap()).unwrap();
+    let largest = |f: &[facegate::recognition::detect::Face]| {
+        f[facegate::recognition::pipeline::largest(f).expect("a face")].clone()
+    };
+    let (s0, l0) = (largest(&small), largest(&large));
+    // The same face, in the big photo's pixels (within a few percent of its size).
+    let (a, b) = (s0.bbox, l0.bbox);
+    let size = a[2] - a[0];
+    for i in 0..4 {
+        assert!(
+            (b[i] / k as f32 - a[i]).abs() < 0.06 * size,
+            "{b:?} vs {a:?} x {k}"
+        );
+    }
+    // And it embeds as the same person.
+    let e1 = rec.embed_face(&photo, &small[0]).unwrap();
+    let e2 = rec
+        .embed_face(&load_image(&path).unwrap(), &large[0])
+        .unwrap();
+    assert!(e1.distance(&e2) < 0.3, "{}", e1.distance(&e2));
+}

@@ -291,8 +291,27 @@ impl Mtcnn {
     }
 }
 
+/// Frames larger than this (longer side, pixels) are detected on a copy shrunk by a whole
+/// factor, and the faces mapped back: an 8192-pixel photo would otherwise need 1.6 GB of
+/// detector buffers. A face must then be at least `min_face` pixels in the shrunk copy.
+pub const DETECT_MAX_SIDE: u32 = 2048;
+
 impl Detector for Mtcnn {
     fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>> {
+        let side = frame.width().max(frame.height());
+        if side > DETECT_MAX_SIDE {
+            let k = side.div_ceil(DETECT_MAX_SIDE);
+            let small = crate::recognition::frame::shrink(frame, k);
+            let mut faces = self.detect(&small)?;
+            let k = k as f32;
+            for f in &mut faces {
+                f.bbox = f.bbox.map(|v| v * k);
+                for p in &mut f.landmarks {
+                    *p = [p[0] * k, p[1] * k];
+                }
+            }
+            return Ok(faces);
+        }
         let t0 = std::time::Instant::now();
         let img = FloatImage::from_frame(frame);
         let c1 = self.pnet_stage(&img).context("P-Net stage")?;

@@ -121,6 +121,28 @@ fn describe(e: image::ImageError) -> String {
     }
 }
 
+/// `frame` shrunk by the whole factor `k`: each output pixel is the mean of a k×k block
+/// (blocks at the right and bottom edges may be smaller). No buffer larger than the output.
+pub fn shrink(frame: &Frame, k: u32) -> Frame {
+    let k = k.max(1);
+    let (w, h) = (frame.width().div_ceil(k), frame.height().div_ceil(k));
+    Frame::from_fn(w, h, |x, y| {
+        let (x0, y0) = (x * k, y * k);
+        let (x1, y1) = ((x0 + k).min(frame.width()), (y0 + k).min(frame.height()));
+        let mut sum = [0u32; 3];
+        for yy in y0..y1 {
+            for xx in x0..x1 {
+                let p = frame.get_pixel(xx, yy);
+                for c in 0..3 {
+                    sum[c] += p[c] as u32;
+                }
+            }
+        }
+        let n = (x1 - x0) * (y1 - y0);
+        image::Rgb(sum.map(|v| ((v + n / 2) / n) as u8))
+    })
+}
+
 /// Per-axis resampling taps: for each output index, (source index, weight) pairs.
 pub type Taps = Vec<Vec<(usize, f64)>>;
 
