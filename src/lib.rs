@@ -36,6 +36,7 @@ pub mod eval;
 pub mod files;
 pub mod identity;
 pub mod kiosk;
+pub mod learn;
 pub mod recognition;
 
 pub use error::{Context, Error, Result};

@@ -13,6 +13,7 @@ mod identify;
 mod keygen;
 mod people;
 mod run;
+mod train;
 mod verify;
 
 use clap::{Args, Parser, Subcommand};
@@ -84,6 +85,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Same person? Exit 0 = same, 1 = different, 2 = error.
     Verify(verify::VerifyArgs),
+    /// Train a triplet-loss head on LFW's folds and measure it against the network alone.
+    Train(train::TrainArgs),
     /// Group the faces of a photo library by person (no number of people needed).
     Cluster(cluster::ClusterArgs),
     /// Make the key pair that signs galleries (secret key mode 0600; give doors the public).
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Verify(a) => verify::run(g, a),
         Cmd::Keygen(a) => keygen::run(g, a),
         Cmd::Cluster(a) => cluster::run(g, a),
+        Cmd::Train(a) => train::run(g, a),
     }
 }
 

@@ -1,0 +1,186 @@
+//! A linear head on the frozen network's embedding: `y = W x / ‖W x‖`, a new L2-normalised
+//! embedding. Galleries keep the network's raw embeddings; a head is applied to templates
+//! and probes alike at compare time, so it can be added, retrained or removed without
+//! re-enrolling anyone.
+//!
+//! File format (text): `facegate-head v1 <model id> <dim>`, then `sha256 <hex>` of the
+//! weights, then the weights (row-major, little-endian f32, base64) on one line. A damaged
+//! file, or one made for another network, is refused.
+
+use crate::error::{Error, Result};
+use base64::Engine;
+use std::path::Path;
+
+/// A learned linear map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearHead {
+    /// The model id of the embeddings it takes.
+    pub model: String,
+    /// Input and output dimension.
+    pub dim: usize,
+    /// `dim × dim`, row-major.
+    pub w: Vec<f32>,
+}
+
+impl LinearHead {
+    /// The identity map (what training starts from).
+    pub fn identity(model: &str, dim: usize) -> Self {
+        let mut w = vec![0.0; dim * dim];
+        for i in 0..dim {
+            w[i * dim + i] = 1.0;
+        }
+        LinearHead {
+            model: model.to_string(),
+            dim,
+            w,
+        }
+    }
+
+    /// `W x` (not normalised).
+    pub fn linear(&self, x: &[f32]) -> Vec<f32> {
+        (0..self.dim)
+            .map(|i| {
+                self.w[i * self.dim..(i + 1) * self.dim]
+                    .iter()
+                    .zip(x)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// The head's embedding of `x`: `W x / ‖W x‖`.
+    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let z = self.linear(x);
+        let n = z.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        z.into_iter().map(|v| v / n).collect()
+    }
+
+    /// Adds to `gw` (shaped like `w`) the gradient of a loss whose gradient with respect to
+    /// `apply(x)` is `gy`.
+    pub fn backward(&self, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+        let z = self.linear(x);
+        let n = z.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        let y: Vec<f32> = z.iter().map(|v| v / n).collect();
+        let dot: f32 = y.iter().zip(gy).map(|(a, b)| a * b).sum();
+        for i in 0..self.dim {
+            let gz = (gy[i] - y[i] * dot) / n;
+            for (j, xj) in x.iter().enumerate() {
+                gw[i * self.dim + j] += gz * xj;
+            }
+        }
+    }
+
+    /// Writes the head to `path` (atomically).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes: Vec<u8> = self.w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let text = format!(
+            "facegate-head v1 {} {}\nsha256 {}\n{}\n",
+            self.model,
+            self.dim,
+            crate::recognition::models::sha256_hex(&bytes),
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        );
+        crate::files::write_atomic(path, text.as_bytes(), crate::files::Backup::None)
+    }
+
+    /// Reads a head made for embeddings of `model` with `dim` values.
+    pub fn load(path: &Path, model: &str, dim: usize) -> Result<Self> {
+        let bad = |why: String| Error::model(path, format!("not a usable head: {why}"));
+        let bytes = crate::files::read_capped(path, 64 << 20)?;
+        let text = String::from_utf8(bytes).map_err(|_| bad("not text".into()))?;
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+        let [tag, version, made_for, d] = header.as_slice() else {
+            return Err(bad("no facegate-head header".into()));
+        };
+        if *tag != "facegate-head" || *version != "v1" {
+            return Err(bad("no facegate-head v1 header".into()));
+        }
+        if *made_for != model || d.parse::<usize>().ok() != Some(dim) {
+            return Err(bad(format!(
+                "made for {made_for} ({d} values), this runs {model} ({dim})"
+            )));
+        }
+        let want = lines
+            .next()
+            .and_then(|l| l.strip_prefix("sha256 "))
+            .ok_or_else(|| bad("no sha256 line".into()))?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(lines.next().unwrap_or("").trim())
+            .map_err(|e| bad(format!("weights: {e}")))?;
+        if crate::recognition::models::sha256_hex(&raw) != want.trim() {
+            return Err(bad("damaged: the weights do not match their sha256".into()));
+        }
+        if raw.len() != dim * dim * 4 {
+            return Err(bad(format!("{} weight bytes for {dim}x{dim}", raw.len())));
+        }
+        let w: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if w.iter().any(|v| !v.is_finite()) {
+            return Err(bad("non-finite weights".into()));
+        }
+        Ok(LinearHead {
+            model: model.to_string(),
+            dim,
+            w,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_gradient_matches_finite_differences() {
+        let mut h = LinearHead::identity("m", 3);
+        h.w[1] = 0.3;
+        h.w[5] = -0.2;
+        let x = [0.5f32, -1.0, 0.8];
+        let gy = [0.7f32, -0.1, 0.4];
+        // The loss L = gy · apply(x) has exactly `gy` as its gradient in y.
+        let loss = |h: &LinearHead| h.apply(&x).iter().zip(&gy).map(|(a, b)| a * b).sum::<f32>();
+        let mut gw = vec![0.0; 9];
+        h.backward(&x, &gy, &mut gw);
+        for (k, g) in gw.iter().enumerate() {
+            let e = 1e-3;
+            let (mut hp, mut hm) = (h.clone(), h.clone());
+            hp.w[k] += e;
+            hm.w[k] -= e;
+            let fd = (loss(&hp) - loss(&hm)) / (2.0 * e);
+            assert!((fd - g).abs() < 1e-3, "w[{k}]: {fd} vs {g}");
+        }
+    }
+
+    #[test]
+    fn files_round_trip_and_damage_or_another_network_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("head.fgh");
+        let mut h = LinearHead::identity("dlib_fp32:abc", 4);
+        h.w[3] = 0.25;
+        h.save(&p).unwrap();
+        assert_eq!(LinearHead::load(&p, "dlib_fp32:abc", 4).unwrap(), h);
+        let e = LinearHead::load(&p, "dlib_int8:def", 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("made for dlib_fp32:abc"), "{e}");
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        let last = text.trim_end().len() - 3;
+        text.replace_range(
+            last..last + 1,
+            if &text[last..last + 1] == "A" {
+                "B"
+            } else {
+                "A"
+            },
+        );
+        std::fs::write(&p, text).unwrap();
+        let e = LinearHead::load(&p, "dlib_fp32:abc", 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("damaged") || e.contains("weights"), "{e}");
+    }
+}
