@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     match cli::run(cli::Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("facegate: error: {e}");
+            eprintln!("facegate: error: {}", e.to_string().trim_end());
             ExitCode::from(2)
         }
     }

@@ -159,6 +159,19 @@ fn errors_point_at_what_to_do() {
     let err = text(&out.stderr);
     assert!(err.contains("no backup") && !err.contains(".bak"), "{err}");
     assert!(err.contains("facegate people rename"), "{err}");
+    // A JPEG cut short: one line naming the file, no blank line after it.
+    let cut = dir.path().join("cut.jpg");
+    let photo = std::fs::read(common::data("faces/labeled/obama/obama.jpg")).unwrap();
+    std::fs::write(&cut, &photo[..600]).unwrap();
+    let out = facegate(&["detect", cut.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("cut.jpg: cannot decode image"), "{err:?}");
+    assert_eq!(
+        err.matches('\n').count(),
+        1,
+        "one line, no blank one: {err:?}"
+    );
     // A missing data folder names --data and FACEGATE_DATA.
     let out = facegate(&[
         "eval",

@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// Compute every embedding, ignoring and not writing the embedding cache.
     #[arg(long)]
     no_cache: bool,
+    /// `cluster`: also write each labelled set (embeddings and true people) as JSON into this
+    /// folder, for a peer run on the same vectors (models/peer-cluster).
+    #[arg(long)]
+    export: Option<PathBuf>,
 }
 
 /// Runs the chosen evaluation and prints its report.
@@ -96,7 +100,21 @@ fn cluster(g: &Global, a: &EvalArgs, data: &Path) -> Result<ExitCode> {
     let sets = g.with_embed_run(a.no_cache, |run| {
         facegate::eval::cluster::standard_sets(run, data, 1000)
     })?;
-    let cuts: Vec<f32> = (0..=10).map(|i| 0.40 + 0.025 * i as f32).collect();
+    if let Some(dir) = &a.export {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (k, set) in sets.iter().enumerate() {
+            let path = dir.join(format!("set{k}.json"));
+            let v = serde_json::json!({"name": set.name, "faces": set.faces, "truth": set.truth});
+            facegate::files::write_atomic(
+                &path,
+                v.to_string().as_bytes(),
+                facegate::files::Backup::None,
+            )?;
+        }
+    }
+    let mut cuts: Vec<f32> = (0..=10).map(|i| 0.40 + 0.025 * i as f32).collect();
+    cuts.push(facegate::identity::cluster::default_cut());
+    cuts.sort_by(f32::total_cmp);
     let rows =
         facegate::eval::cluster::sweep(&sets, &cuts, &[Method::Average, Method::ChineseWhispers]);
     g.emit(&rows, || {

@@ -117,7 +117,8 @@ fn describe(e: image::ImageError) -> String {
         image::ImageError::Limits(_) => {
             format!("image larger than the {MAX_SIDE}x{MAX_SIDE} pixel limit")
         }
-        e => e.to_string(),
+        // Some decoders end their message with a newline.
+        e => e.to_string().trim_end().to_string(),
     }
 }
 
