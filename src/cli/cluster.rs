@@ -18,7 +18,7 @@ pub struct ClusterArgs {
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
     /// Distance cut: faces closer than this (on average, for `average`) are one person.
-    /// Default: the calibrated threshold at a per-pair FAR of 2e-3 (0.5614).
+    /// Default: the calibrated threshold at a per-pair FAR of 1.5e-3 (0.5516).
     #[arg(long, value_parser = super::parse_threshold)]
     threshold: Option<f32>,
     /// `average` (average linkage, the default) or `chinese-whispers` (dlib's method).
