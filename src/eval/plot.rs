@@ -183,7 +183,6 @@ pub fn roc_png(
     impostor: &[f32],
     op: Option<&OperatingPoint>,
 ) -> Result<()> {
-    fonts();
     let floor = 1.0 / impostor.len().max(1) as f64;
     let pts: Vec<(f64, f64)> = roc_points(genuine, impostor)
         .into_iter()
@@ -242,7 +241,6 @@ pub fn histogram_png(
     impostor: &[f32],
     op: Option<&OperatingPoint>,
 ) -> Result<()> {
-    fonts();
     let xmax = genuine
         .iter()
         .chain(impostor)
