@@ -14,11 +14,16 @@ use crate::recognition::pipeline::largest;
 use serde::Serialize;
 use std::time::Instant;
 
-/// Median and 95th percentile of a stage, milliseconds.
+/// Median and 95th percentile of a stage, milliseconds. `bench --json` prints a list of
+/// these; scripts read the stage names: `detect_40`, `detect_80` (minimum face),
+/// `align`, `embed_fp32`, `embed_int8`, `frame` (detect at min face 40 + align + embed fp32),
+/// `search_1k`, `search_10k`, `search_100k`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     /// Stage name.
     pub stage: String,
+    /// Threads the stage ran on.
+    pub threads: usize,
     /// Median, ms.
     pub median_ms: f64,
     /// 95th percentile, ms.
@@ -39,6 +44,7 @@ fn time(stage: &str, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<T
     let pick = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
     Ok(Timing {
         stage: stage.into(),
+        threads: 1,
         median_ms: pick(0.5),
         p95_ms: pick(0.95),
         runs,
@@ -68,21 +74,20 @@ pub fn kiosk_frame(img: &Frame) -> Frame {
     out
 }
 
-/// Per-stage timings on `frame` with `min_face`.
-pub fn stages(
-    store: &ModelStore,
-    frame: &Frame,
-    min_face: f32,
-    runs: usize,
-) -> Result<Vec<Timing>> {
-    let mut det = Mtcnn::new(
-        store,
-        MtcnnConfig {
-            min_face,
-            ..Default::default()
-        },
-    )?;
-    let faces = det.detect(frame)?;
+/// Per-stage timings on `frame` (one thread): detection at minimum faces 40 and 80, the
+/// alignment, both embedders, and a whole frame.
+pub fn stages(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Timing>> {
+    let detector = |min_face| {
+        Mtcnn::new(
+            store,
+            MtcnnConfig {
+                min_face,
+                ..Default::default()
+            },
+        )
+    };
+    let (mut det40, mut det80) = (detector(40.0)?, detector(80.0)?);
+    let faces = det40.detect(frame)?;
     let face = faces
         .get(largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?)
         .cloned()
@@ -90,20 +95,21 @@ pub fn stages(
     let fp = TractEmbedder::new(store, "dlib_fp32")?;
     let q = TractEmbedder::new(store, "dlib_int8")?;
     let chip = align(frame, &face.landmarks, &fp.template(), fp.chip_size());
-    let mut out = vec![time(
-        &format!("detect (MTCNN, min_face {min_face})"),
-        runs,
-        || det.detect(frame).map(|_| ()),
-    )?];
-    out.push(time("align (150x150)", runs, || {
+    let mut out = vec![
+        time("detect_40", runs, || det40.detect(frame).map(|_| ()))?,
+        time("detect_80", runs, || det80.detect(frame).map(|_| ()))?,
+    ];
+    out.push(time("align", runs, || {
         align(frame, &face.landmarks, &fp.template(), fp.chip_size());
         Ok(())
     })?);
-    out.push(time("embed dlib_fp32", runs, || {
-        fp.embed(&chip).map(|_| ())
-    })?);
-    out.push(time("embed dlib_int8", runs, || {
-        q.embed(&chip).map(|_| ())
+    out.push(time("embed_fp32", runs, || fp.embed(&chip).map(|_| ()))?);
+    out.push(time("embed_int8", runs, || q.embed(&chip).map(|_| ()))?);
+    out.push(time("frame", runs, || {
+        let faces = det40.detect(frame)?;
+        let f = &faces[largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?];
+        fp.embed(&align(frame, &f.landmarks, &fp.template(), fp.chip_size()))
+            .map(|_| ())
     })?);
     Ok(out)
 }
@@ -127,7 +133,11 @@ pub fn search(sizes: &[usize], runs: usize) -> Result<Vec<Timing>> {
             g.add(&format!("p{p}"), t, 0)?;
         }
         let probe = Embedding((0..128).map(|_| rnd() * 0.2).collect());
-        out.push(time(&format!("1:N search, {n} templates"), runs, || {
+        let name = match n {
+            n if n >= 1000 && n % 1000 == 0 => format!("search_{}k", n / 1000),
+            n => format!("search_{n}"),
+        };
+        out.push(time(&name, runs, || {
             std::hint::black_box(g.nearest_two(&probe));
             Ok(())
         })?);
