@@ -3,17 +3,11 @@
 
 mod common;
 
+use common::facegate;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn facegate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .args(args)
-        .env_remove("FACEGATE_SIGNING_KEY")
-        .output()
-        .unwrap()
-}
+use std::process::Command;
 
 fn cluster_json(args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--json", "cluster", "--no-cache"];

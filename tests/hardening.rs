@@ -241,7 +241,6 @@ fn the_audit_log_holds_whole_lines_for_each_grant() {
 
 #[test]
 fn malformed_command_lines_are_refused_with_a_message_not_a_panic() {
-    let bin = env!("CARGO_BIN_EXE_facegate");
     let img = common::data("faces/labeled/obama/obama.jpg");
     let img = img.to_str().unwrap();
     for (args, want) in [
@@ -255,10 +254,7 @@ fn malformed_command_lines_are_refused_with_a_message_not_a_panic() {
         (vec!["verify", img, img, "--threshold", "10"], "at most 2"),
         (vec!["--model", "pnet", "detect", img], "dlib_fp32"),
     ] {
-        let out = std::process::Command::new(bin)
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = common::facegate(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
@@ -342,29 +338,19 @@ fn a_door_with_a_public_key_uses_only_galleries_signed_by_it() {
 
     // Changing a signed gallery needs the key (`people remove` without it is refused and the
     // file is untouched); with it, the result is signed again.
-    let bin = env!("CARGO_BIN_EXE_facegate");
-    let out = std::process::Command::new(bin)
-        .args([
-            "people",
-            "--gallery",
-            g.to_str().unwrap(),
-            "remove",
-            "Obama",
-        ])
-        .env_remove("FACEGATE_SIGNING_KEY")
-        .output()
-        .unwrap();
+    let remove = [
+        "people",
+        "--gallery",
+        g.to_str().unwrap(),
+        "remove",
+        "Obama",
+    ];
+    let out = common::facegate(&remove);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is signed"));
     assert_eq!(std::fs::read(&g).unwrap(), signed);
-    let out = std::process::Command::new(bin)
-        .args([
-            "people",
-            "--gallery",
-            g.to_str().unwrap(),
-            "remove",
-            "Obama",
-        ])
+    let out = common::facegate_cmd()
+        .args(remove)
         .env("FACEGATE_SIGNING_KEY", &secret)
         .output()
         .unwrap();

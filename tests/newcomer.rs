@@ -3,16 +3,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::facegate;
 
-fn facegate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .args(args)
-        .env_remove("FACEGATE_SIGNING_KEY")
-        .output()
-        .unwrap()
-}
+use std::path::Path;
+use std::process::Command;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()

@@ -132,3 +132,15 @@ pub fn obama_gallery(dir: &Path) -> PathBuf {
     g.save(&p).unwrap();
     p
 }
+
+/// The `facegate` binary as a command, with no signing key from the environment.
+pub fn facegate_cmd() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_facegate"));
+    c.env_remove("FACEGATE_SIGNING_KEY");
+    c
+}
+
+/// Runs `facegate ARGS` and returns what it printed and its exit status.
+pub fn facegate(args: &[&str]) -> std::process::Output {
+    facegate_cmd().args(args).output().unwrap()
+}
