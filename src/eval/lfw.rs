@@ -29,6 +29,13 @@ fn lfw_path(name: &str, idx: &str) -> Result<PathBuf> {
 /// Parses an LFW pair list (`pairs.txt`: header `folds n`; the View 1 lists: header `n`).
 pub fn parse_pairs(path: &Path) -> Result<Vec<Pair>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_pairs_text(&text, path)
+}
+
+/// Parses the text of an LFW pair list; `path` only names the file in errors. Every pair's
+/// `fold` is below the header's fold count, and there are exactly as many pairs as it
+/// promises.
+pub fn parse_pairs_text(text: &str, path: &Path) -> Result<Vec<Pair>> {
     let bad =
         |line: usize, why: &str| Error::Invalid(format!("{}:{}: {why}", path.display(), line + 1));
     let mut lines = text

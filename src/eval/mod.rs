@@ -18,5 +18,7 @@ pub mod plot;
 
 pub use calibrate::{calibrate, folder_pairs, write_threshold, Calibration};
 pub use embed_run::{embed_all, EmbedRun, Embeddings, Found};
-pub use lfw::{default_data_dir, lfw, lfw_pair_distances, parse_pairs, LfwReport, Pair};
+pub use lfw::{
+    default_data_dir, lfw, lfw_pair_distances, parse_pairs, parse_pairs_text, LfwReport, Pair,
+};
 pub use openset::{lfw_open_set, OpenSet};

@@ -157,6 +157,17 @@ impl Gallery {
     /// The gallery in `path` and its signature line with the bytes it signs.
     fn read(path: &Path) -> Result<(Gallery, Option<(String, String)>)> {
         let bytes = files::read_capped(path, MAX_FILE_BYTES)?;
+        Self::parse_file(path, bytes)
+    }
+
+    /// Parses the bytes of a gallery file as [`Gallery::load_any`] does (checksum, format,
+    /// contents; the signature is not checked); `path` only names the file in errors.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Gallery> {
+        Ok(Self::parse_file(path, bytes.to_vec())?.0)
+    }
+
+    /// The gallery in `bytes` and its signature line with the bytes it signs.
+    fn parse_file(path: &Path, bytes: Vec<u8>) -> Result<(Gallery, Option<(String, String)>)> {
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::gallery(path, "damaged: not UTF-8 text"))?;
         let (first, rest) = text
