@@ -174,7 +174,11 @@ fn check_loaded(g: &Gallery, bytes: &[u8]) {
     for p in &g.people {
         assert!(ids.insert(p.id), "duplicate id {} loaded", p.id);
         assert!(names.insert(p.name.clone()), "duplicate name {:?}", p.name);
-        assert!(!p.templates.is_empty(), "{:?} loaded without templates", p.name);
+        assert!(
+            !p.templates.is_empty(),
+            "{:?} loaded without templates",
+            p.name
+        );
         for t in &p.templates {
             assert!(t.0.iter().all(|v| v.is_finite()), "non-finite template");
             assert!(TEMPLATE_NORM.contains(&t.norm()), "norm {}", t.norm());
@@ -248,7 +252,8 @@ fn fuzz_signed_gallery_refuses_edits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.toml");
     let key = seeds.key.verifying_key();
-    let intact = with_checksum(format!("{}\n{}", seeds.signature_line, seeds.signed_body).as_bytes());
+    let intact =
+        with_checksum(format!("{}\n{}", seeds.signature_line, seeds.signed_body).as_bytes());
     std::fs::write(&path, &intact).unwrap();
     Gallery::load_verified(&path, MODEL, DIM, Some(&key)).expect("the intact signed seed");
     let lock = Mutex::new(());
@@ -305,11 +310,18 @@ fn fuzz_config_loader() {
                 for v in [q.min_eye_distance, q.min_sharpness, q.max_yaw] {
                     assert!(v.is_finite(), "quality gate {v}");
                 }
-                assert!(c.source.fps.is_finite() && c.source.fps > 0.0);
-                let _ = std::time::Duration::from_secs_f64(1.0 / c.source.fps);
+                // 0 plays a folder as fast as it decodes; a camera needs a rate.
+                let fps = c.source.fps;
+                assert!(fps == 0.0 || (0.1..=120.0).contains(&fps), "fps {fps}");
+                assert!(c.source.kind != "camera" || fps > 0.0);
+                if fps > 0.0 {
+                    let _ = std::time::Duration::from_secs_f64(1.0 / fps);
+                }
                 assert!(c.door.pulse_ms >= 1);
-                assert!(std::time::Duration::from_millis(c.door.pulse_ms)
-                    <= facegate::kiosk::door::MAX_PULSE);
+                assert!(
+                    std::time::Duration::from_millis(c.door.pulse_ms)
+                        <= facegate::kiosk::door::MAX_PULSE
+                );
                 assert!(c.detector.min_face.is_finite());
                 for people in [0, 1, 10, 1000, usize::MAX] {
                     let m = c.match_policy(people);
@@ -404,7 +416,11 @@ fn fuzz_image_decode_and_detect() {
                     assert!([x1, y1, x2, y2].iter().all(|v| v.is_finite()));
                     assert!(x2 > x1 && y2 > y1, "{:?}", f.bbox);
                     // Boxes are squared and may overhang, never by more than the frame.
-                    assert!(x1 > -w && y1 > -h && x2 < 2.0 * w && y2 < 2.0 * h, "{:?}", f.bbox);
+                    assert!(
+                        x1 > -w && y1 > -h && x2 < 2.0 * w && y2 < 2.0 * h,
+                        "{:?}",
+                        f.bbox
+                    );
                     assert!(f.landmarks.iter().flatten().all(|v| v.is_finite()));
                 }
             }

@@ -486,4 +486,46 @@ fn a_huge_photo_is_detected_on_a_shrunk_copy_with_faces_in_its_own_pixels() {
         .embed_face(&load_image(&path).unwrap(), &large[0])
         .unwrap();
     assert!(e1.distance(&e2) < 0.3, "{}", e1.distance(&e2));
+
+    // The command line shrinks the PNG while decoding (never holding the full image): the
+    // same pixels as the detector's own shrink, so the very same box, in the file's pixels.
+    let out = common::facegate(&["detect", "--json", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let faces = v["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), large.len());
+    let xywh = l0.xywh();
+    let got: Vec<f32> = faces
+        .iter()
+        .map(|f| f["box"].as_array().unwrap().clone())
+        .find(|b| (b[0].as_f64().unwrap() as f32 - xywh[0]).abs() < 1.0)
+        .expect("the largest face")
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    for i in 0..4 {
+        assert!((got[i] - xywh[i]).abs() < 0.01, "{got:?} vs {xywh:?}");
+    }
+    // A JPEG is shrunk by its decoder (here a half-scale IDCT, then 2x2 blocks: factor 4
+    // where 3 would do): the same face, near the same box, the same person.
+    let jpg = dir.path().join("big.jpg");
+    big.save(&jpg).unwrap();
+    let p = facegate::recognition::frame::load_photo(&jpg, 2048).unwrap();
+    assert_eq!(p.factor, 4);
+    assert!(p.frame.width().max(p.frame.height()) <= 2048);
+    let faces = rec.detect(&p.frame).unwrap();
+    let f = largest(&faces);
+    let b = f.scaled(p.factor as f32).bbox;
+    for i in 0..4 {
+        assert!(
+            (b[i] / k as f32 - a[i]).abs() < 0.06 * size,
+            "jpeg {b:?} vs {a:?} x {k}"
+        );
+    }
+    let e3 = rec.embed_face(&p.frame, &f).unwrap();
+    assert!(e1.distance(&e3) < 0.3, "{}", e1.distance(&e3));
 }

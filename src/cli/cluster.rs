@@ -5,7 +5,8 @@ use clap::Args;
 use facegate::eval::embed_run::embed_faces;
 use facegate::identity::cluster::{cluster_photos, default_cut, Method};
 use facegate::recognition::detect::Face;
-use facegate::recognition::frame::{list_images, load_image};
+use facegate::recognition::detect::DETECT_MAX_SIDE;
+use facegate::recognition::frame::{list_images, load_photo};
 use facegate::{Error, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -124,7 +125,11 @@ pub fn run(g: &Global, a: &ClusterArgs) -> Result<ExitCode> {
     if let Some(path) = &a.sheet {
         let rec = g.recognizer()?;
         let chip = |i: usize| -> Result<facegate::recognition::frame::Frame> {
-            Ok(rec.chip(&load_image(&faces[i].file)?, &faces[i].face))
+            let photo = load_photo(&faces[i].file, DETECT_MAX_SIDE)?;
+            Ok(rec.chip(
+                &photo.frame,
+                &faces[i].face.scaled(1.0 / photo.factor as f32),
+            ))
         };
         let mut rows = Vec::new();
         for (k, c) in clusters.iter().enumerate() {

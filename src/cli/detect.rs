@@ -2,8 +2,8 @@
 
 use super::Global;
 use clap::Args;
-use facegate::recognition::detect::Face;
-use facegate::recognition::frame::load_image;
+use facegate::recognition::detect::{Face, DETECT_MAX_SIDE};
+use facegate::recognition::frame::load_photo;
 use facegate::Result;
 use serde_json::json;
 use std::path::PathBuf;
@@ -28,8 +28,14 @@ pub fn face_json(f: &Face) -> serde_json::Value {
 /// one face, 1 with none, 2 on an error.
 pub fn run(g: &Global, a: &DetectArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
-    let frame = load_image(&a.image)?;
-    let faces = rec.detect(&frame)?;
+    // A photo larger than the detector looks at is shrunk while decoding; faces are reported
+    // in the file's own pixels.
+    let photo = load_photo(&a.image, DETECT_MAX_SIDE)?;
+    let found = rec.detect(&photo.frame)?;
+    let faces: Vec<Face> = found
+        .iter()
+        .map(|f| f.scaled(photo.factor as f32))
+        .collect();
     g.emit(
         &json!({"faces": faces.iter().map(face_json).collect::<Vec<_>>()}),
         || {
@@ -45,7 +51,7 @@ pub fn run(g: &Global, a: &DetectArgs) -> Result<ExitCode> {
         },
     )?;
     if let Some(out) = &a.draw {
-        facegate::recognition::draw::draw_faces(&frame, &faces, out)?;
+        facegate::recognition::draw::draw_faces(&photo.frame, &found, out)?;
     }
     Ok(if faces.is_empty() {
         ExitCode::from(1)

@@ -2,7 +2,8 @@
 
 use super::Global;
 use clap::Args;
-use facegate::recognition::frame::load_image;
+use facegate::recognition::detect::DETECT_MAX_SIDE;
+use facegate::recognition::frame::load_photo;
 use facegate::Result;
 use serde_json::json;
 use std::path::PathBuf;
@@ -19,11 +20,14 @@ pub struct EmbedArgs {
 /// one face, 1 with none, 2 on an error.
 pub fn run(g: &Global, a: &EmbedArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
-    let frame = load_image(&a.image)?;
-    let faces = rec.analyze(&frame)?;
+    let photo = load_photo(&a.image, DETECT_MAX_SIDE)?;
+    let faces = rec.analyze(&photo.frame)?;
     let v: Vec<_> = faces
         .iter()
-        .map(|f| json!({"box": f.face.xywh(), "embedding": f.embedding.0}))
+        .map(|f| {
+            let face = f.face.scaled(photo.factor as f32);
+            json!({"box": face.xywh(), "embedding": f.embedding.0})
+        })
         .collect();
     g.emit(&json!({ "faces": v }), || {
         if faces.is_empty() {

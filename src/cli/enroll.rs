@@ -6,7 +6,8 @@ use facegate::identity::enroll::{enroll, enroll_faces, EnrollOptions, FrameRepor
 use facegate::identity::gallery::Gallery;
 use facegate::identity::threshold::DEFAULT_THRESHOLD;
 use facegate::recognition::detect::Face;
-use facegate::recognition::frame::{load_image, Frame};
+use facegate::recognition::detect::DETECT_MAX_SIDE;
+use facegate::recognition::frame::{load_photo, Frame};
 use facegate::recognition::pipeline::Recognizer;
 use facegate::recognition::quality::QualityGates;
 use facegate::recognition::source::{FolderSource, FrameSource};
@@ -177,14 +178,16 @@ fn enroll_clusters(
 
 /// The face of `file` whose box best overlaps `xywh` (detected again, for its landmarks).
 fn find_face(rec: &mut Recognizer, file: &Path, xywh: &[f32]) -> Result<(Frame, Face)> {
-    let frame = load_image(file)?;
+    let photo = load_photo(file, DETECT_MAX_SIDE)?;
+    let frame = photo.frame;
     let [x, y, w, h] = <[f32; 4]>::try_from(xywh).map_err(|_| {
         Error::Invalid(format!(
             "{}: a face needs a box [x, y, w, h]",
             file.display()
         ))
     })?;
-    let want = [x, y, x + w, y + h];
+    // The box is in the file's pixels; the frame may be shrunk.
+    let want = [x, y, x + w, y + h].map(|v| v / photo.factor as f32);
     let iou = |b: &[f32; 4]| {
         let ix = (b[2].min(want[2]) - b[0].max(want[0])).max(0.0);
         let iy = (b[3].min(want[3]) - b[1].max(want[1])).max(0.0);

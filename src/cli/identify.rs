@@ -5,7 +5,8 @@ use clap::Args;
 use facegate::identity::gallery::Gallery;
 use facegate::identity::identify::{identify, MatchPolicy, DEFAULT_MIN_MARGIN};
 use facegate::identity::threshold::{open_set_threshold, DEFAULT_TARGET_FPIR};
-use facegate::recognition::frame::load_image;
+use facegate::recognition::detect::DETECT_MAX_SIDE;
+use facegate::recognition::frame::load_photo;
 use facegate::recognition::pipeline::largest;
 use facegate::Result;
 use serde_json::json;
@@ -45,7 +46,7 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
     let (mut unknown, mut failed) = (false, false);
     for img in &a.images {
         let answer = (|| {
-            let frame = load_image(img)?;
+            let frame = load_photo(img, DETECT_MAX_SIDE)?.frame;
             let faces = rec.detect(&frame)?;
             let r = match largest(&faces) {
                 Some(i) => Some(identify(

@@ -4,8 +4,9 @@ use super::{parse_threshold, Global};
 use clap::Args;
 use facegate::identity::threshold::DEFAULT_THRESHOLD;
 use facegate::identity::verify::verify;
+use facegate::recognition::detect::DETECT_MAX_SIDE;
 use facegate::recognition::embed::Embedding;
-use facegate::recognition::frame::load_image;
+use facegate::recognition::frame::load_photo;
 use facegate::recognition::pipeline::{largest, Recognizer};
 use facegate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
 
 /// The embedding of the largest face in the image at `path`.
 fn largest_embedding(rec: &mut Recognizer, path: &Path) -> Result<Embedding> {
-    let frame = load_image(path)?;
+    let frame = load_photo(path, DETECT_MAX_SIDE)?.frame;
     let faces = rec.detect(&frame)?;
     let i = largest(&faces).ok_or_else(|| Error::NoFace(path.display().to_string()))?;
     if faces.len() > 1 {

@@ -3,9 +3,10 @@
 
 use crate::error::Result;
 use crate::eval::embed_cache::{image_hash, EmbeddingCache};
+use crate::recognition::detect::DETECT_MAX_SIDE;
 use crate::recognition::detect::{Face, MtcnnConfig};
 use crate::recognition::embed::Embedding;
-use crate::recognition::frame::load_image;
+use crate::recognition::frame::load_photo;
 use crate::recognition::models::ModelStore;
 use crate::recognition::pipeline::Recognizer;
 use rayon::prelude::*;
@@ -172,13 +173,14 @@ pub type ImageFaces = Result<Vec<(Face, Embedding)>>;
 /// Every face of each image with its embedding, in parallel over all cores, through the cache.
 pub fn embed_faces(run: &EmbedRun, paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, ImageFaces>> {
     let (all, _) = cached_map(run, paths, "all faces", |rec, path| {
-        let frame = load_image(path)?;
-        let faces = rec.detect(&frame)?;
+        let photo = load_photo(path, DETECT_MAX_SIDE)?;
+        let faces = rec.detect(&photo.frame)?;
+        // Faces are kept in the file's own pixels.
         faces
             .into_iter()
             .map(|f| {
-                let e = rec.embed_face(&frame, &f)?;
-                Ok((f, e))
+                let e = rec.embed_face(&photo.frame, &f)?;
+                Ok((f.scaled(photo.factor as f32), e))
             })
             .collect()
     })?;
@@ -298,7 +300,7 @@ fn central(faces: &[Face], frame: &crate::recognition::frame::Frame) -> Option<u
 }
 
 fn embed_one(rec: &mut Recognizer, path: &Path) -> Result<(Embedding, Found)> {
-    let frame = load_image(path)?;
+    let frame = load_photo(path, DETECT_MAX_SIDE)?.frame;
     let faces = rec.detect(&frame)?;
     if let Some(i) = central(&faces, &frame) {
         return Ok((rec.embed_face(&frame, &faces[i])?, Found::Detected));

@@ -36,6 +36,16 @@ impl Face {
         (self.bbox[2] - self.bbox[0]).max(0.0) * (self.bbox[3] - self.bbox[1]).max(0.0)
     }
 
+    /// The face with every coordinate multiplied by `k`: from a frame shrunk by `k` to the
+    /// full-size one (or back, with `1 / k`).
+    pub fn scaled(&self, k: f32) -> Face {
+        Face {
+            bbox: self.bbox.map(|v| v * k),
+            score: self.score,
+            landmarks: self.landmarks.map(|[x, y]| [x * k, y * k]),
+        }
+    }
+
     /// Distance between the two eye landmarks in pixels.
     pub fn eye_distance(&self) -> f32 {
         let [l, r] = [self.landmarks[0], self.landmarks[1]];
@@ -302,15 +312,8 @@ impl Detector for Mtcnn {
         if side > DETECT_MAX_SIDE {
             let k = side.div_ceil(DETECT_MAX_SIDE);
             let small = crate::recognition::frame::shrink(frame, k);
-            let mut faces = self.detect(&small)?;
-            let k = k as f32;
-            for f in &mut faces {
-                f.bbox = f.bbox.map(|v| v * k);
-                for p in &mut f.landmarks {
-                    *p = [p[0] * k, p[1] * k];
-                }
-            }
-            return Ok(faces);
+            let faces = self.detect(&small)?;
+            return Ok(faces.iter().map(|f| f.scaled(k as f32)).collect());
         }
         let t0 = std::time::Instant::now();
         let img = FloatImage::from_frame(frame);
