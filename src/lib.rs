@@ -15,6 +15,7 @@
 //! - [`kiosk`]: the door process: configuration, the K-of-N decision, the relay, the audit
 //!   log, systemd notifications, and the loop that wires them.
 //! - [`eval`]: measuring all of it: LFW, calibration, open-set rates, benchmarks, plots.
+//! - [`desk`]: the reception desk's local web page (enrollment, people, door health).
 //!
 //! Who depends on whom (a module uses only modules on its own line or above):
 //!
@@ -25,12 +26,15 @@
 //! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)
 //! eval          metrics · embed_cache · plot → embed_run → lfw · calibrate · openset · bench
 //!                                                                     (identity, recognition)
+//! desk          auth · health → server                                (identity, recognition)
 //! ```
 //!
-//! `kiosk` and `eval` never use each other. The CLI (`src/main.rs`, `src/cli/`) only parses
+//! `kiosk`, `eval` and `desk` never use each other (the desk reads the door's audit log as
+//! JSON lines, not through `kiosk`). The CLI (`src/main.rs`, `src/cli/`) only parses
 //! arguments and calls these.
 #![deny(missing_docs)]
 
+pub mod desk;
 pub mod error;
 pub mod eval;
 pub mod files;

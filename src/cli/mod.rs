@@ -5,6 +5,7 @@
 mod bench;
 mod calibrate;
 mod cluster;
+mod desk;
 mod detect;
 mod embed;
 mod enroll;
@@ -91,6 +92,8 @@ enum Cmd {
     Cluster(cluster::ClusterArgs),
     /// Make the key pair that signs galleries (secret key mode 0600; give doors the public).
     Keygen(keygen::KeygenArgs),
+    /// The reception desk: a local web page to enroll people and watch the door.
+    Desk(desk::DeskArgs),
 }
 
 /// Runs the parsed command line.
@@ -110,6 +113,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Keygen(a) => keygen::run(g, a),
         Cmd::Cluster(a) => cluster::run(g, a),
         Cmd::Train(a) => train::run(g, a),
+        Cmd::Desk(a) => desk::run(g, a),
     }
 }
 

@@ -75,25 +75,7 @@ pub fn enroll(
             }
         };
         let faces = rec.detect(&frame)?;
-        let rejected = (|| {
-            let face = match faces.len() {
-                0 => return Err("no face".to_string()),
-                1 => &faces[0],
-                _ if opts.largest => {
-                    &faces[crate::recognition::pipeline::largest(&faces).unwrap_or(0)]
-                }
-                n => return Err(format!("{n} faces (use --largest to take the largest)")),
-            };
-            let chip = rec.chip(&frame, face);
-            if let Some(why) = check(&opts.gates, face, &chip) {
-                return Err(why);
-            }
-            let e = rec.embed_chip(&chip).map_err(|e| e.to_string())?;
-            if templates.iter().any(|t| t.distance(&e) < 1e-4) {
-                return Err("same picture as an earlier frame".into());
-            }
-            Ok(e)
-        })();
+        let rejected = frame_template(rec, &frame, &faces, &opts, &templates);
         let r = FrameReport {
             frame: frame_no,
             rejected: rejected.as_ref().err().cloned(),
@@ -110,6 +92,46 @@ pub fn enroll(
             opts.k
         )));
     }
+    add_checked(gallery, name, templates, &opts, now)
+}
+
+/// The template one frame gives for enrollment, or why it gives none (in words a person at
+/// the desk reads): no face, several faces, a quality gate, the same picture as an earlier
+/// frame. `faces` are the frame's detections; `templates` those collected so far.
+pub fn frame_template(
+    rec: &Recognizer,
+    frame: &Frame,
+    faces: &[Face],
+    opts: &EnrollOptions,
+    templates: &[Embedding],
+) -> std::result::Result<Embedding, String> {
+    let face = match faces.len() {
+        0 => return Err("no face".to_string()),
+        1 => &faces[0],
+        _ if opts.largest => &faces[crate::recognition::pipeline::largest(faces).unwrap_or(0)],
+        n => return Err(format!("{n} faces (use --largest to take the largest)")),
+    };
+    let chip = rec.chip(frame, face);
+    if let Some(why) = check(&opts.gates, face, &chip) {
+        return Err(why);
+    }
+    let e = rec.embed_chip(&chip).map_err(|e| e.to_string())?;
+    if templates.iter().any(|t| t.distance(&e) < 1e-4) {
+        return Err("same picture as an earlier frame".into());
+    }
+    Ok(e)
+}
+
+/// Adds `name` with `templates` to `gallery` (not saved) after the duplicate check (unless
+/// `opts.force`): refused when any template is closer than `opts.duplicate_threshold` to
+/// someone enrolled.
+pub fn add_checked(
+    gallery: &mut Gallery,
+    name: &str,
+    templates: Vec<Embedding>,
+    opts: &EnrollOptions,
+    now: u64,
+) -> Result<u32> {
     if !opts.force {
         duplicate_check(gallery, name, &templates, opts.duplicate_threshold)?;
     }

@@ -1,0 +1,122 @@
+//! `facegate desk --gallery G (--camera N | --folder DIR)`: the reception desk's web page.
+
+use super::{camera_source, parse_threshold, Global};
+use clap::Args;
+use facegate::desk::auth::Token;
+use facegate::desk::{Desk, DeskOptions};
+use facegate::identity::enroll::EnrollOptions;
+use facegate::identity::threshold::DEFAULT_THRESHOLD;
+use facegate::recognition::quality::QualityGates;
+use facegate::recognition::source::{FolderSource, FrameSource};
+use facegate::{Error, Result};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Arguments of `desk`.
+#[derive(Args, Clone)]
+pub struct DeskArgs {
+    /// The gallery file to show and change (created on the first enrollment).
+    #[arg(long)]
+    pub gallery: PathBuf,
+    /// Live camera /dev/videoN (needs the `camera` feature).
+    #[arg(long, required_unless_present = "folder", conflicts_with = "folder")]
+    pub camera: Option<u32>,
+    /// A folder of images played in a loop instead of a camera.
+    #[arg(long)]
+    pub folder: Option<PathBuf>,
+    /// Frames per second from the folder (0.1 to 30).
+    #[arg(long, default_value_t = 2.0)]
+    pub fps: f64,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Allow an address other than loopback (the whole network can then reach the page; it
+    /// still needs the token).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Read the token from this file (mode 0600) instead of making a new one.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The door's audit log, for the health view.
+    #[arg(long)]
+    pub audit: Option<PathBuf>,
+    /// Good frames per enrollment.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub k: u32,
+    /// Minimum eye distance in pixels for an enrollment frame.
+    #[arg(long, default_value_t = QualityGates::PHOTOS.min_eye_distance)]
+    pub min_eye_distance: f32,
+    /// Distance under which a new person counts as someone already enrolled.
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_parser = parse_threshold)]
+    pub duplicate_threshold: f32,
+    /// A fixed threshold for "who is this?" and the health view (default: the one for the
+    /// gallery's size, as the kiosk uses).
+    #[arg(long, value_parser = parse_threshold)]
+    pub threshold: Option<f32>,
+}
+
+/// Serves the desk page until Ctrl-C.
+pub fn run(g: &Global, a: &DeskArgs) -> Result<ExitCode> {
+    if !(a.fps >= 0.1 && a.fps <= 30.0) {
+        return Err(Error::Invalid(format!(
+            "--fps {} must be between 0.1 and 30",
+            a.fps
+        )));
+    }
+    if !(a.min_eye_distance.is_finite() && a.min_eye_distance >= 0.0) {
+        return Err(Error::Invalid("--min-eye-distance must be 0 or more".into()));
+    }
+    let token = match &a.token_file {
+        Some(p) => Token::from_file(p)?,
+        None => Token::generate()?,
+    };
+    let mut rec = g.recognizer()?;
+    let mut source: Box<dyn FrameSource> = match (&a.folder, a.camera) {
+        (Some(dir), _) => Box::new(FolderSource::from_dir(dir, a.fps, true)?),
+        (None, Some(n)) => camera_source(n, 640, 480, 15)?,
+        (None, None) => return Err(Error::Invalid("give --camera N or --folder DIR".into())),
+    };
+    let opts = DeskOptions {
+        gallery: a.gallery.clone(),
+        audit: a.audit.clone(),
+        listen: a.listen,
+        allow_remote: a.allow_remote,
+        token,
+        signing_key: g.signing_key()?,
+        enroll: EnrollOptions {
+            k: a.k as usize,
+            largest: false,
+            force: false,
+            duplicate_threshold: a.duplicate_threshold,
+            gates: QualityGates {
+                min_eye_distance: a.min_eye_distance,
+                ..QualityGates::default()
+            },
+            max_frames: facegate::desk::server::ENROLL_MAX_FRAMES,
+        },
+        threshold: a.threshold,
+    };
+    let desk = Desk::bind(opts, &rec)?;
+    // The first line of standard output: scripts and the installer read it.
+    let mut out = std::io::stdout();
+    writeln!(out, "{}", desk.url()).map_err(|e| Error::Invalid(e.to_string()))?;
+    out.flush().map_err(|e| Error::Invalid(e.to_string()))?;
+    log::info!(
+        "desk: {} on {}, gallery {}",
+        source.describe(),
+        desk.addr(),
+        a.gallery.display()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| Error::Invalid(format!("cannot install the signal handler: {e}")))?;
+    }
+    desk.serve(&mut rec, source.as_mut(), stop)?;
+    Ok(ExitCode::SUCCESS)
+}

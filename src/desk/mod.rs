@@ -1,0 +1,19 @@
+//! The reception desk: a local web page to enroll people, manage the gallery and watch the
+//! door's health (`facegate desk`).
+//!
+//! It runs beside the door, never inside it: the door process (`facegate run`) opens no
+//! socket. The page and everything it loads are inside the binary; it listens on loopback
+//! unless told otherwise, and every request needs the token printed at start
+//! ([`auth`]). Changes go through the same gallery code as the command line (atomic
+//! write, `.bak`, signature when a key is given).
+//!
+//! - [`auth`]: the token.
+//! - [`health`]: what the audit log says about the door (decisions, grants per hour, score
+//!   drift).
+//! - [`server`]: the HTTP server and the frame loop behind the page.
+
+pub mod auth;
+pub mod health;
+pub mod server;
+
+pub use server::{Desk, DeskOptions};
