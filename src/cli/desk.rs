@@ -68,7 +68,9 @@ pub fn run(g: &Global, a: &DeskArgs) -> Result<ExitCode> {
         )));
     }
     if !(a.min_eye_distance.is_finite() && a.min_eye_distance >= 0.0) {
-        return Err(Error::Invalid("--min-eye-distance must be 0 or more".into()));
+        return Err(Error::Invalid(
+            "--min-eye-distance must be 0 or more".into(),
+        ));
     }
     let token = match &a.token_file {
         Some(p) => Token::from_file(p)?,

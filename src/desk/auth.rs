@@ -83,8 +83,8 @@ impl Token {
     pub fn matches(&self, given: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), given.as_bytes());
         let mut diff = (a.len() != b.len()) as u8;
-        for i in 0..a.len() {
-            diff |= a[i] ^ b.get(i).copied().unwrap_or(0);
+        for (i, x) in a.iter().enumerate() {
+            diff |= x ^ b.get(i).copied().unwrap_or(0);
         }
         diff == 0
     }
@@ -113,7 +113,10 @@ mod tests {
         std::fs::write(&p, "abcdefghijklmnopqrstuvwxyz\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(Token::from_file(&p).unwrap_err().to_string().contains("chmod 600"));
+        assert!(Token::from_file(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("chmod 600"));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Token::from_file(&p)
             .unwrap()

@@ -169,15 +169,20 @@ mod tests {
     #[test]
     fn drift_needs_enough_grants_and_a_real_move() {
         let t = 0.5377;
-        assert!(drift(&[0.5; 19], t).is_some() == false);
+        assert!(drift(&[0.5; 19], t).is_none());
         // Steady and noisy: no warning.
-        let steady: Vec<f32> = (0..60).map(|i| 0.32 + 0.04 * ((i * 7) % 5) as f32 / 4.0).collect();
+        let steady: Vec<f32> = (0..60)
+            .map(|i| 0.32 + 0.04 * ((i * 7) % 5) as f32 / 4.0)
+            .collect();
         assert!(drift(&steady, t).is_none());
         // A lens fogging: the last ten creep up halfway to the threshold.
         let mut fog = steady.clone();
         fog.extend((0..10).map(|i| 0.45 + 0.002 * i as f32));
         let w = drift(&fog, t).unwrap();
-        assert!(w.contains("0.4") && w.contains("0.5377".get(..5).unwrap()), "{w}");
+        assert!(
+            w.contains("0.4") && w.contains("0.5377".get(..5).unwrap()),
+            "{w}"
+        );
         // Better scores are no warning.
         let mut better = steady.clone();
         better.extend([0.2; 10]);

@@ -176,7 +176,11 @@ impl Desk {
 
     /// The page's address with the token.
     pub fn url(&self) -> String {
-        format!("http://{}/?token={}", self.addr, self.shared.opts.token.as_str())
+        format!(
+            "http://{}/?token={}",
+            self.addr,
+            self.shared.opts.token.as_str()
+        )
     }
 
     /// Serves until `stop` is set (or the source ends): HTTP on a second thread, frames on
@@ -256,7 +260,10 @@ fn analyse(shared: &Shared, rec: &mut Recognizer, frame: &Frame) -> Result<()> {
             .problem
             .clone()
             .unwrap_or_else(|| "good: ready to enroll".into()),
-        v => format!("{} faces: only one person may be in front of the camera", v.len()),
+        v => format!(
+            "{} faces: only one person may be in front of the camera",
+            v.len()
+        ),
     };
     let probe = match largest(&faces) {
         Some(i) => Some(rec.embed_face(frame, &faces[i])?),
@@ -421,7 +428,8 @@ fn host_ok(shared: &Shared, req: &tiny_http::Request, port: u16) -> bool {
         format!("[::1]:{port}"),
         format!("{}:{port}", listen.ip()),
     ];
-    allowed.iter().any(|a| a == host) || (shared.opts.allow_remote && host.ends_with(&format!(":{port}")))
+    allowed.iter().any(|a| a == host)
+        || (shared.opts.allow_remote && host.ends_with(&format!(":{port}")))
 }
 
 fn route(shared: &Shared, req: &mut tiny_http::Request) -> Reply {
@@ -509,20 +517,21 @@ fn get(shared: &Shared, path: &str) -> Reply {
                 }),
             )
         }
-        "/api/people" => match Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim)
-        {
-            Ok(g) => Reply::json(
-                200,
-                &json!({
-                    "model": g.model,
-                    "people": g.people.iter().map(|p| json!({
-                        "id": p.id, "name": p.name, "templates": p.templates.len(),
-                        "created": p.created, "model": g.model,
-                    })).collect::<Vec<_>>(),
-                }),
-            ),
-            Err(e) => Reply::error(500, &e.to_string()),
-        },
+        "/api/people" => {
+            match Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim) {
+                Ok(g) => Reply::json(
+                    200,
+                    &json!({
+                        "model": g.model,
+                        "people": g.people.iter().map(|p| json!({
+                            "id": p.id, "name": p.name, "templates": p.templates.len(),
+                            "created": p.created, "model": g.model,
+                        })).collect::<Vec<_>>(),
+                    }),
+                ),
+                Err(e) => Reply::error(500, &e.to_string()),
+            }
+        }
         "/api/health" => {
             let Some(audit) = &shared.opts.audit else {
                 return Reply::json(200, &json!({ "audit": null }));
@@ -562,7 +571,10 @@ fn name_field(v: &Value, key: &str) -> std::result::Result<String, Reply> {
         return Err(Reply::error(400, &format!("{key}: a name is needed")));
     }
     if s.chars().count() > MAX_NAME {
-        return Err(Reply::error(400, &format!("{key}: at most {MAX_NAME} characters")));
+        return Err(Reply::error(
+            400,
+            &format!("{key}: at most {MAX_NAME} characters"),
+        ));
     }
     if s.chars().any(char::is_control) {
         return Err(Reply::error(400, &format!("{key}: no control characters")));

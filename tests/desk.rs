@@ -1,0 +1,506 @@
+//! The reception desk in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver), against `facegate desk` on the demo's real photos (public domain, so the
+//! screenshots may be kept), with an audit log written by `facegate run` on the demo.
+//!
+//! The WebDriver client is a few plain HTTP/1.1 calls over a `TcpStream` (no async runtime,
+//! no extra crate): WebDriver is JSON over HTTP, and the desk's own refusals are checked
+//! with the same client. `FACEGATE_DESK_SCREENSHOTS=DIR` keeps a PNG of each screen there.
+
+mod common;
+
+use base64::Engine;
+use facegate::identity::gallery::Gallery;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One HTTP/1.1 request; the status and the body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.unwrap_or("");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    req += body;
+    s.write_all(req.as_bytes()).unwrap();
+    // Headers, then the body by its Content-Length, chunks, or up to the end of the stream
+    // (a server may keep the connection open after a sized reply).
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        head += &line;
+    }
+    let head = head.trim_end().to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let mut raw = Vec::new();
+    if let Some(n) = length {
+        raw.resize(n, 0);
+        r.read_exact(&mut raw).unwrap();
+    } else if lower.contains("transfer-encoding: chunked") {
+        loop {
+            let mut len = String::new();
+            r.read_line(&mut len).unwrap();
+            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            raw.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let _ = r.read_to_end(&mut raw);
+    }
+    let body = String::from_utf8_lossy(&raw).to_string();
+    (status, format!("{head}\r\n\r\n{body}"))
+}
+
+fn body_of(reply: &str) -> &str {
+    reply.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A chromedriver process and one browser session.
+struct Browser {
+    driver: Child,
+    addr: String,
+    session: String,
+    shots: Option<PathBuf>,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    fn start(profile: &Path) -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed");
+        let addr = format!("127.0.0.1:{port}");
+        let t0 = Instant::now();
+        while TcpStream::connect(&addr).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", "--window-size=1300,1500",
+                         format!("--user-data-dir={}", profile.display())],
+            }
+        }}});
+        let (st, r) = http(
+            &addr,
+            "POST",
+            "/session",
+            &[("Content-Type", "application/json")],
+            Some(&caps.to_string()),
+        );
+        assert_eq!(st, 200, "new session: {r}");
+        let v: Value = serde_json::from_str(body_of(&r)).unwrap();
+        let session = v["value"]["sessionId"].as_str().unwrap().to_string();
+        Browser {
+            driver,
+            addr,
+            session,
+            shots: std::env::var_os("FACEGATE_DESK_SCREENSHOTS").map(PathBuf::from),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let p = format!("/session/{}{path}", self.session);
+        let b = body.map(|b| b.to_string());
+        let (st, r) = http(
+            &self.addr,
+            method,
+            &p,
+            &[("Content-Type", "application/json")],
+            b.as_deref(),
+        );
+        let v: Value = serde_json::from_str(body_of(&r)).unwrap_or(Value::Null);
+        if st != 200 {
+            return json!({"error": v["value"]["error"], "status": st});
+        }
+        v["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    fn text(&self, css: &str) -> String {
+        let e = self.find(css);
+        self.call("GET", &format!("/element/{e}/text"), None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.call("POST", &format!("/element/{e}/click"), Some(json!({})));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.call("POST", &format!("/element/{e}/clear"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    /// Waits until `cond` holds (checked every 200 ms), or fails with `what`.
+    fn wait(&self, what: &str, secs: u64, mut cond: impl FnMut(&Browser) -> bool) {
+        let t0 = Instant::now();
+        while !cond(self) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "timed out waiting for {what}; page text: {}",
+                self.js("return document.body.innerText")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        let Some(dir) = &self.shots else { return };
+        let v = self.call("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(format!("desk_{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http(
+            &self.addr,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            &[],
+            None,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+struct DeskProcess(Child);
+impl Drop for DeskProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the kiosk on the demo frames with its audit log in `dir`; the log's path.
+fn demo_audit_log(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config/demo.toml"))
+        .unwrap()
+        .replace(
+            "path = \"demo/frames\"",
+            &format!("path = {:?}", root.join("config/demo/frames")),
+        )
+        .replace(
+            "path = \"../target/demo/gallery.toml\"",
+            &format!("path = {:?}", dir.join("door-gallery.toml")),
+        )
+        .replace(
+            "path = \"../target/demo/audit.jsonl\"",
+            &format!("path = {:?}", dir.join("audit.jsonl")),
+        );
+    let cfg = dir.join("demo.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = common::facegate(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--enroll-first",
+        "Astronaut",
+        root.join("config/demo/enroll_astronaut.jpg")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = dir.join("audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("\"decision\":\"grant\""), "{text}");
+    log
+}
+
+#[test]
+fn the_desk_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = demo_audit_log(dir.path());
+    let gallery = dir.path().join("desk-gallery.toml");
+    let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
+    let mut child = common::facegate_cmd()
+        .args([
+            "desk",
+            "--gallery",
+            gallery.to_str().unwrap(),
+            "--folder",
+            frames.to_str().unwrap(),
+            "--fps",
+            "4",
+            "--k",
+            "3",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit",
+            audit.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _desk = DeskProcess(child);
+    let url = first.trim().to_string();
+    let rest = url.strip_prefix("http://").expect(&url);
+    let (addr, token) = rest.split_once("/?token=").expect(&url);
+    assert_eq!(token.len(), 64, "{url}");
+
+    // What an unauthenticated or cross-site request gets.
+    let (st, r) = http(addr, "GET", "/", &[], None);
+    assert_eq!(st, 401, "{r}");
+    assert!(body_of(&r).contains("missing or wrong token"));
+    assert!(!body_of(&r).contains("People"), "the page leaked: {r}");
+    assert_eq!(http(addr, "GET", "/?token=0000", &[], None).0, 401);
+    assert_eq!(http(addr, "GET", "/api/people", &[], None).0, 401);
+    let (st, r) = http(addr, "GET", &format!("/?token={token}"), &[], None);
+    assert_eq!(st, 200);
+    let csp = r
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .expect("a CSP header");
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    // A change with the token only in the URL (as a link or a form would carry it): refused.
+    let remove = format!("/api/people/remove?token={token}");
+    let json_ct = ("Content-Type", "application/json");
+    let (st, _) = http(addr, "POST", &remove, &[json_ct], Some("{\"name\":\"x\"}"));
+    assert_eq!(st, 401);
+    // A form post (what another page can send without a preflight): refused.
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let hdr = ("X-Facegate-Token", token);
+    let (st, _) = http(
+        addr,
+        "POST",
+        "/api/people/remove",
+        &[hdr, form],
+        Some("name=x"),
+    );
+    assert_eq!(st, 415);
+    let big = format!("{{\"name\":\"{}\"}}", "a".repeat(5000));
+    let (st, _) = http(addr, "POST", "/api/enroll", &[hdr, json_ct], Some(&big));
+    assert_eq!(st, 413);
+    let long = format!("{{\"name\":\"{}\"}}", "a".repeat(65));
+    let (st, r) = http(addr, "POST", "/api/enroll", &[hdr, json_ct], Some(&long));
+    assert_eq!(st, 400, "{r}");
+    // DNS rebinding: another Host name is refused even with the token.
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /?token={token} HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 421"), "{raw}");
+
+    let profile = tempfile::tempdir().unwrap();
+    let b = Browser::start(profile.path());
+
+    // Without the token the browser gets the refusal, not the page.
+    b.go(&format!("http://{addr}/"));
+    assert!(b
+        .js("return document.body.innerText")
+        .as_str()
+        .unwrap()
+        .contains("missing or wrong token"));
+
+    b.go(&url);
+    assert_eq!(b.js("return document.title"), json!("facegate desk"));
+    // The preview shows a frame with one face box and the gates' verdict.
+    b.wait("a preview with one good face", 60, |b| {
+        b.js("const i = document.getElementById('preview'); return i.naturalWidth > 0 && i.dataset.faces === '1'")
+            == json!(true)
+            && b.text("#verdict").contains("good")
+    });
+    b.screenshot("preview");
+
+    // Enroll the astronaut: 3 good frames from the playing folder.
+    b.type_into("#enroll-name", "Astronaut");
+    b.click("#enroll-start");
+    b.wait("the enrollment to finish", 90, |b| {
+        b.js("return document.getElementById('enroll-status').dataset.state") == json!("done")
+    });
+    assert!(
+        b.text("#enroll-status").contains("enrolled"),
+        "{}",
+        b.text("#enroll-status")
+    );
+    b.wait("the person in the list", 10, |b| {
+        b.text("#people-list").contains("Astronaut")
+    });
+    let g = Gallery::load_any(&gallery).unwrap();
+    assert_eq!(g.people.len(), 1);
+    assert_eq!(g.people[0].name, "Astronaut");
+    assert_eq!(g.people[0].templates.len(), 3);
+    b.screenshot("enrolled");
+
+    // Who is this? (frames without a face answer so; the astronaut's are named).
+    b.wait("the astronaut identified", 30, |b| {
+        b.click("#identify-button");
+        std::thread::sleep(Duration::from_millis(300));
+        b.text("#identify-result")
+            .starts_with("Astronaut (distance")
+    });
+    let answer = b.text("#identify-result");
+    let d: f32 = answer
+        .split("distance ")
+        .nth(1)
+        .and_then(|s| s.split([',', ')']).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!((0.0..0.5377).contains(&d), "{answer}");
+
+    // A name that is markup shows as text: no element is made from it, no script runs.
+    let evil = "<img src=x onerror=alert(1)>";
+    b.click(".rename");
+    b.type_into(".rename-input", evil);
+    b.click(".rename-save");
+    b.wait("the renamed person", 10, |b| b.text(".person-name") == evil);
+    assert_eq!(
+        b.js("return document.querySelectorAll('#people-list img').length"),
+        json!(0)
+    );
+    let alert = b.call("GET", "/alert/text", None);
+    assert_eq!(alert["error"], json!("no such alert"), "{alert}");
+    assert_eq!(Gallery::load_any(&gallery).unwrap().people[0].name, evil);
+    b.screenshot("people");
+
+    // The door's decisions from `facegate run` on the demo.
+    b.wait("the audit view", 15, |b| {
+        let t = b.text("#decisions");
+        t.contains("grant") && t.contains("Astronaut")
+    });
+    assert!(b.text("#drift").contains("steady"), "{}", b.text("#drift"));
+
+    // Remove, with confirmation.
+    b.click(".remove");
+    assert!(Gallery::load_any(&gallery).unwrap().people.len() == 1);
+    b.click(".remove-confirm");
+    b.wait("an empty list", 10, |b| b.text("#people-count") == "(0)");
+    assert!(Gallery::load_any(&gallery).unwrap().people.is_empty());
+
+    // Drift: a synthetic history of grants whose distances creep toward the threshold.
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&audit)
+        .unwrap();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 3000.0;
+    for i in 0..40 {
+        let d = if i < 30 {
+            0.30 + 0.01 * (i % 4) as f64
+        } else {
+            0.46 + 0.003 * (i - 30) as f64
+        };
+        writeln!(
+            log,
+            "{}",
+            json!({"time": t0 + 60.0 * i as f64, "decision": "grant", "person": "Synthetic", "distance": d, "margin": 0.2, "frames": 3})
+        )
+        .unwrap();
+    }
+    drop(log);
+    b.go(&url);
+    b.wait("the drift warning", 15, |b| {
+        b.text("#drift").contains("drift toward the threshold")
+    });
+    b.screenshot("health");
+}
