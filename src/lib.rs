@@ -34,6 +34,7 @@
 //! arguments and calls these.
 #![deny(missing_docs)]
 
+#[cfg(feature = "desk")]
 pub mod desk;
 pub mod error;
 pub mod eval;

@@ -5,6 +5,7 @@
 //! The WebDriver client is a few plain HTTP/1.1 calls over a `TcpStream` (no async runtime,
 //! no extra crate): WebDriver is JSON over HTTP, and the desk's own refusals are checked
 //! with the same client. `FACEGATE_DESK_SCREENSHOTS=DIR` keeps a PNG of each screen there.
+#![cfg(feature = "desk")]
 
 mod common;
 
@@ -503,4 +504,24 @@ fn the_desk_in_a_real_browser() {
         b.text("#drift").contains("drift toward the threshold")
     });
     b.screenshot("health");
+}
+
+#[test]
+fn the_desk_refuses_a_network_address_without_allow_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
+    let out = common::facegate(&[
+        "desk",
+        "--gallery",
+        dir.path().join("g.toml").to_str().unwrap(),
+        "--folder",
+        frames.to_str().unwrap(),
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address") && err.contains("--allow-remote"), "{err}");
+    assert!(out.stdout.is_empty(), "an address was printed");
+    assert!(!dir.path().join("g.toml").exists());
 }

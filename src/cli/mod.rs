@@ -5,6 +5,7 @@
 mod bench;
 mod calibrate;
 mod cluster;
+#[cfg(feature = "desk")]
 mod desk;
 mod detect;
 mod embed;
@@ -93,6 +94,7 @@ enum Cmd {
     /// Make the key pair that signs galleries (secret key mode 0600; give doors the public).
     Keygen(keygen::KeygenArgs),
     /// The reception desk: a local web page to enroll people and watch the door.
+    #[cfg(feature = "desk")]
     Desk(desk::DeskArgs),
 }
 
@@ -113,6 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Keygen(a) => keygen::run(g, a),
         Cmd::Cluster(a) => cluster::run(g, a),
         Cmd::Train(a) => train::run(g, a),
+        #[cfg(feature = "desk")]
         Cmd::Desk(a) => desk::run(g, a),
     }
 }
