@@ -95,6 +95,7 @@ fn every_number_is_fail_closed() {
         ("recognition", "target_fpir", "nan"),
         ("detector", "min_face", "0"),
         ("detector", "min_face", "nan"),
+        ("detector", "threads", "65"),
         ("source", "fps", "1e-20"),
         ("source", "fps", "nan"),
         ("source", "width", "0"),

@@ -521,7 +521,10 @@ fn the_desk_refuses_a_network_address_without_allow_remote() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a loopback address") && err.contains("--allow-remote"), "{err}");
+    assert!(
+        err.contains("not a loopback address") && err.contains("--allow-remote"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty(), "an address was printed");
     assert!(!dir.path().join("g.toml").exists());
 }

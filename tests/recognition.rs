@@ -297,3 +297,38 @@ fn lfw_view1_accuracy_with_threshold_from_devtrain() {
     assert!(acc >= 0.98, "DevTest accuracy {acc} at threshold {t}");
     assert!((0.45..0.75).contains(&t), "threshold {t}");
 }
+
+#[test]
+fn the_pyramid_on_several_threads_finds_exactly_what_one_thread_finds() {
+    use facegate::recognition::detect::{Detector, Mtcnn, MtcnnConfig};
+    let store = common::store();
+    let det = |threads| {
+        Mtcnn::new(
+            &store,
+            MtcnnConfig {
+                min_face: 20.0,
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let (mut one, mut two, mut pool) = (det(1), det(2), det(0));
+    let mut faces = 0;
+    for p in common::images_in(&common::data("faces/groups")) {
+        let frame = load_image(&p).unwrap();
+        let want = one.detect(&frame).unwrap();
+        faces += want.len();
+        for other in [&mut two, &mut pool] {
+            let got = other.detect(&frame).unwrap();
+            assert_eq!(got.len(), want.len(), "{}", p.display());
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(
+                    (g.bbox, g.score, g.landmarks),
+                    (w.bbox, w.score, w.landmarks)
+                );
+            }
+        }
+    }
+    assert!(faces >= 10, "only {faces} faces in the group photos");
+}

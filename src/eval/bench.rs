@@ -74,19 +74,21 @@ pub fn kiosk_frame(img: &Frame) -> Frame {
     out
 }
 
-/// Per-stage timings on `frame` (one thread): detection at minimum faces 40 and 80, the
-/// alignment, both embedders, and a whole frame.
+/// Per-stage timings on `frame` on one thread: detection at minimum faces 40 and 80, the
+/// alignment, both embedders, and a whole frame; then detection and the whole frame with
+/// the pyramid's scales on every core (tract's own products stay on one thread).
 pub fn stages(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Timing>> {
-    let detector = |min_face| {
+    let detector = |min_face, threads| {
         Mtcnn::new(
             store,
             MtcnnConfig {
                 min_face,
+                threads,
                 ..Default::default()
             },
         )
     };
-    let (mut det40, mut det80) = (detector(40.0)?, detector(80.0)?);
+    let (mut det40, mut det80) = (detector(40.0, 1)?, detector(80.0, 1)?);
     let faces = det40.detect(frame)?;
     let face = faces
         .get(largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?)
@@ -105,12 +107,28 @@ pub fn stages(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Timi
     })?);
     out.push(time("embed_fp32", runs, || fp.embed(&chip).map(|_| ()))?);
     out.push(time("embed_int8", runs, || q.embed(&chip).map(|_| ()))?);
-    out.push(time("frame", runs, || {
-        let faces = det40.detect(frame)?;
-        let f = &faces[largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?];
-        fp.embed(&align(frame, &f.landmarks, &fp.template(), fp.chip_size()))
-            .map(|_| ())
-    })?);
+    let whole = |det: &mut Mtcnn| {
+        time("frame", runs, || {
+            let faces = det.detect(frame)?;
+            let f = &faces[largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?];
+            fp.embed(&align(frame, &f.landmarks, &fp.template(), fp.chip_size()))
+                .map(|_| ())
+        })
+    };
+    out.push(whole(&mut det40)?);
+    // The same stages with the pyramid's scales on every core.
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if n > 1 {
+        let (mut p40, mut p80) = (detector(40.0, n)?, detector(80.0, n)?);
+        for (stage, det) in [("detect_40", &mut p40), ("detect_80", &mut p80)] {
+            let mut t = time(stage, runs, || det.detect(frame).map(|_| ()))?;
+            t.threads = n;
+            out.push(t);
+        }
+        let mut t = whole(&mut p40)?;
+        t.threads = n;
+        out.push(t);
+    }
     Ok(out)
 }
 

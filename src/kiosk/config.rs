@@ -73,6 +73,9 @@ pub struct DetectorConfig {
     /// Smallest face side in pixels.
     #[serde(default = "default_min_face")]
     pub min_face: f32,
+    /// Threads for the detector's pyramid: 0 = every core, 1 to 64 = that many.
+    #[serde(default)]
+    pub threads: u32,
 }
 
 /// The kiosk's default minimum face: a person at the door in a 640x480 frame is well over
@@ -88,6 +91,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
             min_face: default_min_face(),
+            threads: 0,
         }
     }
 }
@@ -307,6 +311,7 @@ impl Config {
         }
         let (lo, hi) = (*MIN_FACE_RANGE.start() as f64, *MIN_FACE_RANGE.end() as f64);
         range("detector", "min_face", c.detector.min_face as f64, lo, hi)?;
+        range("detector", "threads", c.detector.threads as f64, 0.0, 64.0)?;
         let q = &c.quality;
         range(
             "quality",
@@ -419,6 +424,7 @@ impl Config {
     pub fn mtcnn(&self) -> MtcnnConfig {
         MtcnnConfig {
             min_face: self.detector.min_face,
+            threads: self.detector.threads as usize,
             ..Default::default()
         }
     }

@@ -80,6 +80,10 @@ pub struct MtcnnConfig {
     /// through a motorcycle headlight at 0.73 in `no_face/`; real faces score above 0.99
     /// almost always.
     pub min_score: f32,
+    /// Threads for the pyramid's scales: 0 = the rayon pool (all cores unless
+    /// `RAYON_NUM_THREADS` says otherwise), 1 = one after another, N = a pool of N. The
+    /// result is the same whatever the number.
+    pub threads: usize,
 }
 
 impl Default for MtcnnConfig {
@@ -89,6 +93,7 @@ impl Default for MtcnnConfig {
             thresholds: [0.6, 0.7, 0.7],
             scale_factor: 0.709,
             min_score: 0.8,
+            threads: 0,
         }
     }
 }
@@ -100,6 +105,7 @@ pub struct Mtcnn {
     pnet_plans: HashMap<(usize, usize), std::sync::Arc<Runner>>,
     rnet: Runner,
     onet: Runner,
+    pool: Option<rayon::ThreadPool>,
 }
 
 /// A candidate box `[x1, y1, x2, y2]`, score and 4 regression offsets.
@@ -127,12 +133,24 @@ impl Mtcnn {
         let pnet_bytes = store.verified_bytes("pnet")?;
         let rnet = Runner::new("rnet", &store.load("rnet", &[1, 24, 24, 3])?)?;
         let onet = Runner::new("onet", &store.load("onet", &[1, 48, 48, 3])?)?;
+        let pool = match config.threads {
+            0 | 1 => None,
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| {
+                        crate::error::Error::Invalid(format!("cannot start {n} threads: {e}"))
+                    })?,
+            ),
+        };
         Ok(Mtcnn {
             config,
             pnet_bytes,
             pnet_plans: HashMap::new(),
             rnet,
             onet,
+            pool,
         })
     }
 
@@ -164,39 +182,30 @@ impl Mtcnn {
     }
 
     fn pnet_stage(&mut self, img: &FloatImage) -> Result<Vec<Cand>> {
-        let mut all = Vec::new();
+        // Plans first (they are built once per size), then every scale on its own: the
+        // scales are independent, and their candidates are joined in scale order, so the
+        // result does not depend on the number of threads.
+        let mut jobs = Vec::new();
         for s in self.scales(img.width, img.height) {
             let ws = (img.width as f64 * s).ceil() as usize;
             let hs = (img.height as f64 * s).ceil() as usize;
-            let scaled = img.resize(ws, hs);
-            let mut input = Vec::new();
-            scaled.push_x_major(127.5, 0.0078125, &mut input);
-            let plan = self.pnet_plan(ws, hs)?;
-            let out = plan.run(&[1, ws, hs, 3], input)?;
-            let (shape, reg) = &out[0];
-            let (_, prob) = &out[1];
-            let (gw, gh) = (shape[1], shape[2]);
-            let mut cands = Vec::new();
-            for i in 0..gw {
-                for j in 0..gh {
-                    let cell = i * gh + j;
-                    let score = prob[cell * 2 + 1] as f64;
-                    if score >= self.config.thresholds[0] as f64 {
-                        let r = &reg[cell * 4..cell * 4 + 4];
-                        cands.push(Cand {
-                            b: [
-                                ((2 * i + 1) as f64 / s).trunc(),
-                                ((2 * j + 1) as f64 / s).trunc(),
-                                ((2 * i + 12) as f64 / s).trunc(),
-                                ((2 * j + 12) as f64 / s).trunc(),
-                            ],
-                            score,
-                            reg: [r[0] as f64, r[1] as f64, r[2] as f64, r[3] as f64],
-                        });
-                    }
-                }
+            jobs.push((s, ws, hs, self.pnet_plan(ws, hs)?));
+        }
+        let threshold = self.config.thresholds[0] as f64;
+        let one_scale = |(s, ws, hs, plan): &(f64, usize, usize, std::sync::Arc<Runner>)| {
+            pnet_scale(img, *s, *ws, *hs, plan, threshold)
+        };
+        let per_scale: Vec<Result<Vec<Cand>>> = {
+            use rayon::prelude::*;
+            match (&self.pool, self.config.threads) {
+                (_, 1) => jobs.iter().map(one_scale).collect(),
+                (Some(pool), _) => pool.install(|| jobs.par_iter().map(one_scale).collect()),
+                (None, _) => jobs.par_iter().map(one_scale).collect(),
             }
-            all.extend(nms(cands, 0.5, false));
+        };
+        let mut all = Vec::new();
+        for c in per_scale {
+            all.extend(c?);
         }
         let mut out = nms(all, 0.7, false);
         for c in &mut out {
@@ -353,6 +362,46 @@ impl Detector for Mtcnn {
 }
 
 /// Box regression with widths `x2 - x1 + 1` (R-Net and O-Net).
+/// P-Net on the frame resized by `s` to `ws x hs`: the candidates of that scale after NMS.
+fn pnet_scale(
+    img: &FloatImage,
+    s: f64,
+    ws: usize,
+    hs: usize,
+    plan: &Runner,
+    threshold: f64,
+) -> Result<Vec<Cand>> {
+    let scaled = img.resize(ws, hs);
+    let mut input = Vec::new();
+    scaled.push_x_major(127.5, 0.0078125, &mut input);
+    drop(scaled);
+    let out = plan.run(&[1, ws, hs, 3], input)?;
+    let (shape, reg) = &out[0];
+    let (_, prob) = &out[1];
+    let (gw, gh) = (shape[1], shape[2]);
+    let mut cands = Vec::new();
+    for i in 0..gw {
+        for j in 0..gh {
+            let cell = i * gh + j;
+            let score = prob[cell * 2 + 1] as f64;
+            if score >= threshold {
+                let r = &reg[cell * 4..cell * 4 + 4];
+                cands.push(Cand {
+                    b: [
+                        ((2 * i + 1) as f64 / s).trunc(),
+                        ((2 * j + 1) as f64 / s).trunc(),
+                        ((2 * i + 12) as f64 / s).trunc(),
+                        ((2 * j + 12) as f64 / s).trunc(),
+                    ],
+                    score,
+                    reg: [r[0] as f64, r[1] as f64, r[2] as f64, r[3] as f64],
+                });
+            }
+        }
+    }
+    Ok(nms(cands, 0.5, false))
+}
+
 fn regress(b: [f64; 4], r: [f64; 4]) -> [f64; 4] {
     let w = b[2] - b[0] + 1.0;
     let h = b[3] - b[1] + 1.0;
