@@ -313,21 +313,20 @@ fn the_pyramid_on_several_threads_finds_exactly_what_one_thread_finds() {
         )
         .unwrap()
     };
-    let (mut one, mut two, mut pool) = (det(1), det(2), det(0));
+    // 0 (the rayon pool) takes the same path as 2 with another pool.
+    let (mut one, mut two) = (det(1), det(2));
     let mut faces = 0;
     for p in common::images_in(&common::data("faces/groups")) {
         let frame = load_image(&p).unwrap();
         let want = one.detect(&frame).unwrap();
         faces += want.len();
-        for other in [&mut two, &mut pool] {
-            let got = other.detect(&frame).unwrap();
-            assert_eq!(got.len(), want.len(), "{}", p.display());
-            for (g, w) in got.iter().zip(&want) {
-                assert_eq!(
-                    (g.bbox, g.score, g.landmarks),
-                    (w.bbox, w.score, w.landmarks)
-                );
-            }
+        let got = two.detect(&frame).unwrap();
+        assert_eq!(got.len(), want.len(), "{}", p.display());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(
+                (g.bbox, g.score, g.landmarks),
+                (w.bbox, w.score, w.landmarks)
+            );
         }
     }
     assert!(faces >= 10, "only {faces} faces in the group photos");
