@@ -40,6 +40,28 @@ pub fn backup_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Refuses a secret file (`what` names it in the error) that group or others may read.
+pub fn check_owner_only(path: &Path, what: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::Invalid(format!(
+                "{}: {what} is readable by others (mode {:o}): chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
+    Ok(())
+}
+
 /// The bytes of `path`, refused with a clear error when the file is larger than `max` bytes.
 pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
     use std::io::Read;

@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! error · files
-//! recognition   frame · models → detect · align · source → embed · quality · draw → pipeline
+//! recognition   frame · models → photo · detect · align · source → embed · quality · draw → pipeline
 //! identity      threshold · verify · gallery → identify · enroll            (recognition)
 //! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)
 //! eval          metrics · embed_cache · plot → embed_run → lfw · calibrate · openset · bench

@@ -514,7 +514,7 @@ fn a_huge_photo_is_detected_on_a_shrunk_copy_with_faces_in_its_own_pixels() {
     // where 3 would do): the same face, near the same box, the same person.
     let jpg = dir.path().join("big.jpg");
     big.save(&jpg).unwrap();
-    let p = facegate::recognition::frame::load_photo(&jpg, 2048).unwrap();
+    let p = facegate::recognition::photo::load_photo(&jpg, 2048).unwrap();
     assert_eq!(p.factor, 4);
     assert!(p.frame.width().max(p.frame.height()) <= 2048);
     let faces = rec.detect(&p.frame).unwrap();

@@ -3,7 +3,7 @@
 use super::Global;
 use clap::Args;
 use facegate::recognition::detect::DETECT_MAX_SIDE;
-use facegate::recognition::frame::load_photo;
+use facegate::recognition::photo::load_photo;
 use facegate::Result;
 use serde_json::json;
 use std::path::PathBuf;

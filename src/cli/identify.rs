@@ -6,7 +6,7 @@ use facegate::identity::gallery::Gallery;
 use facegate::identity::identify::{identify, MatchPolicy, DEFAULT_MIN_MARGIN};
 use facegate::identity::threshold::{open_set_threshold, DEFAULT_TARGET_FPIR};
 use facegate::recognition::detect::DETECT_MAX_SIDE;
-use facegate::recognition::frame::load_photo;
+use facegate::recognition::photo::load_photo;
 use facegate::recognition::pipeline::largest;
 use facegate::Result;
 use serde_json::json;

@@ -6,7 +6,7 @@ use facegate::identity::threshold::DEFAULT_THRESHOLD;
 use facegate::identity::verify::verify;
 use facegate::recognition::detect::DETECT_MAX_SIDE;
 use facegate::recognition::embed::Embedding;
-use facegate::recognition::frame::load_photo;
+use facegate::recognition::photo::load_photo;
 use facegate::recognition::pipeline::{largest, Recognizer};
 use facegate::{Error, Result};
 use std::path::{Path, PathBuf};

@@ -53,21 +53,7 @@ impl Token {
     /// The token in `path`, which only its owner may read (mode 0600; refused otherwise,
     /// since anyone who reads it can change the gallery).
     pub fn from_file(path: &Path) -> Result<Token> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(|e| Error::io(path, e))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                return Err(Error::Invalid(format!(
-                    "{}: the desk token file is readable by others (mode {:o}): chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                )));
-            }
-        }
+        crate::files::check_owner_only(path, "the desk token file")?;
         let bytes = crate::files::read_capped(path, 4096)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", path.display())))?;

@@ -10,10 +10,12 @@
 //! - [`auth`]: the token.
 //! - [`health`]: what the audit log says about the door (decisions, grants per hour, score
 //!   drift).
-//! - [`server`]: the HTTP server and the frame loop behind the page.
+//! - [`server`]: the frame loop behind the page and the state it publishes.
+//! - [`http`]: the requests: token, limits, routes.
 
 pub mod auth;
 pub mod health;
+pub mod http;
 pub mod server;
 
 pub use server::{Desk, DeskOptions};

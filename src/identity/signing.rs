@@ -56,21 +56,7 @@ pub struct SigningKey(ed25519_dalek::SigningKey);
 impl SigningKey {
     /// Loads a secret key file; refused when group or others may read it.
     pub fn load(path: &Path) -> Result<Self> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(|e| Error::io(path, e))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                return Err(Error::Invalid(format!(
-                    "{}: the secret key is readable by others (mode {:o}): chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                )));
-            }
-        }
+        crate::files::check_owner_only(path, "the secret key")?;
         Ok(SigningKey(ed25519_dalek::SigningKey::from_bytes(
             &read_key(path, SECRET_TAG)?,
         )))

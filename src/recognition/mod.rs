@@ -11,6 +11,7 @@ pub mod draw;
 pub mod embed;
 pub mod frame;
 pub mod models;
+pub mod photo;
 pub mod pipeline;
 pub mod quality;
 pub mod source;
