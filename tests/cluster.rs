@@ -182,7 +182,7 @@ fn bulk_enrollment_enrolls_the_named_clusters_once() {
     let model = common::store().model_id("dlib_fp32").unwrap();
     let gallery = facegate::identity::gallery::Gallery::load(&g, &model, 128).unwrap();
     let enrolled: BTreeMap<String, usize> = gallery
-        .people
+        .people()
         .iter()
         .map(|p| (p.name.clone(), p.templates.len()))
         .collect();

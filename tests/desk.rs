@@ -425,9 +425,9 @@ fn the_desk_in_a_real_browser() {
         b.text("#people-list").contains("Astronaut")
     });
     let g = Gallery::load_any(&gallery).unwrap();
-    assert_eq!(g.people.len(), 1);
-    assert_eq!(g.people[0].name, "Astronaut");
-    assert_eq!(g.people[0].templates.len(), 3);
+    assert_eq!(g.people().len(), 1);
+    assert_eq!(g.people()[0].name, "Astronaut");
+    assert_eq!(g.people()[0].templates.len(), 3);
     b.screenshot("enrolled");
 
     // Who is this? (frames without a face answer so; the astronaut's are named).
@@ -458,7 +458,7 @@ fn the_desk_in_a_real_browser() {
     );
     let alert = b.call("GET", "/alert/text", None);
     assert_eq!(alert["error"], json!("no such alert"), "{alert}");
-    assert_eq!(Gallery::load_any(&gallery).unwrap().people[0].name, evil);
+    assert_eq!(Gallery::load_any(&gallery).unwrap().people()[0].name, evil);
     b.screenshot("people");
 
     // The door's decisions from `facegate run` on the demo.
@@ -470,10 +470,10 @@ fn the_desk_in_a_real_browser() {
 
     // Remove, with confirmation.
     b.click(".remove");
-    assert!(Gallery::load_any(&gallery).unwrap().people.len() == 1);
+    assert!(Gallery::load_any(&gallery).unwrap().people().len() == 1);
     b.click(".remove-confirm");
     b.wait("an empty list", 10, |b| b.text("#people-count") == "(0)");
-    assert!(Gallery::load_any(&gallery).unwrap().people.is_empty());
+    assert!(Gallery::load_any(&gallery).unwrap().people().is_empty());
 
     // Drift: a synthetic history of grants whose distances creep toward the threshold.
     let mut log = std::fs::OpenOptions::new()

@@ -171,7 +171,7 @@ fn with_checksum(rest: &[u8]) -> Vec<u8> {
 fn check_loaded(g: &Gallery) {
     let mut ids = std::collections::HashSet::new();
     let mut names = std::collections::HashSet::new();
-    for p in &g.people {
+    for p in g.people() {
         assert!(ids.insert(p.id), "duplicate id {} loaded", p.id);
         assert!(names.insert(p.name.clone()), "duplicate name {:?}", p.name);
         assert!(
@@ -186,10 +186,10 @@ fn check_loaded(g: &Gallery) {
     }
     // The kiosk's dimension check: a wrong-length template must never reach a match.
     let dims_ok = g
-        .people
+        .people()
         .iter()
         .all(|p| p.templates.iter().all(|t| t.dim() == DIM));
-    if dims_ok && !g.people.is_empty() {
+    if dims_ok && !g.people().is_empty() {
         let probe = template(99);
         let (best, second) = g.nearest_two(&probe);
         let best = best.expect("a non-empty gallery has a nearest person");
@@ -200,7 +200,7 @@ fn check_loaded(g: &Gallery) {
     } else if !dims_ok {
         let probe = template(99);
         for c in g.search(&probe) {
-            let p = &g.people[c.index];
+            let p = &g.people()[c.index];
             if p.templates.iter().all(|t| t.dim() != DIM) {
                 assert_eq!(c.distance, f32::INFINITY, "a wrong-length template matched");
             }
@@ -215,7 +215,7 @@ fn fuzz_gallery_loader() {
     let seeds = gallery_seeds();
     let path = Path::new("fuzz-gallery.toml");
     let ok_before = Gallery::parse(path, &seeds.plain).unwrap();
-    assert_eq!(ok_before.people.len(), 2);
+    assert_eq!(ok_before.people().len(), 2);
     bolero::check!()
         .with_type::<(u8, Vec<Edit>, Vec<u8>)>()
         .with_iterations(iterations(3000))

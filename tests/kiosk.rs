@@ -29,7 +29,7 @@ fn who(
         g,
         &e,
         MatchPolicy {
-            threshold: open_set(g.people.len()),
+            threshold: open_set(g.people().len()),
             min_margin: 0.05,
         },
     )
@@ -135,7 +135,7 @@ fn enrollment_refuses_duplicates_and_bad_frames() {
         .is_err()
     );
     assert!(reasons[0].as_deref().unwrap_or("").contains("2 faces"));
-    assert_eq!(g.people.len(), 1);
+    assert_eq!(g.people().len(), 1);
 }
 
 /// Plays `files` through a kiosk; returns its summary and the relay's unlock count. Every
@@ -384,8 +384,8 @@ fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
         child.wait().unwrap();
         let loaded =
             Gallery::load_any(&g).unwrap_or_else(|e| panic!("round {round}: gallery broken: {e}"));
-        assert_eq!(loaded.people.len(), 1);
-        assert!(["Obama", "Barack"].contains(&loaded.people[0].name.as_str()));
+        assert_eq!(loaded.people().len(), 1);
+        assert!(["Obama", "Barack"].contains(&loaded.people()[0].name.as_str()));
     }
     // The writers did write (each rename keeps the previous file as .bak), and the backup is
     // itself a whole gallery.
@@ -393,7 +393,7 @@ fn kill_during_gallery_writes_leaves_old_or_new_never_broken() {
         backup.exists(),
         "no write happened: the test would prove nothing"
     );
-    assert_eq!(Gallery::load_any(&backup).unwrap().people.len(), 1);
+    assert_eq!(Gallery::load_any(&backup).unwrap().people().len(), 1);
 }
 
 #[test]

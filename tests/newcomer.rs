@@ -127,7 +127,7 @@ fn enroll_goes_past_a_bad_photo_and_says_how_to_enroll_with_fewer() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let model = common::store().model_id("dlib_fp32").unwrap();
     let gallery = facegate::identity::gallery::Gallery::load(&g, &model, 128).unwrap();
-    assert_eq!(gallery.people[0].templates.len(), 2);
+    assert_eq!(gallery.people()[0].templates.len(), 2);
     // K = 0 and an empty name are refused at once.
     let out = run(args("0"));
     assert_eq!(out.status.code(), Some(2));

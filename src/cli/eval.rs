@@ -2,6 +2,7 @@
 
 use super::Global;
 use clap::Args;
+use facegate::eval::domain::Domain;
 use facegate::eval::{plot, LfwReport};
 use facegate::identity::identify::{MatchPolicy, DEFAULT_MIN_MARGIN};
 use facegate::identity::threshold::DEFAULT_THRESHOLD;
@@ -28,6 +29,10 @@ pub struct EvalArgs {
     /// Compute every embedding, ignoring and not writing the embedding cache.
     #[arg(long)]
     no_cache: bool,
+    /// `lfw`: show every photo as this camera first: `clean` (as it is) or `night`
+    /// (greyscale, dark, blurred, noisy; see the README).
+    #[arg(long, default_value = "clean", value_parser = ["clean", "night"])]
+    domain: String,
     /// `cluster`: also write each labelled set (embeddings and true people) as JSON into this
     /// folder, for a peer run on the same vectors (models/peer-cluster).
     #[arg(long)]
@@ -55,7 +60,8 @@ pub fn run(g: &Global, a: &EvalArgs) -> Result<ExitCode> {
         g.emit(&r, || text)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let report = g.with_embed_run(a.no_cache, |run| {
+    let domain = Domain::parse(&a.domain).unwrap_or_default();
+    let report = g.with_embed_run_in(a.no_cache, domain, |run| {
         facegate::eval::lfw(run, &data, a.view == "full")
     })?;
     if let Some(dir) = &a.plots {
@@ -73,7 +79,10 @@ fn write_plots(dir: &Path, r: &LfwReport) -> Result<()> {
         label: "default threshold".into(),
     };
     let view = if r.view == "full" { "View 2" } else { "View 1" };
-    let stem = format!("lfw_{}_{}", r.view, r.model);
+    let stem = match r.domain {
+        Domain::Clean => format!("lfw_{}_{}", r.view, r.model),
+        d => format!("lfw_{}_{}_{}", r.view, r.model, d.name()),
+    };
     let roc = dir.join(format!("{stem}_roc.png"));
     plot::roc_png(
         &roc,

@@ -36,11 +36,12 @@ pub struct IdentifyArgs {
 /// unknown or any image had no face, 2 when any image could not be read.
 pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
-    let gallery = Gallery::load(&a.gallery, rec.model_id(), rec.dim())?;
+    let space = g.space(&rec)?;
+    let gallery = space.gallery(&Gallery::load(&a.gallery, rec.model_id(), rec.dim())?);
     let policy = MatchPolicy {
         threshold: a
             .threshold
-            .unwrap_or_else(|| open_set_threshold(gallery.people.len(), DEFAULT_TARGET_FPIR)),
+            .unwrap_or_else(|| open_set_threshold(gallery.people().len(), DEFAULT_TARGET_FPIR)),
         min_margin: a.min_margin,
     };
     let (mut unknown, mut failed) = (false, false);
@@ -51,7 +52,7 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
             let r = match largest(&faces) {
                 Some(i) => Some(identify(
                     &gallery,
-                    &rec.embed_face(&frame, &faces[i])?,
+                    &space.map(&rec.embed_face(&frame, &faces[i])?),
                     policy,
                 )),
                 None => None,
@@ -64,19 +65,22 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
                 let distance = r.as_ref().and_then(|r| r.distance);
                 let margin = r.as_ref().and_then(|r| r.margin);
                 unknown |= person.is_none();
-                g.emit(
-                    &json!({"image": img, "person": person, "distance": distance, "margin": margin, "faces": faces}),
-                    || {
-                        format!(
-                            "{}: {} (distance {}, margin {}, {} face(s))",
-                            img.display(),
-                            person.as_deref().unwrap_or(if faces == 0 { "no face" } else { "unknown" }),
-                            distance.map_or("-".into(), |d| format!("{d:.3}")),
-                            margin.map_or("-".into(), |m| format!("{m:.3}")),
-                            faces
-                        )
-                    },
-                )?;
+                let mut shown = json!({"image": img, "person": person, "distance": distance, "margin": margin, "faces": faces});
+                if let Some(h) = space.head_id() {
+                    shown["head"] = json!(h);
+                }
+                g.emit(&shown, || {
+                    format!(
+                        "{}: {} (distance {}, margin {}, {} face(s))",
+                        img.display(),
+                        person
+                            .as_deref()
+                            .unwrap_or(if faces == 0 { "no face" } else { "unknown" }),
+                        distance.map_or("-".into(), |d| format!("{d:.3}")),
+                        margin.map_or("-".into(), |m| format!("{m:.3}")),
+                        faces
+                    )
+                })?;
             }
             Err(e) => {
                 failed = true;

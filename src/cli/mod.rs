@@ -19,7 +19,9 @@ mod train;
 mod verify;
 
 use clap::{Args, Parser, Subcommand};
+use facegate::eval::domain::Domain;
 use facegate::eval::EmbedRun;
+use facegate::identity::space::CompareSpace;
 use facegate::recognition::detect::{MtcnnConfig, MIN_FACE_RANGE};
 use facegate::recognition::embed::EMBEDDERS;
 use facegate::recognition::models::{default_model_dir, ModelStore};
@@ -56,6 +58,10 @@ pub struct Global {
     /// Smallest face side to detect, 12 to 2000 pixels (default 40; `run`: the config's).
     #[arg(long, global = true, value_parser = parse_min_face, allow_hyphen_values = true)]
     min_face: Option<f32>,
+    /// A learned head (`facegate train`) that probes and templates are compared through: a
+    /// file, or a bare name in the model directory. `run` takes it over the config's.
+    #[arg(long, global = true)]
+    head: Option<PathBuf>,
     /// Print JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -157,7 +163,22 @@ impl Global {
 
     /// The model store (`--models`, else the default folder).
     fn store(&self) -> Result<ModelStore> {
-        ModelStore::open(self.models.clone().unwrap_or_else(default_model_dir))
+        ModelStore::open(self.model_dir())
+    }
+
+    /// The model directory in use.
+    fn model_dir(&self) -> PathBuf {
+        self.models.clone().unwrap_or_else(default_model_dir)
+    }
+
+    /// Where faces are compared: through `--head` if given, for `rec`'s network.
+    fn space(&self, rec: &Recognizer) -> Result<CompareSpace> {
+        CompareSpace::open(
+            self.head.as_deref(),
+            &self.model_dir(),
+            rec.model_id(),
+            rec.dim(),
+        )
     }
 
     /// Detector and embedder with the command line's model and minimum face.
@@ -201,6 +222,16 @@ impl Global {
         no_cache: bool,
         f: impl FnOnce(&EmbedRun) -> Result<T>,
     ) -> Result<T> {
+        self.with_embed_run_in(no_cache, Domain::Clean, f)
+    }
+
+    /// [`Global::with_embed_run`] with every photo shown as `domain`'s camera.
+    fn with_embed_run_in<T>(
+        &self,
+        no_cache: bool,
+        domain: Domain,
+        f: impl FnOnce(&EmbedRun) -> Result<T>,
+    ) -> Result<T> {
         let store = self.store()?;
         let bar = indicatif::ProgressBar::new(0);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -212,9 +243,17 @@ impl Global {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         };
+        let space = CompareSpace::open(
+            self.head.as_deref(),
+            &self.model_dir(),
+            &store.model_id(self.model())?,
+            store.spec(self.model())?.embedding_dim.unwrap_or(0),
+        )?;
         let run = EmbedRun {
             cache: (!no_cache).then(facegate::eval::embed_cache::default_cache_dir),
             progress: &progress,
+            domain,
+            space: &space,
             ..EmbedRun::new(&store, self.model(), self.min_face())
         };
         let out = f(&run);

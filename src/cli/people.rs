@@ -42,17 +42,17 @@ pub fn run(g: &Global, a: &PeopleArgs) -> Result<ExitCode> {
     match &a.action {
         PeopleCmd::List => {
             let v: Vec<_> = gallery
-                .people
+                .people()
                 .iter()
                 .map(|p| json!({"id": p.id, "name": p.name, "created": p.created, "templates": p.templates.len()}))
                 .collect();
             g.emit(&json!({"model": gallery.model, "people": v}), || {
                 let mut s = format!(
                     "{} enrolled, model {}\n",
-                    count(gallery.people.len(), "person", "people"),
+                    count(gallery.people().len(), "person", "people"),
                     gallery.model
                 );
-                for p in &gallery.people {
+                for p in gallery.people() {
                     s += &format!(
                         "  {:>4}  {:<30} {}\n",
                         p.id,

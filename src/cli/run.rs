@@ -46,6 +46,9 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
     if let Some(px) = g.min_face {
         config.detector.min_face = px;
     }
+    if let Some(h) = &g.head {
+        config.models.head = Some(h.clone());
+    }
     if let [name, images @ ..] = a.enroll_first.as_slice() {
         if config.gallery.path.exists() {
             log::info!(

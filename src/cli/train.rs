@@ -1,26 +1,52 @@
-//! `facegate train --lfw-protocol`: a triplet-trained head measured on LFW's folds.
+//! `facegate train`: a triplet-trained head, measured on LFW's folds (`--lfw-protocol`) or
+//! trained for a site from its gallery or a folder of people (`--gallery`, `--images`).
 
 use super::Global;
 use clap::Args;
+use facegate::eval::domain::Domain;
+use facegate::learn::data::{from_gallery, from_images, split_people, Labelled};
 use facegate::learn::protocol::lfw_protocol;
-use facegate::learn::train::TrainOptions;
-use facegate::learn::triplet::Mining;
+use facegate::learn::train::{train, Epoch, TrainOptions};
+use facegate::learn::triplet::{sq, Mining};
+use facegate::recognition::head::LinearHead;
 use facegate::{Error, Result};
-use std::path::PathBuf;
+use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Arguments of `train`.
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["lfw_protocol", "gallery", "images"])))]
 pub struct TrainArgs {
-    /// Train and measure on LFW View 2's identity-disjoint folds (the only source today).
-    #[arg(long, required = true)]
+    /// Train and measure on LFW View 2's identity-disjoint folds (prints baseline and head).
+    #[arg(long)]
     lfw_protocol: bool,
+    /// Train from this gallery's templates (site adaptation: the door camera's own faces).
+    #[arg(long)]
+    gallery: Option<PathBuf>,
+    /// Train from photos, one sub-folder per person (as `calibrate --folder` reads them).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Where `--gallery`/`--images` write the head (use it with `--head` or `[models] head`).
+    #[arg(long, required_unless_present = "lfw_protocol")]
+    out: Option<PathBuf>,
+    /// Also write the training curves (loss, active triplets, negatives found, validation
+    /// accuracy) as a PNG here.
+    #[arg(long)]
+    curves: Option<PathBuf>,
     /// Negatives: `semihard` (default), `hard` or `all`.
     #[arg(long, default_value = "semihard", value_parser = ["semihard", "hard", "all"])]
     mining: String,
-    /// Most optimiser steps per fold.
+    /// Most optimiser steps (per fold with `--lfw-protocol`).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     steps: u32,
+    /// Seed of every random choice (same seed, same data: same head).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// `--lfw-protocol`: show every photo as this camera first: `clean` or `night` (test
+    /// pairs under it; the head trains on clean and shifted photos of the training people).
+    #[arg(long, default_value = "clean", value_parser = ["clean", "night"])]
+    domain: String,
     /// Data directory (default: $FACEGATE_DATA or ../shared/data).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -29,11 +55,8 @@ pub struct TrainArgs {
     no_cache: bool,
 }
 
-/// Prints the baseline and the head, 10-fold.
+/// Runs the chosen source.
 pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
-    if !a.lfw_protocol {
-        return Err(Error::Invalid("give --lfw-protocol".into()));
-    }
     let opts = TrainOptions {
         mining: match a.mining.as_str() {
             "hard" => Mining::Hard,
@@ -41,13 +64,108 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
             _ => Mining::SemiHard,
         },
         steps: a.steps as usize,
+        seed: a.seed,
         ..TrainOptions::default()
     };
+    if a.lfw_protocol {
+        return protocol(g, a, opts);
+    }
+    let out = a
+        .out
+        .as_deref()
+        .ok_or_else(|| Error::Invalid("give --out FILE for the head".into()))?;
+    let store = g.store()?;
+    let model = store.model_id(g.model())?;
+    let dim = store.spec(g.model())?.embedding_dim.unwrap_or(0);
+    let (items, names) = match (&a.gallery, &a.images) {
+        (Some(path), _) => from_gallery(path, &model, dim)?,
+        (None, Some(dir)) => g.with_embed_run(a.no_cache, |run| from_images(run, dir))?,
+        (None, None) => return Err(Error::Invalid("give --gallery or --images".into())),
+    };
+    let (tr, val) = split_people(&items)?;
+    let bar = indicatif::ProgressBar::new(opts.steps as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("training {wide_bar} step {pos}/{len}, eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    let (head, curve) = train(&model, &tr, &val, opts, &|s, _| bar.set_position(s as u64));
+    bar.finish_and_clear();
+    head.save(out)?;
+    if let Some(png) = &a.curves {
+        write_curves(png, &curve, &a.mining)?;
+    }
+    let before = same_person_distances(&items, None);
+    let after = same_person_distances(&items, Some(&head));
+    let per_person: Vec<_> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let (b, a) = (before.get(&i)?, after.get(&i)?);
+            Some(json!({"person": n, "same_person_before": b, "same_person_after": a}))
+        })
+        .collect();
+    let report = json!({
+        "head": head.id(),
+        "file": out,
+        "people": names.len(),
+        "faces": items.len(),
+        "train_faces": tr.len(),
+        "validation_faces": val.len(),
+        "scale": head.scale,
+        "epochs": curve,
+        "nearest_other_before": nearest_other(&items, None),
+        "nearest_other_after": nearest_other(&items, Some(&head)),
+        "distances": per_person,
+    });
+    g.emit(&report, || {
+        let mut s = format!(
+            "wrote {} ({}): {} people, {} faces ({} validate), {} mining\n",
+            out.display(),
+            head.id(),
+            names.len(),
+            items.len(),
+            val.len(),
+            a.mining
+        );
+        for e in &curve {
+            s += &format!(
+                "step {:>5}: loss {:.4}, active {:.2}, {:.1} triplets/batch ({:.2} of pairs), validation {:.2}%\n",
+                e.step,
+                e.loss,
+                e.active,
+                e.triplets,
+                e.found,
+                e.validation * 100.0
+            );
+        }
+        s += "mean same-person distance, before -> after the head:\n";
+        for p in &per_person {
+            s += &format!(
+                "  {:<24} {:.4} -> {:.4}\n",
+                p["person"].as_str().unwrap_or(""),
+                p["same_person_before"].as_f64().unwrap_or(0.0),
+                p["same_person_after"].as_f64().unwrap_or(0.0)
+            );
+        }
+        s += &format!(
+            "smallest distance between different people: {:.4} -> {:.4}\n",
+            nearest_other(&items, None),
+            nearest_other(&items, Some(&head))
+        );
+        s
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--lfw-protocol`: baseline and head, 10-fold.
+fn protocol(g: &Global, a: &TrainArgs, opts: TrainOptions) -> Result<ExitCode> {
     let data = a
         .data
         .clone()
         .unwrap_or_else(facegate::eval::default_data_dir);
-    let report = g.with_embed_run(a.no_cache, |run| {
+    let domain = Domain::parse(&a.domain).unwrap_or_default();
+    let report = g.with_embed_run_in(a.no_cache, domain, |run| {
         lfw_protocol(run, &data, opts, &|f, n| {
             if f < n {
                 eprintln!("fold {}/{n}", f + 1)
@@ -65,11 +183,70 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
             )
         };
         format!(
-            "LFW View 2, 10 folds, head trained without each test fold's people ({} mining)\n{}{}",
+            "LFW View 2 ({} photos), 10 folds, head trained without each test fold's people ({} mining)\n{}{}",
+            a.domain,
             a.mining,
             row("baseline", &report.baseline),
             row("head", &report.head)
         )
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn compared(x: &[f32], head: Option<&LinearHead>) -> Vec<f32> {
+    match head {
+        Some(h) => h.embed(x),
+        None => x.to_vec(),
+    }
+}
+
+/// Each person's mean distance between their own faces.
+fn same_person_distances(
+    items: &[Labelled],
+    head: Option<&LinearHead>,
+) -> std::collections::BTreeMap<usize, f32> {
+    let y: Vec<Vec<f32>> = items.iter().map(|i| compared(&i.1, head)).collect();
+    let mut sums: std::collections::BTreeMap<usize, (f32, usize)> = Default::default();
+    for i in 0..items.len() {
+        for j in i + 1..items.len() {
+            if items[i].0 == items[j].0 {
+                let e = sums.entry(items[i].0).or_default();
+                e.0 += sq(&y[i], &y[j]).sqrt();
+                e.1 += 1;
+            }
+        }
+    }
+    sums.into_iter()
+        .map(|(p, (s, n))| (p, s / n as f32))
+        .collect()
+}
+
+/// The smallest distance between faces of different people.
+fn nearest_other(items: &[Labelled], head: Option<&LinearHead>) -> f32 {
+    let y: Vec<Vec<f32>> = items.iter().map(|i| compared(&i.1, head)).collect();
+    let mut best = f32::INFINITY;
+    for i in 0..items.len() {
+        for j in i + 1..items.len() {
+            if items[i].0 != items[j].0 {
+                best = best.min(sq(&y[i], &y[j]).sqrt());
+            }
+        }
+    }
+    best
+}
+
+fn write_curves(path: &Path, curve: &[Epoch], mining: &str) -> Result<()> {
+    let pts = |f: &dyn Fn(&Epoch) -> f32| -> Vec<(f64, f64)> {
+        curve.iter().map(|e| (e.step as f64, f(e) as f64)).collect()
+    };
+    facegate::eval::plot::curves_png(
+        path,
+        &format!("Triplet training ({mining} mining)"),
+        &[
+            ("triplet loss", pts(&|e| e.loss)),
+            ("active triplets (fraction)", pts(&|e| e.active)),
+            ("pairs with a negative found (fraction)", pts(&|e| e.found)),
+            ("validation accuracy", pts(&|e| e.validation as f32)),
+        ],
+    )
 }

@@ -27,10 +27,17 @@ pub struct VerifyArgs {
 /// Compares the largest face of each image.
 pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
-    let ea = largest_embedding(&mut rec, &a.a)?;
-    let eb = largest_embedding(&mut rec, &a.b)?;
+    let space = g.space(&rec)?;
+    let ea = space.map(&largest_embedding(&mut rec, &a.a)?);
+    let eb = space.map(&largest_embedding(&mut rec, &a.b)?);
     let v = verify(&ea, &eb, a.threshold.unwrap_or(DEFAULT_THRESHOLD));
-    g.emit(&v, || {
+    let shown = match space.head_id() {
+        Some(h) => {
+            serde_json::json!({"same": v.same, "distance": v.distance, "threshold": v.threshold, "head": h})
+        }
+        None => serde_json::to_value(&v).map_err(|e| Error::Invalid(e.to_string()))?,
+    };
+    g.emit(&shown, || {
         format!(
             "{}: distance {:.4} (threshold {:.4})",
             if v.same {

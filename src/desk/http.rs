@@ -187,7 +187,7 @@ fn get(shared: &Shared, path: &str) -> Reply {
                     200,
                     &json!({
                         "model": g.model,
-                        "people": g.people.iter().map(|p| json!({
+                        "people": g.people().iter().map(|p| json!({
                             "id": p.id, "name": p.name, "templates": p.templates.len(),
                             "created": p.created, "model": g.model,
                         })).collect::<Vec<_>>(),
@@ -201,7 +201,7 @@ fn get(shared: &Shared, path: &str) -> Reply {
                 return Reply::json(200, &json!({ "audit": null }));
             };
             let people = Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim)
-                .map(|g| g.people.len())
+                .map(|g| g.people().len())
                 .unwrap_or(0);
             let threshold = shared
                 .opts
@@ -316,10 +316,9 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
             };
             Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim).map(|g| {
                 let policy = MatchPolicy {
-                    threshold: shared
-                        .opts
-                        .threshold
-                        .unwrap_or_else(|| open_set_threshold(g.people.len(), DEFAULT_TARGET_FPIR)),
+                    threshold: shared.opts.threshold.unwrap_or_else(|| {
+                        open_set_threshold(g.people().len(), DEFAULT_TARGET_FPIR)
+                    }),
                     min_margin: DEFAULT_MIN_MARGIN,
                 };
                 let id = identify(&g, &probe, policy);

@@ -2,7 +2,9 @@
 //! parallel over all cores, through the embedding cache.
 
 use crate::error::Result;
+use crate::eval::domain::{seed_of, Domain};
 use crate::eval::embed_cache::{image_hash, EmbeddingCache};
+use crate::identity::space::{CompareSpace, NETWORK};
 use crate::recognition::detect::DETECT_MAX_SIDE;
 use crate::recognition::detect::{Face, MtcnnConfig};
 use crate::recognition::embed::Embedding;
@@ -61,6 +63,11 @@ pub struct EmbedRun<'a> {
     pub cache: Option<PathBuf>,
     /// Called with (images done, images in all) as images complete, cached ones first.
     pub progress: &'a (dyn Fn(usize, usize) + Sync),
+    /// The camera every photo is shown as before detection ([`Domain::Clean`]: as it is).
+    pub domain: Domain,
+    /// Where the embeddings are compared: results are mapped through it (the cache keeps
+    /// the network's own).
+    pub space: &'a CompareSpace,
 }
 
 impl<'a> EmbedRun<'a> {
@@ -72,6 +79,8 @@ impl<'a> EmbedRun<'a> {
             min_face,
             cache: None,
             progress: &|_, _| {},
+            domain: Domain::Clean,
+            space: &NETWORK,
         }
     }
 
@@ -87,7 +96,20 @@ impl<'a> EmbedRun<'a> {
         for name in ["pnet", "rnet", "onet", self.model] {
             key += &format!(" | {name} {}", self.store.spec(name)?.sha256);
         }
+        if self.domain != Domain::Clean {
+            key += &format!(" | domain {}", self.domain.name());
+        }
         Ok(key)
+    }
+
+    /// The photo at `path` (shrunk when large) as this run's camera shows it.
+    fn photo(&self, path: &Path) -> Result<crate::recognition::photo::Photo> {
+        let mut photo = load_photo(path, DETECT_MAX_SIDE)?;
+        if self.domain != Domain::Clean {
+            let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
+            photo.frame = self.domain.apply(&photo.frame, seed_of(&bytes));
+        }
+        Ok(photo)
     }
 }
 
@@ -159,10 +181,13 @@ pub fn embed_all(run: &EmbedRun, paths: &[PathBuf]) -> Result<Embeddings> {
 
 /// [`embed_all`], and how many embeddings came from the cache.
 pub(crate) fn embed_all_counted(run: &EmbedRun, paths: &[PathBuf]) -> Result<(Embeddings, usize)> {
-    let (all, cached) = cached_map(run, paths, "central face", embed_one)?;
+    let (all, cached) = cached_map(run, paths, "central face", |rec, path| {
+        embed_one(rec, run.photo(path)?.frame)
+    })?;
     let mut out = BTreeMap::new();
     for (p, r) in all {
-        out.insert(p, r?);
+        let (e, found) = r?;
+        out.insert(p, (run.space.map(&e), found));
     }
     Ok((out, cached))
 }
@@ -173,7 +198,7 @@ pub type ImageFaces = Result<Vec<(Face, Embedding)>>;
 /// Every face of each image with its embedding, in parallel over all cores, through the cache.
 pub fn embed_faces(run: &EmbedRun, paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, ImageFaces>> {
     let (all, _) = cached_map(run, paths, "all faces", |rec, path| {
-        let photo = load_photo(path, DETECT_MAX_SIDE)?;
+        let photo = run.photo(path)?;
         let faces = rec.detect(&photo.frame)?;
         // Faces are kept in the file's own pixels.
         faces
@@ -184,7 +209,15 @@ pub fn embed_faces(run: &EmbedRun, paths: &[PathBuf]) -> Result<BTreeMap<PathBuf
             })
             .collect()
     })?;
-    Ok(all)
+    Ok(all
+        .into_iter()
+        .map(|(p, r)| {
+            let faces = r.map(|v: Vec<(Face, Embedding)>| {
+                v.into_iter().map(|(f, e)| (f, run.space.map(&e))).collect()
+            });
+            (p, faces)
+        })
+        .collect())
 }
 
 /// `work` on every image, each result kept in the cache under `what` (results already there
@@ -299,8 +332,10 @@ fn central(faces: &[Face], frame: &crate::recognition::frame::Frame) -> Option<u
     (0..faces.len()).min_by(|&a, &b| d(&faces[a]).total_cmp(&d(&faces[b])))
 }
 
-fn embed_one(rec: &mut Recognizer, path: &Path) -> Result<(Embedding, Found)> {
-    let frame = load_photo(path, DETECT_MAX_SIDE)?.frame;
+fn embed_one(
+    rec: &mut Recognizer,
+    frame: crate::recognition::frame::Frame,
+) -> Result<(Embedding, Found)> {
     let faces = rec.detect(&frame)?;
     if let Some(i) = central(&faces, &frame) {
         return Ok((rec.embed_face(&frame, &faces[i])?, Found::Detected));

@@ -118,6 +118,10 @@ pub fn default_data_dir() -> PathBuf {
 pub struct LfwReport {
     /// Embedding model.
     pub model: String,
+    /// The camera the photos were shown as (`clean`: as they are).
+    pub domain: crate::eval::domain::Domain,
+    /// The head embeddings were compared through, if any.
+    pub head: Option<String>,
     /// `full` (View 2) or `dev` (View 1).
     pub view: String,
     /// Number of pairs.
@@ -132,6 +136,12 @@ pub struct LfwReport {
     pub fallback: usize,
     /// View 2: per-fold accuracy and thresholds.
     pub folds: Option<Folds>,
+    /// View 2: 10-fold mean accuracy with the first photo of each pair stored as a gallery
+    /// template (one byte per value, [`crate::identity::templates`]) against the second as
+    /// a float probe, and with both stored as bytes.
+    pub byte_templates: Option<(f64, f64)>,
+    /// The largest absolute value of any embedding (what the template byte scale must hold).
+    pub max_abs_value: f32,
     /// View 1: threshold from DevTrain and accuracy on DevTest.
     pub dev: Option<(f32, f64)>,
     /// TAR at FAR 1e-3 and its threshold, over all pairs evaluated.
@@ -160,8 +170,11 @@ impl LfwReport {
     /// Human-readable summary.
     pub fn text(&self) -> String {
         let mut s = format!(
-            "LFW {} with {}: {} pairs, {} images ({} detected, {} only at min face 20, {} fallback)\n",
-            self.view, self.model, self.pairs, self.images, self.detected, self.small_face, self.fallback
+            "LFW {} with {}{}{}: {} pairs, {} images ({} detected, {} only at min face 20, {} fallback)\n",
+            self.view, self.model, self.head.as_ref().map_or(String::new(), |h| format!(" through {h}")), match self.domain {
+                crate::eval::domain::Domain::Clean => String::new(),
+                d => format!(", {} domain", d.name()),
+            }, self.pairs, self.images, self.detected, self.small_face, self.fallback
         );
         if let Some(f) = &self.folds {
             s += &format!(
@@ -169,6 +182,14 @@ impl LfwReport {
                 f.mean * 100.0,
                 f.std * 100.0,
                 f.accuracies.len()
+            );
+        }
+        if let Some((t, b)) = self.byte_templates {
+            s += &format!(
+                "byte templates (gallery format 2): template bytes vs float probe {:.2}%, bytes vs bytes {:.2}% (largest |value| {:.3})\n",
+                t * 100.0,
+                b * 100.0,
+                self.max_abs_value
             );
         }
         if let Some((t, a)) = self.dev {
@@ -248,6 +269,27 @@ pub fn lfw(run: &EmbedRun, data: &Path, full: bool) -> Result<LfwReport> {
             .collect()
     };
     let all: Vec<(f32, bool, usize)> = lists.iter().flat_map(|l| dist(l)).collect();
+    let byte_templates = full.then(|| {
+        use crate::identity::templates::{round_trip, TEMPLATE_SCALE};
+        let q = |v: &[f32]| round_trip(v, TEMPLATE_SCALE);
+        let with = |both: bool| {
+            let d: Vec<(f32, bool, usize)> = lists[0]
+                .iter()
+                .map(|p| {
+                    let a = &emb[&images.join(&p.a)].0 .0;
+                    let b = &emb[&images.join(&p.b)].0 .0;
+                    let b = if both { q(b) } else { b.clone() };
+                    (
+                        crate::recognition::embed::distance(&q(a), &b),
+                        p.same,
+                        p.fold,
+                    )
+                })
+                .collect();
+            cross_validate(&d).mean
+        };
+        (with(false), with(true))
+    });
     let (folds, dev) = if full {
         (Some(cross_validate(&all)), None)
     } else {
@@ -263,6 +305,8 @@ pub fn lfw(run: &EmbedRun, data: &Path, full: bool) -> Result<LfwReport> {
     let count = |f: Found| emb.values().filter(|e| e.1 == f).count();
     Ok(LfwReport {
         model: run.model.to_string(),
+        domain: run.domain,
+        head: run.space.head_id(),
         view: if full { "full".into() } else { "dev".into() },
         pairs: all.len(),
         images: emb.len(),
@@ -270,6 +314,11 @@ pub fn lfw(run: &EmbedRun, data: &Path, full: bool) -> Result<LfwReport> {
         small_face: count(Found::SmallFace),
         fallback: count(Found::Fallback),
         folds,
+        byte_templates,
+        max_abs_value: emb
+            .values()
+            .flat_map(|e| e.0 .0.iter())
+            .fold(0.0f32, |m, v| m.max(v.abs())),
         dev,
         tar_at_far_1e3: (tar3, t3),
         tar_at_far_1e2: (tar2, t2),

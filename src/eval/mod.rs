@@ -2,6 +2,7 @@
 //!
 //! [`metrics`] is the arithmetic on distances (thresholds, cross-validation, TAR@FAR, EER,
 //! AUC, Wilson), [`embed_run`] embeds many photos on all cores through [`embed_cache`],
+//! each photo first shown as another camera would by [`domain`] when asked,
 //! [`lfw`] runs the LFW protocols, [`calibrate`] picks a threshold for a target FAR,
 //! [`openset`] measures 1:N rates, [`bench`] times each stage, and [`plot`] draws ROC curves
 //! and histograms.
@@ -9,6 +10,7 @@
 pub mod bench;
 pub mod calibrate;
 pub mod cluster;
+pub mod domain;
 pub mod embed_cache;
 pub mod embed_run;
 pub mod lfw;

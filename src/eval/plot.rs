@@ -1,5 +1,5 @@
 //! Evaluation plots as PNG: the ROC curve (TAR against FAR on a log axis, with the operating
-//! point marked) and the distance histogram of genuine and impostor pairs.
+//! point marked), the distance histogram of genuine and impostor pairs, and training curves.
 //!
 //! Text is drawn with DejaVu Sans compiled into the binary, so plots look the same on any
 //! machine and need no system fonts.
@@ -229,6 +229,45 @@ pub fn roc_png(
                 .legend(|(x, y)| Circle::new((x + 10, y), 6, RED.filled()));
         }
         legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })
+}
+
+/// Writes training curves against the optimiser step: each named series is a list of
+/// (step, value) points, all on one 0…1 axis (losses, fractions and accuracies of a triplet
+/// run all fall there).
+pub fn curves_png(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> Result<()> {
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.0))
+        .fold(1.0f64, f64::max);
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .fold(1.0f64, f64::max);
+    let colours = [BLUE, RED, GREEN, MAGENTA, BLACK];
+    render(path, |root| {
+        let mut chart = frame(root, title)
+            .build_cartesian_2d(0.0..xmax, 0.0..ymax * 1.05)
+            .map_err(|x| x.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("optimiser step")
+            .y_desc("value")
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 18))
+            .draw()
+            .map_err(|x| x.to_string())?;
+        for (k, (name, pts)) in series.iter().enumerate() {
+            let c = colours[k % colours.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                .map_err(|x| x.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 

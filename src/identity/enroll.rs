@@ -150,7 +150,7 @@ fn duplicate_check(
             if c.distance < threshold {
                 return Err(Error::Invalid(format!(
                     "{name:?} matches already enrolled {:?} (distance {:.3}); use --force if they are different people",
-                    gallery.people[c.index].name, c.distance
+                    gallery.people()[c.index].name, c.distance
                 )));
             }
         }

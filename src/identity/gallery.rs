@@ -3,8 +3,11 @@
 //! Format (TOML, versioned): a header naming the model that made the templates, then one
 //! `[[people]]` table per person with id, display name, creation time and templates. It is
 //! readable, but changed only through facegate: a hand edit breaks the checksum (names change
-//! with `facegate people rename`). Each template is the embedding's little-endian f32 bytes
-//! in base64 (exact round trip, ~700 characters for 128 values instead of ~1,500 as decimals).
+//! with `facegate people rename`). Format 2 stores each template as one signed byte per value
+//! at the file's `scale` ([`crate::identity::templates`]), in base64: 172 characters for
+//! 128 values. Format 1 (little-endian f32 per value, 684 characters) still loads; its
+//! templates are rounded to bytes on load, and the next change writes the file as format 2
+//! (the `.bak` keeps the format-1 file).
 //! The first line is a sha256 over the rest of the file, so any damage is detected; with a
 //! signing key the second line is an ed25519 signature of the TOML body
 //! ([`crate::identity::signing`]), so a forgery is detected too.
@@ -15,14 +18,15 @@
 use crate::error::{Error, Result};
 use crate::files::{self, backup_path, Backup};
 use crate::identity::signing::{SigningKey, VerifyingKey};
+use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
 use crate::recognition::embed::Embedding;
 use crate::recognition::models::sha256_hex;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 const FORMAT: &str = "facegate-gallery";
-const VERSION: u32 = 1;
+/// The format written; format 1 is still read.
+pub const VERSION: u32 = 2;
 const CHECKSUM_PREFIX: &str = "# sha256 ";
 const SIGNATURE_PREFIX: &str = "# ed25519 ";
 
@@ -47,13 +51,20 @@ pub struct Person {
     pub templates: Vec<Embedding>,
 }
 
-/// The people enrolled with one model.
+/// The people enrolled with one model. People change only through its methods, which keep
+/// the search matrix in step with them (a removed person can never stay searchable).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gallery {
     /// Id of the model whose embeddings the templates are.
     pub model: String,
-    /// Everyone enrolled.
-    pub people: Vec<Person>,
+    people: Vec<Person>,
+    /// Scale of the template bytes.
+    scale: f32,
+    /// The format of the file it was loaded from ([`VERSION`] for a new gallery).
+    loaded_version: u32,
+    /// Made by [`Gallery::mapped`]: its templates are no network's embeddings; never saved.
+    mapped: bool,
+    matrix: TemplateMatrix,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,6 +73,9 @@ struct FileRepr {
     format: String,
     version: u32,
     model: String,
+    /// Format 2: the value of one template byte step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scale: Option<f64>,
     #[serde(default)]
     people: Vec<PersonRepr>,
 }
@@ -90,7 +104,75 @@ impl Gallery {
         Gallery {
             model: model.into(),
             people: Vec::new(),
+            scale: TEMPLATE_SCALE,
+            loaded_version: VERSION,
+            mapped: false,
+            matrix: TemplateMatrix::default(),
         }
+    }
+
+    /// A copy whose templates are `f` of these (e.g. a learned head's embeddings), for
+    /// matching only: it cannot be saved. Its byte scale fits the largest mapped value.
+    pub fn mapped(&self, f: impl Fn(&Embedding) -> Embedding) -> Gallery {
+        let people: Vec<Person> = self
+            .people
+            .iter()
+            .map(|p| Person {
+                templates: p.templates.iter().map(&f).collect(),
+                ..p.clone()
+            })
+            .collect();
+        let top = people
+            .iter()
+            .flat_map(|p| p.templates.iter().flat_map(|t| t.0.iter()))
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        let scale = (top / 127.0).clamp(1e-6, 0.99);
+        let mut g = Gallery {
+            model: self.model.clone(),
+            people: Vec::new(),
+            scale,
+            loaded_version: self.loaded_version,
+            mapped: true,
+            matrix: TemplateMatrix::default(),
+        };
+        g.people = people
+            .into_iter()
+            .map(|p| Person {
+                templates: p
+                    .templates
+                    .iter()
+                    .map(|t| Embedding(templates::round_trip(&t.0, scale)))
+                    .collect(),
+                ..p
+            })
+            .collect();
+        g.reindex();
+        g
+    }
+
+    /// Everyone enrolled.
+    pub fn people(&self) -> &[Person] {
+        &self.people
+    }
+
+    /// The format of the file this gallery was loaded from: 1 until it is written again.
+    pub fn loaded_version(&self) -> u32 {
+        self.loaded_version
+    }
+
+    /// Bytes the templates take in memory and in the file (one per value).
+    pub fn template_bytes(&self) -> usize {
+        self.matrix.bytes()
+    }
+
+    /// Rebuilds the search matrix from the people (after every change).
+    fn reindex(&mut self) {
+        let rows = self
+            .people
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.templates.iter().map(move |t| (i, t.0.as_slice())));
+        self.matrix = TemplateMatrix::build(rows, self.scale);
     }
 
     /// Loads `path` and checks it belongs to `model`, whose embeddings have `dim` values:
@@ -202,23 +284,39 @@ impl Gallery {
     fn parse_body(path: &Path, body: &str) -> Result<Gallery> {
         let repr: FileRepr =
             toml::from_str(body).map_err(|e| Error::gallery(path, format!("invalid: {e}")))?;
-        if repr.format != FORMAT || repr.version != VERSION {
+        if repr.format != FORMAT || !(1..=VERSION).contains(&repr.version) {
             return Err(Error::gallery(
                 path,
                 format!(
-                    "unsupported format {} version {} (this facegate reads {FORMAT} {VERSION})",
+                    "unsupported format {} version {} (this facegate reads {FORMAT} 1 to {VERSION})",
                     repr.format, repr.version
                 ),
             ));
         }
+        let scale = match (repr.version, repr.scale) {
+            (1, None) => TEMPLATE_SCALE,
+            (1, Some(_)) => return Err(Error::gallery(path, "invalid: format 1 has no scale")),
+            (_, Some(s)) if s.is_finite() && s > 1e-6 && s < 1.0 => s as f32,
+            (_, s) => {
+                return Err(Error::gallery(
+                    path,
+                    format!("invalid: template scale {s:?} (a number between 1e-6 and 1)"),
+                ))
+            }
+        };
         let mut people = Vec::new();
         for p in repr.people {
             let templates = p
                 .templates
                 .iter()
                 .map(|t| {
-                    decode_template(t)
-                        .map_err(|e| Error::gallery(path, format!("person {:?}: {e}", p.name)))
+                    match repr.version {
+                        // Rounded as format 2 will store them.
+                        1 => templates::decode_floats(t).map(|v| templates::round_trip(&v, scale)),
+                        _ => templates::decode_bytes(t, scale),
+                    }
+                    .map(Embedding)
+                    .map_err(|e| Error::gallery(path, format!("person {:?}: {e}", p.name)))
                 })
                 .collect::<Result<Vec<_>>>()?;
             if templates.is_empty() {
@@ -257,10 +355,16 @@ impl Gallery {
                 templates,
             });
         }
-        Ok(Gallery {
+        let mut g = Gallery {
             model: repr.model,
             people,
-        })
+            scale,
+            loaded_version: repr.version,
+            mapped: false,
+            matrix: TemplateMatrix::default(),
+        };
+        g.reindex();
+        Ok(g)
     }
 
     /// Writes the gallery to `path` unsigned (see [`Gallery::save_signed`]).
@@ -273,6 +377,12 @@ impl Gallery {
     /// be someone's only copy), and a signed file without the key that signed it (the doors
     /// would refuse the result and lock everyone out).
     pub fn save_signed(&self, path: &Path, key: Option<&SigningKey>) -> Result<()> {
+        if self.mapped {
+            return Err(Error::gallery(
+                path,
+                "refusing to save templates mapped by a head (galleries keep the network's own)",
+            ));
+        }
         if path.exists() {
             let (_, signature) = Self::read(path).map_err(|e| {
                 Error::gallery(
@@ -299,6 +409,8 @@ impl Gallery {
             format: FORMAT.into(),
             version: VERSION,
             model: self.model.clone(),
+            // The shortest decimal that reads back as this f32 (0.005, not 0.0049999998).
+            scale: format!("{}", self.scale).parse().ok(),
             people: self
                 .people
                 .iter()
@@ -306,7 +418,11 @@ impl Gallery {
                     id: p.id,
                     name: p.name.clone(),
                     created: p.created,
-                    templates: p.templates.iter().map(encode_template).collect(),
+                    templates: p
+                        .templates
+                        .iter()
+                        .map(|t| templates::encode_bytes(&t.0, self.scale))
+                        .collect(),
                 })
                 .collect(),
         };
@@ -325,7 +441,7 @@ impl Gallery {
         self.people.iter().find(|p| p.name == name)
     }
 
-    /// Adds a person with `templates`; names are unique.
+    /// Adds a person with `templates` (kept as their bytes will store them); names are unique.
     pub fn add(&mut self, name: &str, templates: Vec<Embedding>, now: u64) -> Result<u32> {
         if name.trim().is_empty() {
             return Err(Error::Invalid("a person needs a non-empty name".into()));
@@ -345,12 +461,17 @@ impl Gallery {
             .ok_or_else(|| {
                 Error::Invalid("no person id left (the largest id is 4294967295)".into())
             })?;
+        let scale = self.scale;
         self.people.push(Person {
             id,
             name: name.to_string(),
             created: now,
-            templates,
+            templates: templates
+                .into_iter()
+                .map(|t| Embedding(templates::round_trip(&t.0, scale)))
+                .collect(),
         });
+        self.reindex();
         Ok(id)
     }
 
@@ -358,6 +479,7 @@ impl Gallery {
     pub fn remove(&mut self, name: &str) -> bool {
         let n = self.people.len();
         self.people.retain(|p| p.name != name);
+        self.reindex();
         n != self.people.len()
     }
 
@@ -396,21 +518,17 @@ impl Gallery {
         (first, second)
     }
 
-    /// Each person's smallest template distance to `probe` (compared squared, one square root
-    /// per person).
+    /// Each person's smallest template distance to `probe`, over the template matrix (one
+    /// square root per person; +∞ for a probe of another length).
     fn best_per_person(&self, probe: &Embedding) -> Vec<Candidate> {
-        self.people
-            .iter()
+        self.matrix
+            .best_squared(&probe.0, self.people.len())
+            .into_iter()
             .enumerate()
-            .filter(|(_, p)| !p.templates.is_empty())
-            .map(|(index, p)| Candidate {
+            .filter(|(index, _)| !self.people[*index].templates.is_empty())
+            .map(|(index, d)| Candidate {
                 index,
-                distance: p
-                    .templates
-                    .iter()
-                    .map(|t| crate::recognition::embed::squared_distance(&t.0, &probe.0))
-                    .fold(f32::INFINITY, f32::min)
-                    .sqrt(),
+                distance: d.sqrt(),
             })
             .collect()
     }
@@ -419,28 +537,6 @@ impl Gallery {
     pub fn template_count(&self) -> usize {
         self.people.iter().map(|p| p.templates.len()).sum()
     }
-}
-
-fn encode_template(e: &Embedding) -> String {
-    let bytes: Vec<u8> = e.0.iter().flat_map(|v| v.to_le_bytes()).collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn decode_template(s: &str) -> std::result::Result<Embedding, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map_err(|e| format!("bad template: {e}"))?;
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
-        return Err(format!("bad template length {}", bytes.len()));
-    }
-    let v: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if v.iter().any(|x| !x.is_finite()) {
-        return Err("template has non-finite values".into());
-    }
-    Ok(Embedding(v))
 }
 
 /// Checks the signature line of the gallery at `path` against `key`.
@@ -482,19 +578,20 @@ fn restore_hint(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn sample() -> Gallery {
         let mut g = Gallery::new("dlib_fp32:abc");
         g.add(
             "Ada",
             vec![
-                Embedding(vec![0.0, 1.0, 2.5]),
-                Embedding(vec![0.5, 1.0, 2.0]),
+                Embedding(vec![0.0, 0.3, 0.5]),
+                Embedding(vec![0.25, 0.3, 0.4]),
             ],
             1,
         )
         .unwrap();
-        g.add("Grace", vec![Embedding(vec![2.0, -1.0, 0.25])], 2)
+        g.add("Grace", vec![Embedding(vec![0.5, -0.3, 0.1])], 2)
             .unwrap();
         g
     }
@@ -519,9 +616,9 @@ mod tests {
     #[test]
     fn search_orders_people_by_best_template() {
         let g = sample();
-        let c = g.search(&Embedding(vec![0.5, 1.0, 2.1]));
+        let c = g.search(&Embedding(vec![0.25, 0.3, 0.45]));
         assert_eq!(c[0].index, 0);
-        assert!((c[0].distance - 0.1).abs() < 1e-6);
+        assert!((c[0].distance - 0.05).abs() < 1e-6, "{c:?}");
         assert_eq!(c[1].index, 1);
     }
 
@@ -534,5 +631,85 @@ mod tests {
         assert!(g.remove("Ada L."));
         assert!(!g.remove("Ada L."));
         assert_eq!(g.people.len(), 1);
+        assert_eq!(
+            g.matrix.len(),
+            1,
+            "the removed person's templates left the search"
+        );
+    }
+
+    /// A format-1 file (f32 templates) as facegate 0.1 wrote it.
+    fn v1_text(values: &[f32]) -> String {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let t = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let body = format!(
+            "format = \"facegate-gallery\"\nversion = 1\nmodel = \"m\"\n\n[[people]]\nid = 1\n\
+             name = \"Ada\"\ncreated = 5\ntemplates = [\"{t}\"]\n"
+        );
+        format!("{CHECKSUM_PREFIX}{}\n{body}", sha256_hex(body.as_bytes()))
+    }
+
+    #[test]
+    fn a_format_1_file_loads_and_is_written_as_format_2_with_the_old_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        let v: Vec<f32> = (0..128)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 400.0)
+            .collect();
+        std::fs::write(&p, v1_text(&v)).unwrap();
+        let v1_bytes = std::fs::metadata(&p).unwrap().len();
+        let mut g = Gallery::load(&p, "m", 128).unwrap();
+        assert_eq!(g.loaded_version(), 1);
+        let t = &g.people()[0].templates[0].0;
+        assert!(t
+            .iter()
+            .zip(&v)
+            .all(|(a, b)| (a - b).abs() <= TEMPLATE_SCALE / 2.0 + 1e-6));
+        // The same distance before and after the file is rewritten.
+        let probe = Embedding(v.iter().map(|x| x * 0.9).collect());
+        let before = g.search(&probe)[0].distance;
+        g.add("Grace", vec![Embedding(v.iter().map(|x| -x).collect())], 6)
+            .unwrap();
+        g.save(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("version = 2") && text.contains("scale = 0.005"));
+        let back = Gallery::load(&p, "m", 128).unwrap();
+        assert_eq!(back.loaded_version(), 2);
+        assert_eq!(back.people()[0].templates, g.people()[0].templates);
+        assert!((back.search(&probe)[0].distance - before).abs() < 1e-6);
+        assert!(std::fs::read_to_string(backup_path(&p))
+            .unwrap()
+            .contains("version = 1"));
+        // A template takes a quarter of format 1's characters (172 against 684 for 128
+        // values); with the fixed lines of one person the whole file is 43%.
+        let t2 = templates::encode_bytes(&v, TEMPLATE_SCALE).len();
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let t1 = base64::engine::general_purpose::STANDARD.encode(bytes).len();
+        assert_eq!((t2, t1), (172, 684));
+        g.remove("Grace");
+        g.save(&p).unwrap();
+        let v2_bytes = std::fs::metadata(&p).unwrap().len();
+        assert!(v2_bytes * 2 < v1_bytes, "{v2_bytes} vs {v1_bytes}");
+    }
+
+    #[test]
+    fn a_bad_scale_or_byte_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        sample().save(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (from, to, want) in [
+            ("scale = 0.005", "scale = 0.0", "template scale"),
+            ("scale = 0.005\n", "", "template scale"),
+            ("version = 2", "version = 3", "version 3"),
+        ] {
+            let (_, body) = text.split_once('\n').unwrap();
+            let body = body.replace(from, to);
+            let forged = format!("{CHECKSUM_PREFIX}{}\n{body}", sha256_hex(body.as_bytes()));
+            let e = Gallery::parse(&p, forged.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{from} -> {to}: {e}");
+        }
     }
 }

@@ -51,6 +51,11 @@ pub struct ModelsConfig {
     /// Embedding model: `dlib_fp32` or `dlib_int8`.
     #[serde(default = "default_model")]
     pub embedder: String,
+    /// A learned head (`facegate train`) to compare faces through: a bare file name is looked
+    /// for in the model directory, a path is relative to this file. Unset: the network's own
+    /// embeddings.
+    #[serde(default)]
+    pub head: Option<PathBuf>,
 }
 
 fn default_model() -> String {
@@ -62,6 +67,7 @@ impl Default for ModelsConfig {
         ModelsConfig {
             dir: None,
             embedder: default_model(),
+            head: None,
         }
     }
 }
@@ -416,6 +422,11 @@ impl Config {
         }
         if let Some(p) = c.models.dir.as_mut() {
             resolve(p);
+        }
+        if let Some(p) = c.models.head.as_mut() {
+            if p.components().count() > 1 {
+                resolve(p);
+            }
         }
         Ok(c)
     }

@@ -11,6 +11,7 @@
 
 use crate::error::{Context, Result};
 use crate::identity::identify::{identify, MatchPolicy};
+use crate::identity::space::CompareSpace;
 use crate::kiosk::audit::{self, AuditLog};
 use crate::kiosk::config::Config;
 use crate::kiosk::decide::{Decider, Decision, Observation};
@@ -122,8 +123,20 @@ impl Kiosk {
         if let Some(k) = &key {
             log::info!("only galleries signed by key {} are used", k.fingerprint());
         }
-        let gallery = GalleryWatch::open(&config.gallery.path, rec.model_id(), rec.dim(), key)?;
-        let people = gallery.gallery().people.len();
+        let model_dir = config
+            .models
+            .dir
+            .clone()
+            .unwrap_or_else(crate::recognition::models::default_model_dir);
+        let space = CompareSpace::open(
+            config.models.head.as_deref(),
+            &model_dir,
+            rec.model_id(),
+            rec.dim(),
+        )?;
+        let gallery = GalleryWatch::open(&config.gallery.path, rec.model_id(), rec.dim(), key)?
+            .with_space(space);
+        let people = gallery.gallery().people().len();
         if people == 0 {
             log::warn!(
                 "{}: no one enrolled; the door will not open",
@@ -174,7 +187,7 @@ impl Kiosk {
         if self.gallery.poll() {
             self.decider.forget_frames();
             self.recent.clear();
-            self.policy = policy_for(&self.config, self.gallery.gallery().people.len());
+            self.policy = policy_for(&self.config, self.gallery.gallery().people().len());
         }
     }
 
@@ -192,7 +205,7 @@ impl Kiosk {
         if let Some(why) = check(&self.gates, &face, &chip) {
             return Ok((Observation::LowQuality(why), Some(face)));
         }
-        let e = self.rec.embed_chip(&chip)?;
+        let e = self.gallery.space().map(&self.rec.embed_chip(&chip)?);
         let id = identify(self.gallery.gallery(), &e, self.policy);
         let obs = match (id.person, id.person_id, id.distance) {
             (Some(name), Some(pid), Some(distance)) => Observation::Person {
@@ -310,7 +323,7 @@ impl Kiosk {
         log::info!(
             "kiosk running on {} with {} people enrolled",
             source.describe(),
-            self.gallery.gallery().people.len()
+            self.gallery.gallery().people().len()
         );
         let start = std::time::Instant::now();
         let mut n = 0usize;

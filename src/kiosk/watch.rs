@@ -16,6 +16,7 @@
 use crate::error::Result;
 use crate::identity::gallery::Gallery;
 use crate::identity::signing::VerifyingKey;
+use crate::identity::space::CompareSpace;
 use std::path::{Path, PathBuf};
 
 /// What identifies one version of the file.
@@ -58,8 +59,10 @@ pub struct GalleryWatch {
     dim: usize,
     key: Option<VerifyingKey>,
     stamp: Option<Stamp>,
+    /// The loaded gallery as matching sees it (mapped into `space`).
     gallery: Gallery,
     state: GalleryState,
+    space: CompareSpace,
 }
 
 impl GalleryWatch {
@@ -88,10 +91,25 @@ impl GalleryWatch {
             stamp,
             gallery,
             state,
+            space: CompareSpace::network(),
         })
     }
 
-    /// The gallery to match against (empty unless [`GalleryState::Loaded`]).
+    /// Compares through `space` from now on: the gallery in use, and every reload, is mapped
+    /// into it.
+    pub fn with_space(mut self, space: CompareSpace) -> Self {
+        self.gallery = space.gallery(&self.gallery);
+        self.space = space;
+        self
+    }
+
+    /// Where probes must be mapped before they are matched against [`GalleryWatch::gallery`].
+    pub fn space(&self) -> &CompareSpace {
+        &self.space
+    }
+
+    /// The gallery to match against, in [`GalleryWatch::space`] (empty unless
+    /// [`GalleryState::Loaded`]).
     pub fn gallery(&self) -> &Gallery {
         &self.gallery
     }
@@ -121,9 +139,9 @@ impl GalleryWatch {
                     log::info!(
                         "{}: gallery reloaded: {} enrolled",
                         self.path.display(),
-                        g.people.len()
+                        g.people().len()
                     );
-                    self.gallery = g;
+                    self.gallery = self.space.gallery(&g);
                     GalleryState::Loaded
                 }
                 Err(e) => {

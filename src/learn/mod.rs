@@ -1,10 +1,11 @@
 //! Learning: FaceNet's training objective on top of the frozen network.
 //!
-//! [`triplet`] is the loss and the online selection of triplets inside a batch, [`head`] the
-//! learned linear map applied to embeddings, [`train`] the optimiser loop, and [`protocol`]
-//! measures a trained head on LFW's identity-disjoint folds.
+//! [`data`] gathers labelled embeddings (a gallery, a folder of people) and splits them by
+//! person, [`triplet`] is the loss and the online selection of triplets inside a batch, [`train`]
+//! the optimiser loop that fits the learned linear map ([`crate::recognition::head`]) with
+//! them, and [`protocol`] measures a trained head on LFW's identity-disjoint folds.
 
-pub mod head;
+pub mod data;
 pub mod protocol;
 pub mod train;
 pub mod triplet;

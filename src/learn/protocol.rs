@@ -5,6 +5,7 @@
 //! same pairs and the same rule.
 
 use crate::error::Result;
+use crate::eval::domain::Domain;
 use crate::eval::embed_run::{embed_all, EmbedRun};
 use crate::eval::lfw::{data_folder, parse_pairs, Pair};
 use crate::eval::metrics::{cross_validate, eer, tar_at_far};
@@ -29,6 +30,8 @@ pub struct Result10 {
 /// Baseline and head on the same folds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProtocolReport {
+    /// The camera both photos of every test pair were shown as.
+    pub domain: Domain,
     /// The network alone.
     pub baseline: Result10,
     /// With a head trained for each fold.
@@ -87,7 +90,26 @@ pub fn lfw_protocol(
     for d in &dirs {
         all.extend(crate::recognition::frame::list_images(d)?);
     }
+    // Heads train on the network's own embeddings, whatever space `run` compares in.
+    let run = &EmbedRun {
+        cache: run.cache.clone(),
+        progress: run.progress,
+        domain: run.domain,
+        ..EmbedRun::new(run.store, run.model, run.min_face)
+    };
     let emb = embed_all(run, &all)?;
+    // Under another camera the head also learns from the clean photos of the training
+    // people (a clean and a shifted face of one person form positive pairs).
+    let clean = if run.domain == Domain::Clean {
+        None
+    } else {
+        let clean_run = EmbedRun {
+            cache: run.cache.clone(),
+            progress: run.progress,
+            ..EmbedRun::new(run.store, run.model, run.min_face)
+        };
+        Some(embed_all(&clean_run, &all)?)
+    };
     let ids: BTreeMap<String, usize> = dirs
         .iter()
         .enumerate()
@@ -133,14 +155,13 @@ pub fn lfw_protocol(
             }
             let id = ids[&name];
             // Every tenth person (by name order, fixed) validates instead of training.
-            let item = (id, emb[path].0 .0.clone());
-            if id % 10 == 3 {
-                val.push(item);
-            } else {
-                tr.push(item);
+            let set = if id % 10 == 3 { &mut val } else { &mut tr };
+            set.push((id, emb[path].0 .0.clone()));
+            if let Some(c) = &clean {
+                set.push((id, c[path].0 .0.clone()));
             }
         }
-        let (head, _) = train(&model, &tr, &val, opts);
+        let (head, _) = train(&model, &tr, &val, opts, &|_, _| {});
         let y = |p: &Path| head.apply(raw(p));
         per_fold.push(
             pairs
@@ -157,6 +178,7 @@ pub fn lfw_protocol(
     }
     progress(folds, folds);
     Ok(ProtocolReport {
+        domain: run.domain,
         baseline: summarise(&vec![baseline; folds]),
         head: summarise(&per_fold),
     })

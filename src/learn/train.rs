@@ -4,8 +4,8 @@
 //! on), early stopping on held-out *people*. Seeded: a run is reproducible.
 
 use crate::eval::metrics::{accuracy, best_threshold};
-use crate::learn::head::LinearHead;
 use crate::learn::triplet::{loss_and_grad, mine, Mining};
+use crate::recognition::head::LinearHead;
 use serde::Serialize;
 
 /// Training settings.
@@ -59,6 +59,9 @@ pub struct Epoch {
     pub active: f32,
     /// Triplets chosen per batch (semi-hard negatives found).
     pub triplets: f32,
+    /// Triplets chosen per anchor–positive pair (for semi-hard mining: the fraction of pairs
+    /// that found a semi-hard negative).
+    pub found: f32,
     /// Verification accuracy on the validation people.
     pub validation: f64,
 }
@@ -103,15 +106,25 @@ fn validate(head: &LinearHead, val: &[(usize, Vec<f32>)]) -> f64 {
 }
 
 /// Trains a head for embeddings of `model` on `train` (person, raw embedding), stopping
-/// early on `val` (other people). Returns the best head and the curve.
+/// early on `val` (other people). Returns the best head and the curve; `progress` hears
+/// (step, most steps) after every step.
 pub fn train(
     model: &str,
     train: &[(usize, Vec<f32>)],
     val: &[(usize, Vec<f32>)],
     opts: TrainOptions,
+    progress: &dyn Fn(usize, usize),
 ) -> (LinearHead, Vec<Epoch>) {
     let dim = train.first().map_or(0, |t| t.1.len());
     let mut head = LinearHead::identity(model, dim);
+    // Distances at compare time keep the network's units (see `LinearHead::scale`).
+    let mut norms: Vec<f32> = train
+        .iter()
+        .map(|t| t.1.iter().map(|v| v * v).sum::<f32>().sqrt())
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .collect();
+    norms.sort_by(f32::total_cmp);
+    head.scale = norms.get(norms.len() / 2).copied().unwrap_or(1.0);
     let mut by_person: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (i, (p, _)) in train.iter().enumerate() {
         by_person.entry(*p).or_default().push(i);
@@ -123,6 +136,7 @@ pub fn train(
     let mut best = (validate(&head, val), head.clone());
     let mut curve = Vec::new();
     let (mut since_best, mut acc_loss, mut acc_active, mut acc_trip) = (0, 0.0, 0.0, 0.0);
+    let mut acc_pairs = 0.0f32;
     for step in 1..=opts.steps {
         // P people, K faces each.
         let mut batch: Vec<usize> = Vec::new();
@@ -139,6 +153,9 @@ pub fn train(
         }
         let y: Vec<Vec<f32>> = batch.iter().map(|&i| head.apply(&train[i].1)).collect();
         let triplets = mine(&y, &labels, opts.mining);
+        acc_pairs += (0..labels.len())
+            .map(|a| labels.iter().filter(|l| **l == labels[a]).count() - 1)
+            .sum::<usize>() as f32;
         let (loss, gy, active) = loss_and_grad(&y, &triplets);
         let mut gw = vec![0.0f32; dim * dim];
         for (k, &i) in batch.iter().enumerate() {
@@ -163,6 +180,7 @@ pub fn train(
         acc_loss += loss;
         acc_active += active;
         acc_trip += triplets.len() as f32;
+        progress(step, opts.steps);
         if step % opts.eval_every == 0 {
             let n = opts.eval_every as f32;
             let validation = validate(&head, val);
@@ -171,9 +189,10 @@ pub fn train(
                 loss: acc_loss / n,
                 active: acc_active / n,
                 triplets: acc_trip / n,
+                found: acc_trip / acc_pairs.max(1.0),
                 validation,
             });
-            (acc_loss, acc_active, acc_trip) = (0.0, 0.0, 0.0);
+            (acc_loss, acc_active, acc_trip, acc_pairs) = (0.0, 0.0, 0.0, 0.0);
             if validation > best.0 {
                 best = (validation, head.clone());
                 since_best = 0;
@@ -218,8 +237,8 @@ mod tests {
             lr: 1e-2,
             ..Default::default()
         };
-        let (a, curve) = train("m", &train_set, &val, opts);
-        let (b, _) = train("m", &train_set, &val, opts);
+        let (a, curve) = train("m", &train_set, &val, opts, &|_, _| {});
+        let (b, _) = train("m", &train_set, &val, opts, &|_, _| {});
         assert_eq!(a, b, "same seed, same head");
         let before = validate(&LinearHead::identity("m", 3), &val);
         let after = validate(&a, &val);

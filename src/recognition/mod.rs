@@ -2,7 +2,8 @@
 //!
 //! [`frame`] decodes and resamples images, [`models`] verifies and loads the networks,
 //! [`detect`] finds faces (MTCNN), [`align`] warps each to the embedder's template,
-//! [`embed`] runs the embedding network, [`quality`] gates faces, [`draw`] marks them,
+//! [`embed`] runs the embedding network, [`head`] is a learned map on its embeddings,
+//! [`quality`] gates faces, [`draw`] marks them,
 //! [`source`] yields frames, and [`pipeline`] wires detector, aligner and embedder.
 
 pub mod align;
@@ -10,6 +11,7 @@ pub mod detect;
 pub mod draw;
 pub mod embed;
 pub mod frame;
+pub mod head;
 pub mod models;
 pub mod photo;
 pub mod pipeline;

@@ -1,11 +1,15 @@
 //! A linear head on the frozen network's embedding: `y = W x / ‖W x‖`, a new L2-normalised
-//! embedding. Galleries keep the network's raw embeddings; a head is applied to templates
-//! and probes alike at compare time, so it can be added, retrained or removed without
-//! re-enrolling anyone.
+//! embedding (what the triplet loss trains). Galleries keep the network's raw embeddings; a
+//! head is applied to templates and probes alike at compare time
+//! ([`crate::identity::space::CompareSpace`]), so it
+//! can be added, retrained or removed without re-enrolling anyone. At compare time the
+//! output is multiplied by the head's `scale`, the median norm of the network's embeddings
+//! it was trained on, so that distances keep the network's units and a threshold calibrated
+//! for the network stays near right (calibrate again with the head to be sure).
 //!
-//! File format (text): `facegate-head v1 <model id> <dim>`, then `sha256 <hex>` of the
-//! weights, then the weights (row-major, little-endian f32, base64) on one line. A damaged
-//! file, or one made for another network, is refused.
+//! File format (text): `facegate-head v1 <model id> <dim> <scale>`, then `sha256 <hex>` of
+//! the header line and the weights' base64 line, then the weights (row-major, little-endian
+//! f32, base64) on one line. A damaged file, or one made for another network, is refused.
 
 use crate::error::{Error, Result};
 use base64::Engine;
@@ -20,6 +24,8 @@ pub struct LinearHead {
     pub dim: usize,
     /// `dim × dim`, row-major.
     pub w: Vec<f32>,
+    /// The factor [`LinearHead::embed`] multiplies the unit output by.
+    pub scale: f32,
 }
 
 impl LinearHead {
@@ -33,7 +39,34 @@ impl LinearHead {
             model: model.to_string(),
             dim,
             w,
+            scale: 1.0,
         }
+    }
+
+    /// The compare-time embedding of `x`: `scale · W x / ‖W x‖`.
+    pub fn embed(&self, x: &[f32]) -> Vec<f32> {
+        self.apply(x).into_iter().map(|v| v * self.scale).collect()
+    }
+
+    /// What names this head in reports: `head:` and the first 12 hex digits of its sha256.
+    pub fn id(&self) -> String {
+        let (header, weights) = self.lines();
+        format!("head:{}", &Self::digest(&header, &weights)[..12])
+    }
+
+    fn lines(&self) -> (String, String) {
+        let bytes: Vec<u8> = self.w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (
+            format!(
+                "facegate-head v1 {} {} {}",
+                self.model, self.dim, self.scale
+            ),
+            base64::engine::general_purpose::STANDARD.encode(&bytes),
+        )
+    }
+
+    fn digest(header: &str, weights: &str) -> String {
+        crate::recognition::models::sha256_hex(format!("{header}\n{weights}").as_bytes())
     }
 
     /// `W x` (not normalised).
@@ -73,13 +106,10 @@ impl LinearHead {
 
     /// Writes the head to `path` (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes: Vec<u8> = self.w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (header, weights) = self.lines();
         let text = format!(
-            "facegate-head v1 {} {}\nsha256 {}\n{}\n",
-            self.model,
-            self.dim,
-            crate::recognition::models::sha256_hex(&bytes),
-            base64::engine::general_purpose::STANDARD.encode(&bytes)
+            "{header}\nsha256 {}\n{weights}\n",
+            Self::digest(&header, &weights)
         );
         crate::files::write_atomic(path, text.as_bytes(), crate::files::Backup::None)
     }
@@ -90,8 +120,9 @@ impl LinearHead {
         let bytes = crate::files::read_capped(path, 64 << 20)?;
         let text = String::from_utf8(bytes).map_err(|_| bad("not text".into()))?;
         let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
-        let [tag, version, made_for, d] = header.as_slice() else {
+        let header_line = lines.next().unwrap_or("");
+        let header: Vec<&str> = header_line.split(' ').collect();
+        let [tag, version, made_for, d, scale] = header.as_slice() else {
             return Err(bad("no facegate-head header".into()));
         };
         if *tag != "facegate-head" || *version != "v1" {
@@ -106,12 +137,18 @@ impl LinearHead {
             .next()
             .and_then(|l| l.strip_prefix("sha256 "))
             .ok_or_else(|| bad("no sha256 line".into()))?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(lines.next().unwrap_or("").trim())
-            .map_err(|e| bad(format!("weights: {e}")))?;
-        if crate::recognition::models::sha256_hex(&raw) != want.trim() {
-            return Err(bad("damaged: the weights do not match their sha256".into()));
+        let weights = lines.next().unwrap_or("").trim();
+        if Self::digest(header_line, weights) != want.trim() {
+            return Err(bad("damaged: the file does not match its sha256".into()));
         }
+        let scale: f32 = scale
+            .parse()
+            .ok()
+            .filter(|s: &f32| s.is_finite() && *s > 0.0 && *s <= 100.0)
+            .ok_or_else(|| bad(format!("scale {scale:?} is not a number in (0, 100]")))?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(weights)
+            .map_err(|e| bad(format!("weights: {e}")))?;
         if raw.len() != dim * dim * 4 {
             return Err(bad(format!("{} weight bytes for {dim}x{dim}", raw.len())));
         }
@@ -126,6 +163,7 @@ impl LinearHead {
             model: model.to_string(),
             dim,
             w,
+            scale,
         })
     }
 }

@@ -1,0 +1,217 @@
+//! Templates as the gallery keeps them: one signed byte per value ("128 bytes per face"),
+//! and the contiguous matrix that 1:N search runs over.
+//!
+//! A value `v` is stored as `q = round(v / s)` clamped to −127…127 and read back as `q · s`,
+//! with one scale `s` per gallery file ([`TEMPLATE_SCALE`] for new files). In memory a
+//! template holds exactly the values its bytes give back, so a template compares the same
+//! before and after it is saved.
+//!
+//! [`TemplateMatrix`] keeps every template of a gallery in one `i8` array with `s² Σ q²` per
+//! row; the squared distance to a float probe `p` is `Σ p² − 2 s Σ p q + s² Σ q²`, with eight
+//! independent accumulators for `Σ p q`.
+//!
+//! ```
+//! use facegate::identity::templates::{dequantize, quantize, TEMPLATE_SCALE};
+//! let v = [0.1f32, -0.25, 0.0];
+//! let q = quantize(&v, TEMPLATE_SCALE);
+//! let back = dequantize(&q, TEMPLATE_SCALE);
+//! assert!(v.iter().zip(&back).all(|(a, b)| (a - b).abs() <= TEMPLATE_SCALE / 2.0 + 1e-6));
+//! ```
+
+use base64::Engine;
+
+/// The scale of new galleries: 1/200, so ±127 covers ±0.635. dlib's descriptor values lie
+/// within ±0.55 on all of LFW (see the README), so nothing is clamped, and the rounding
+/// error is at most 0.0025 per value.
+pub const TEMPLATE_SCALE: f32 = 1.0 / 200.0;
+
+/// `v` as signed bytes at scale `s` (rounded, clamped to ±127).
+pub fn quantize(v: &[f32], s: f32) -> Vec<i8> {
+    v.iter()
+        .map(|x| (x / s).round().clamp(-127.0, 127.0) as i8)
+        .collect()
+}
+
+/// The values the bytes `q` stand for at scale `s`.
+pub fn dequantize(q: &[i8], s: f32) -> Vec<f32> {
+    q.iter().map(|&b| b as f32 * s).collect()
+}
+
+/// `v` rounded to what its bytes at scale `s` give back.
+pub fn round_trip(v: &[f32], s: f32) -> Vec<f32> {
+    dequantize(&quantize(v, s), s)
+}
+
+/// The base64 text of a template's bytes (gallery format 2).
+pub fn encode_bytes(v: &[f32], s: f32) -> String {
+    let q: Vec<u8> = quantize(v, s).into_iter().map(|b| b as u8).collect();
+    base64::engine::general_purpose::STANDARD.encode(q)
+}
+
+/// A template of gallery format 2 (one byte per value; −128 is never written).
+pub fn decode_bytes(text: &str, s: f32) -> Result<Vec<f32>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("bad template: {e}"))?;
+    if bytes.is_empty() {
+        return Err("empty template".into());
+    }
+    if bytes.contains(&0x80) {
+        return Err("template byte -128 is outside -127..127".into());
+    }
+    Ok(bytes.into_iter().map(|b| b as i8 as f32 * s).collect())
+}
+
+/// A template of gallery format 1 (little-endian f32 per value).
+pub fn decode_floats(text: &str) -> Result<Vec<f32>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("bad template: {e}"))?;
+    if bytes.is_empty() || bytes.len() % 4 != 0 {
+        return Err(format!("bad template length {}", bytes.len()));
+    }
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err("template has non-finite values".into());
+    }
+    Ok(v)
+}
+
+/// Every template of a gallery in one contiguous `i8` matrix, each row tagged with its
+/// person.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TemplateMatrix {
+    dim: usize,
+    scale: f32,
+    rows: Vec<i8>,
+    /// `s² Σ q²` of each row.
+    norms: Vec<f32>,
+    /// The person (index into the gallery's people) of each row.
+    owner: Vec<usize>,
+}
+
+impl TemplateMatrix {
+    /// The matrix of `templates`: (person index, values) in any order; values of another
+    /// length than the first are left out (the gallery refuses them on load).
+    pub fn build<'a>(templates: impl IntoIterator<Item = (usize, &'a [f32])>, scale: f32) -> Self {
+        let mut m = TemplateMatrix {
+            scale,
+            ..Default::default()
+        };
+        for (person, v) in templates {
+            if m.owner.is_empty() {
+                m.dim = v.len();
+            }
+            if v.len() != m.dim {
+                continue;
+            }
+            let q = quantize(v, scale);
+            let n: f32 = q.iter().map(|&b| (b as f32) * (b as f32)).sum();
+            m.norms.push(n * scale * scale);
+            m.rows.extend_from_slice(&q);
+            m.owner.push(person);
+        }
+        m
+    }
+
+    /// Number of templates.
+    pub fn len(&self) -> usize {
+        self.owner.len()
+    }
+
+    /// True without templates.
+    pub fn is_empty(&self) -> bool {
+        self.owner.is_empty()
+    }
+
+    /// Bytes of template data (one per value).
+    pub fn bytes(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The smallest squared distance from `probe` to each of `people` persons' templates
+    /// (+∞ for a person without templates, and for everyone when `probe` has another length).
+    pub fn best_squared(&self, probe: &[f32], people: usize) -> Vec<f32> {
+        let mut best = vec![f32::INFINITY; people];
+        if probe.len() != self.dim || self.dim == 0 {
+            return best;
+        }
+        let pp: f32 = probe.iter().map(|x| x * x).sum();
+        for (r, row) in self.rows.chunks_exact(self.dim).enumerate() {
+            let d = (pp - 2.0 * self.scale * dot(probe, row) + self.norms[r]).max(0.0);
+            let o = self.owner[r];
+            if o < people && d < best[o] {
+                best[o] = d;
+            }
+        }
+        best
+    }
+}
+
+/// `Σ p q` with eight independent accumulators (the loop vectorises).
+fn dot(p: &[f32], q: &[i8]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (pc, qc) = (p.chunks_exact(8), q.chunks_exact(8));
+    let (pr, qr) = (pc.remainder(), qc.remainder());
+    for (a, b) in pc.zip(qc) {
+        for k in 0..8 {
+            acc[k] += a[k] * b[k] as f32;
+        }
+    }
+    let tail: f32 = pr.iter().zip(qr).map(|(a, &b)| a * b as f32).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_and_clamp() {
+        let v = [0.3f32, -0.3, 0.9, -0.9, 0.0024, 0.0026];
+        let q = quantize(&v, TEMPLATE_SCALE);
+        assert_eq!(q, vec![60, -60, 127, -127, 0, 1]);
+        let text = encode_bytes(&v, TEMPLATE_SCALE);
+        assert_eq!(
+            decode_bytes(&text, TEMPLATE_SCALE).unwrap(),
+            dequantize(&q, TEMPLATE_SCALE)
+        );
+        let bad = base64::engine::general_purpose::STANDARD.encode([1u8, 0x80]);
+        assert!(decode_bytes(&bad, TEMPLATE_SCALE).is_err());
+    }
+
+    #[test]
+    fn matrix_distances_equal_float_distances_of_the_stored_values() {
+        let a = round_trip(
+            &[0.1, 0.2, -0.3, 0.05, 0.0, 0.4, -0.1, 0.2, 0.3],
+            TEMPLATE_SCALE,
+        );
+        let b = round_trip(
+            &[-0.2, 0.1, 0.3, 0.0, 0.1, -0.4, 0.1, 0.0, 0.1],
+            TEMPLATE_SCALE,
+        );
+        let c = round_trip(&[0.0; 9], TEMPLATE_SCALE);
+        let m = TemplateMatrix::build(
+            [(0, a.as_slice()), (1, b.as_slice()), (0, c.as_slice())],
+            TEMPLATE_SCALE,
+        );
+        let probe = [0.11f32, 0.19, -0.28, 0.04, 0.01, 0.38, -0.12, 0.21, 0.29];
+        let sq = |t: &[f32]| {
+            t.iter()
+                .zip(&probe)
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum::<f32>()
+        };
+        let best = m.best_squared(&probe, 3);
+        assert!((best[0] - sq(&a).min(sq(&c))).abs() < 1e-5, "{best:?}");
+        assert!((best[1] - sq(&b)).abs() < 1e-5);
+        assert_eq!(best[2], f32::INFINITY, "no templates");
+        assert!(m
+            .best_squared(&probe[..3], 3)
+            .iter()
+            .all(|d| d.is_infinite()));
+    }
+}
