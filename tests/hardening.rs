@@ -127,14 +127,14 @@ fn templates_of_the_wrong_shape_and_duplicate_people_are_refused_on_load() {
     let g = obama_gallery(dir.path());
     let good = std::fs::read(&g).unwrap();
     let model = common::store().model_id("dlib_fp32").unwrap();
-    // One value (the byte 127: 0.635, a plausible norm): before, `zip` compared it with the
-    // probe's first value only, so it matched every stranger.
-    let one_float = "fw==";
+    // Four values (bytes 127, 127, 0, 0: norm 0.70, plausible): before, `zip` compared them
+    // with the probe's first values only, so they matched every stranger.
+    let one_float = "f38AAA==";
     let cases: Vec<(&str, String, &str)> = vec![
         (
-            "one-float template",
+            "four-value template",
             format!("\n[[people]]\nid = 7\nname = \"Mallory\"\ncreated = 0\ntemplates = [\"{one_float}\"]\n"),
-            "1 values",
+            "4 values",
         ),
         (
             "no templates",

@@ -6,7 +6,7 @@ use clap::Args;
 use facegate::eval::domain::Domain;
 use facegate::learn::data::{from_gallery, from_images, split_people, Labelled};
 use facegate::learn::protocol::lfw_protocol;
-use facegate::learn::train::{train, Epoch, TrainOptions};
+use facegate::learn::train::{train_selected, Epoch, TrainOptions, LAMBDAS};
 use facegate::learn::triplet::{sq, Mining};
 use facegate::recognition::head::LinearHead;
 use facegate::{Error, Result};
@@ -89,7 +89,10 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
     {
         bar.set_style(style);
     }
-    let (head, curve) = train(&model, &tr, &val, opts, &|s, _| bar.set_position(s as u64));
+    bar.set_length((opts.steps * LAMBDAS.len()) as u64);
+    let (head, curve, lambda) = train_selected(&model, &tr, &val, opts, &LAMBDAS, &|s, _| {
+        bar.set_position(s as u64)
+    });
     bar.finish_and_clear();
     head.save(out)?;
     if let Some(png) = &a.curves {
@@ -113,6 +116,7 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
         "train_faces": tr.len(),
         "validation_faces": val.len(),
         "scale": head.scale,
+        "lambda": lambda,
         "epochs": curve,
         "nearest_other_before": nearest_other(&items, None),
         "nearest_other_after": nearest_other(&items, Some(&head)),
@@ -120,7 +124,7 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
     });
     g.emit(&report, || {
         let mut s = format!(
-            "wrote {} ({}): {} people, {} faces ({} validate), {} mining\n",
+            "wrote {} ({}): {} people, {} faces ({} validate), {} mining, pull to identity {lambda}\n",
             out.display(),
             head.id(),
             names.len(),

@@ -585,13 +585,13 @@ mod tests {
         g.add(
             "Ada",
             vec![
-                Embedding(vec![0.0, 0.3, 0.5]),
-                Embedding(vec![0.25, 0.3, 0.4]),
+                Embedding(vec![0.0, 0.375, 0.5]),
+                Embedding(vec![0.25, 0.375, 0.375]),
             ],
             1,
         )
         .unwrap();
-        g.add("Grace", vec![Embedding(vec![0.5, -0.3, 0.1])], 2)
+        g.add("Grace", vec![Embedding(vec![0.5, -0.375, 0.125])], 2)
             .unwrap();
         g
     }
@@ -616,9 +616,9 @@ mod tests {
     #[test]
     fn search_orders_people_by_best_template() {
         let g = sample();
-        let c = g.search(&Embedding(vec![0.25, 0.3, 0.45]));
+        let c = g.search(&Embedding(vec![0.25, 0.375, 0.4375]));
         assert_eq!(c[0].index, 0);
-        assert!((c[0].distance - 0.05).abs() < 1e-6, "{c:?}");
+        assert!((c[0].distance - 0.0625).abs() < 1e-6, "{c:?}");
         assert_eq!(c[1].index, 1);
     }
 
@@ -672,7 +672,7 @@ mod tests {
             .unwrap();
         g.save(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("version = 2") && text.contains("scale = 0.005"));
+        assert!(text.contains("version = 2") && text.contains("scale = 0.00390625"));
         let back = Gallery::load(&p, "m", 128).unwrap();
         assert_eq!(back.loaded_version(), 2);
         assert_eq!(back.people()[0].templates, g.people()[0].templates);
@@ -684,7 +684,9 @@ mod tests {
         // values); with the fixed lines of one person the whole file is 43%.
         let t2 = templates::encode_bytes(&v, TEMPLATE_SCALE).len();
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let t1 = base64::engine::general_purpose::STANDARD.encode(bytes).len();
+        let t1 = base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .len();
         assert_eq!((t2, t1), (172, 684));
         g.remove("Grace");
         g.save(&p).unwrap();
@@ -699,8 +701,8 @@ mod tests {
         sample().save(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         for (from, to, want) in [
-            ("scale = 0.005", "scale = 0.0", "template scale"),
-            ("scale = 0.005\n", "", "template scale"),
+            ("scale = 0.00390625", "scale = 0.0", "template scale"),
+            ("scale = 0.00390625\n", "", "template scale"),
             ("version = 2", "version = 3", "version 3"),
         ] {
             let (_, body) = text.split_once('\n').unwrap();

@@ -66,7 +66,7 @@ mod tests {
     fn gallery() -> Gallery {
         let mut g = Gallery::new("m");
         g.add("A", vec![Embedding(vec![0.0, 0.0])], 0).unwrap();
-        g.add("B", vec![Embedding(vec![0.6, 0.0])], 0).unwrap();
+        g.add("B", vec![Embedding(vec![0.375, 0.0])], 0).unwrap();
         g
     }
 
@@ -77,13 +77,13 @@ mod tests {
             min_margin: 0.1,
         };
         let g = gallery();
-        let r = identify(&g, &Embedding(vec![0.1, 0.0]), p);
+        let r = identify(&g, &Embedding(vec![0.0625, 0.0]), p);
         assert_eq!(r.person.as_deref(), Some("A"));
-        assert!((r.margin.unwrap() - 0.4).abs() < 1e-6);
+        assert!((r.margin.unwrap() - 0.25).abs() < 1e-6);
         // Between the two: under the threshold for A but no margin.
-        let r = identify(&g, &Embedding(vec![0.28, 0.0]), p);
+        let r = identify(&g, &Embedding(vec![0.15, 0.0]), p);
         assert_eq!(r.person, None);
-        assert!((r.distance.unwrap() - 0.28).abs() < 1e-6);
+        assert!((r.distance.unwrap() - 0.15).abs() < 1e-6);
         // Far from everyone.
         let r = identify(&g, &Embedding(vec![0.0, 3.0]), p);
         assert_eq!(r.person, None);

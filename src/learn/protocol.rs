@@ -9,10 +9,13 @@ use crate::eval::domain::Domain;
 use crate::eval::embed_run::{embed_all, EmbedRun};
 use crate::eval::lfw::{data_folder, parse_pairs, Pair};
 use crate::eval::metrics::{cross_validate, eer, tar_at_far};
-use crate::learn::train::{train, TrainOptions};
+use crate::learn::train::{train_selected, TrainOptions, LAMBDAS};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Photos per validation person, at most.
+pub const VAL_PER_PERSON: usize = 8;
 
 /// The 10-fold figures of one system.
 #[derive(Debug, Clone, Serialize)]
@@ -21,9 +24,10 @@ pub struct Result10 {
     pub mean: f64,
     /// Standard deviation of the fold accuracies.
     pub std: f64,
-    /// TAR at FAR 1e-3 over the pooled test pairs (each fold's pairs scored by its own head).
+    /// TAR at FAR 1e-3 over the pooled test pairs (each fold's pairs scored by its own head,
+    /// divided by that fold's threshold).
     pub tar_at_far_1e3: f64,
-    /// Equal error rate over the pooled test pairs.
+    /// Equal error rate over the pooled test pairs (scaled as above).
     pub eer: f64,
 }
 
@@ -32,6 +36,9 @@ pub struct Result10 {
 pub struct ProtocolReport {
     /// The camera both photos of every test pair were shown as.
     pub domain: Domain,
+    /// The pull toward the identity each fold's head was trained with, chosen among
+    /// [`LAMBDAS`] on that fold's validation people.
+    pub lambdas: Vec<f32>,
     /// The network alone.
     pub baseline: Result10,
     /// With a head trained for each fold.
@@ -47,18 +54,29 @@ fn person(p: &Path) -> String {
 
 fn summarise(per_fold: &[Vec<(f32, bool, usize)>]) -> Result10 {
     // Accuracy: fold f's threshold is chosen on the other folds' pairs as scored by head f.
-    let accs: Vec<f64> = per_fold
+    let cv: Vec<_> = per_fold
         .iter()
         .enumerate()
-        .map(|(f, d)| cross_validate(d).accuracies[f])
+        .map(|(f, d)| {
+            let c = cross_validate(d);
+            (c.accuracies[f], c.thresholds[f])
+        })
         .collect();
+    let accs: Vec<f64> = cv.iter().map(|c| c.0).collect();
     let n = accs.len().max(1) as f64;
     let mean = accs.iter().sum::<f64>() / n;
     let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / n).sqrt();
+    // Pooled TAR and EER: each fold's test distances divided by that fold's threshold (from
+    // the other folds), so that ten heads with ten distance scales share one axis.
     let own: Vec<(f32, bool)> = per_fold
         .iter()
         .enumerate()
-        .flat_map(|(f, d)| d.iter().filter(move |x| x.2 == f).map(|x| (x.0, x.1)))
+        .flat_map(|(f, d)| {
+            let t = cv[f].1.max(1e-6);
+            d.iter()
+                .filter(move |x| x.2 == f)
+                .map(move |x| (x.0 / t, x.1))
+        })
         .collect();
     let g: Vec<f32> = own.iter().filter(|x| x.1).map(|x| x.0).collect();
     let i: Vec<f32> = own.iter().filter(|x| !x.1).map(|x| x.0).collect();
@@ -145,6 +163,7 @@ pub fn lfw_protocol(
         .collect();
     let model = run.store.model_id(run.model)?;
     let mut per_fold = Vec::new();
+    let mut lambdas = Vec::new();
     for (f, held) in fold_people.iter().enumerate() {
         progress(f, folds);
         let (mut tr, mut val) = (Vec::new(), Vec::new());
@@ -155,13 +174,26 @@ pub fn lfw_protocol(
             }
             let id = ids[&name];
             // Every tenth person (by name order, fixed) validates instead of training.
-            let set = if id % 10 == 3 { &mut val } else { &mut tr };
-            set.push((id, emb[path].0 .0.clone()));
+            // Validation people are seen as the test pairs are (under the domain), at most
+            // `VAL_PER_PERSON` photos each so that no one person decides; training people
+            // under the domain and clean.
+            if id % 10 == 3 {
+                let seen = val
+                    .iter()
+                    .filter(|v: &&(usize, Vec<f32>)| v.0 == id)
+                    .count();
+                if seen < VAL_PER_PERSON {
+                    val.push((id, emb[path].0 .0.clone()));
+                }
+                continue;
+            }
+            tr.push((id, emb[path].0 .0.clone()));
             if let Some(c) = &clean {
-                set.push((id, c[path].0 .0.clone()));
+                tr.push((id, c[path].0 .0.clone()));
             }
         }
-        let (head, _) = train(&model, &tr, &val, opts, &|_, _| {});
+        let (head, _, lambda) = train_selected(&model, &tr, &val, opts, &LAMBDAS, &|_, _| {});
+        lambdas.push(lambda);
         let y = |p: &Path| head.apply(raw(p));
         per_fold.push(
             pairs
@@ -179,6 +211,7 @@ pub fn lfw_protocol(
     progress(folds, folds);
     Ok(ProtocolReport {
         domain: run.domain,
+        lambdas,
         baseline: summarise(&vec![baseline; folds]),
         head: summarise(&per_fold),
     })

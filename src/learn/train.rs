@@ -207,6 +207,45 @@ pub fn train(
     (best.1, curve)
 }
 
+/// The pulls toward the identity map that [`train_selected`] tries.
+pub const LAMBDAS: [f32; 3] = [1e-3, 1e-2, 1e-1];
+
+/// [`train`] once for each weight in `lambdas` (replacing `opts.lambda`); keeps the head with
+/// the best accuracy on the validation people (the first on a tie), and says which weight
+/// that was. Nothing here looks at test data.
+pub fn train_selected(
+    model: &str,
+    train_set: &[(usize, Vec<f32>)],
+    val: &[(usize, Vec<f32>)],
+    opts: TrainOptions,
+    lambdas: &[f32],
+    progress: &dyn Fn(usize, usize),
+) -> (LinearHead, Vec<Epoch>, f32) {
+    let total = opts.steps * lambdas.len().max(1);
+    let mut best: Option<(f64, LinearHead, Vec<Epoch>, f32)> = None;
+    for (k, &lambda) in lambdas.iter().enumerate() {
+        let done = k * opts.steps;
+        let (head, curve) = train(
+            model,
+            train_set,
+            val,
+            TrainOptions { lambda, ..opts },
+            &|s, _| progress(done + s, total),
+        );
+        let score = validate(&head, val);
+        if best.as_ref().is_none_or(|b| score > b.0) {
+            best = Some((score, head, curve, lambda));
+        }
+    }
+    match best {
+        Some((_, head, curve, lambda)) => (head, curve, lambda),
+        None => {
+            let (head, curve) = train(model, train_set, val, opts, progress);
+            (head, curve, opts.lambda)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
