@@ -15,17 +15,21 @@
 //! - [`kiosk`]: the door process: configuration, the K-of-N decision, the relay, the audit
 //!   log, systemd notifications, and the loop that wires them.
 //! - [`eval`]: measuring all of it: LFW, calibration, open-set rates, benchmarks, plots.
+//! - [`learn`]: the triplet loss and training a head on the network's embeddings.
 //! - [`desk`]: the reception desk's local web page (enrollment, people, door health).
 //!
 //! Who depends on whom (a module uses only modules on its own line or above):
 //!
 //! ```text
 //! error · files
-//! recognition   frame · models → photo · detect · align · source → embed · quality · draw → pipeline
-//! identity      threshold · verify · gallery → identify · enroll            (recognition)
+//! recognition   frame · models → photo · detect · align · source → embed · head · quality · draw
+//!               → pipeline
+//! identity      threshold · verify · templates → gallery → space → identify · enroll · cluster
+//!                                                                                  (recognition)
 //! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)
-//! eval          metrics · embed_cache · plot → embed_run → lfw · calibrate · openset · bench
-//!                                                                     (identity, recognition)
+//! eval          metrics · domain · embed_cache · plot → embed_run → lfw · calibrate · openset
+//!               · cluster · bench                                     (identity, recognition)
+//! learn         data · triplet → train → protocol               (eval, identity, recognition)
 //! desk          auth · health → server                                (identity, recognition)
 //! ```
 //!

@@ -35,7 +35,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
         Some(h) => {
             serde_json::json!({"same": v.same, "distance": v.distance, "threshold": v.threshold, "head": h})
         }
-        None => serde_json::to_value(&v).map_err(|e| Error::Invalid(e.to_string()))?,
+        None => serde_json::to_value(v).map_err(|e| Error::Invalid(e.to_string()))?,
     };
     g.emit(&shown, || {
         format!(
