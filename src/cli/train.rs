@@ -31,7 +31,7 @@ pub struct TrainArgs {
     #[arg(long, required_unless_present = "lfw_protocol")]
     out: Option<PathBuf>,
     /// Also write the training curves (loss, active triplets, negatives found, validation
-    /// accuracy) as a PNG here.
+    /// AUC) as a PNG here.
     #[arg(long)]
     curves: Option<PathBuf>,
     /// Negatives: `semihard` (default), `hard` or `all`.
@@ -134,13 +134,13 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
         );
         for e in &curve {
             s += &format!(
-                "step {:>5}: loss {:.4}, active {:.2}, {:.1} triplets/batch ({:.2} of pairs), validation {:.2}%\n",
+                "step {:>5}: loss {:.4}, active {:.2}, {:.1} triplets/batch ({:.2} of pairs), validation AUC {:.4}\n",
                 e.step,
                 e.loss,
                 e.active,
                 e.triplets,
                 e.found,
-                e.validation * 100.0
+                e.validation
             );
         }
         s += "mean same-person distance, before -> after the head:\n";
@@ -250,7 +250,7 @@ fn write_curves(path: &Path, curve: &[Epoch], mining: &str) -> Result<()> {
             ("triplet loss", pts(&|e| e.loss)),
             ("active triplets (fraction)", pts(&|e| e.active)),
             ("pairs with a negative found (fraction)", pts(&|e| e.found)),
-            ("validation accuracy", pts(&|e| e.validation as f32)),
+            ("validation AUC", pts(&|e| e.validation as f32)),
         ],
     )
 }
