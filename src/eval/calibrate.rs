@@ -60,12 +60,7 @@ pub fn calibrate(genuine: &[f32], impostor: &[f32], target_far: f64) -> Result<C
 
 /// Genuine and impostor distances of all pairs of images under `root/<person>/`.
 pub fn folder_pairs(run: &EmbedRun, root: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
-    let mut people: Vec<PathBuf> = std::fs::read_dir(root)
-        .map_err(|e| Error::io(root, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    people.sort();
+    let people = crate::recognition::frame::person_folders(root)?;
     let mut items: Vec<(usize, PathBuf)> = Vec::new();
     for (i, dir) in people.iter().enumerate() {
         let files = crate::recognition::frame::list_images(dir)?;

@@ -128,11 +128,6 @@ impl TemplateMatrix {
         self.owner.is_empty()
     }
 
-    /// Bytes of template data (one per value).
-    pub fn bytes(&self) -> usize {
-        self.rows.len()
-    }
-
     /// The smallest squared distance from `probe` to each of `people` persons' templates
     /// (+∞ for a person without templates, and for everyone when `probe` has another length).
     pub fn best_squared(&self, probe: &[f32], people: usize) -> Vec<f32> {

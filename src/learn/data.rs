@@ -27,12 +27,7 @@ pub fn from_gallery(path: &Path, model: &str, dim: usize) -> Result<(Vec<Labelle
 /// The central face of every photo in `root`'s sub-folders (one per person, as `calibrate`
 /// reads them), labelled by folder; the folder names in person order.
 pub fn from_images(run: &EmbedRun, root: &Path) -> Result<(Vec<Labelled>, Vec<String>)> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .map_err(|e| Error::io(root, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let dirs = crate::recognition::frame::person_folders(root)?;
     let mut files = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
         files.extend(

@@ -99,12 +99,7 @@ pub fn lfw_protocol(
     let pairs: Vec<Pair> = parse_pairs(&lfw.join("pairs.txt"))?;
     let images = lfw.join("images");
     let mut all: Vec<PathBuf> = Vec::new();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&images)
-        .map_err(|e| crate::Error::io(&images, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let dirs = crate::recognition::frame::person_folders(&images)?;
     for d in &dirs {
         all.extend(crate::recognition::frame::list_images(d)?);
     }

@@ -26,6 +26,17 @@ pub const FORMATS: [image::ImageFormat; 6] = [
     image::ImageFormat::Gif,
 ];
 
+/// The sub-folders of `root` (one per person in a labelled set), in name order.
+pub fn person_folders(root: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| Error::io(root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// The image files directly inside `dir` (recognised by their first bytes, not their
 /// names; hidden files skipped), in name order.
 pub fn list_images(dir: &Path) -> Result<Vec<std::path::PathBuf>> {

@@ -1,0 +1,420 @@
+//! The gallery file: checksum and signature lines, the TOML body in formats 1 and 2, loading
+//! with every check, and the atomic write that refuses to replace what it cannot read.
+
+use super::{
+    Gallery, Person, CHECKSUM_PREFIX, FORMAT, MAX_FILE_BYTES, SIGNATURE_PREFIX, TEMPLATE_NORM,
+    VERSION,
+};
+use crate::error::{Error, Result};
+use crate::files::{self, backup_path, Backup};
+use crate::identity::signing::{SigningKey, VerifyingKey};
+use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
+use crate::recognition::embed::Embedding;
+use crate::recognition::models::sha256_hex;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRepr {
+    format: String,
+    version: u32,
+    model: String,
+    /// Format 2: the value of one template byte step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scale: Option<f64>,
+    #[serde(default)]
+    people: Vec<PersonRepr>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonRepr {
+    id: u32,
+    name: String,
+    created: u64,
+    templates: Vec<String>,
+}
+
+impl Gallery {
+    /// Loads `path` and checks it belongs to `model`, whose embeddings have `dim` values:
+    /// every template must have exactly that length (a shorter one would otherwise be
+    /// compared on its first values only, or match everyone).
+    pub fn load(path: &Path, model: &str, dim: usize) -> Result<Gallery> {
+        let g = Self::load_any(path)?;
+        if g.model != model {
+            return Err(Error::gallery(
+                path,
+                format!(
+                    "made by model {}, but this kiosk runs {model}; re-enroll everyone with the current model \
+                     (templates of different models cannot be compared)",
+                    g.model
+                ),
+            ));
+        }
+        for p in &g.people {
+            if let Some(t) = p.templates.iter().find(|t| t.dim() != dim) {
+                return Err(Error::gallery(
+                    path,
+                    format!(
+                        "invalid: person {:?} has a template of {} values, the model makes {dim}",
+                        p.name,
+                        t.dim()
+                    ),
+                ));
+            }
+        }
+        Ok(g)
+    }
+
+    /// Loads `path` if it exists, else an empty gallery for `model`.
+    pub fn load_or_new(path: &Path, model: &str, dim: usize) -> Result<Gallery> {
+        if path.exists() {
+            Self::load(path, model, dim)
+        } else {
+            Ok(Gallery::new(model))
+        }
+    }
+
+    /// Loads `path` whatever model made it, verifying checksum, format and contents: unique
+    /// ids and names, no person without templates, every value finite and every template's
+    /// norm plausible ([`TEMPLATE_NORM`]). A signature, if any, is not checked.
+    pub fn load_any(path: &Path) -> Result<Gallery> {
+        Ok(Self::read(path)?.0)
+    }
+
+    /// [`Gallery::load`], and with `key` the file must carry a valid signature by that key
+    /// ([`crate::identity::signing`]): an unsigned or wrongly signed gallery is refused.
+    pub fn load_verified(
+        path: &Path,
+        model: &str,
+        dim: usize,
+        key: Option<&VerifyingKey>,
+    ) -> Result<Gallery> {
+        if let Some(key) = key {
+            let (_, signature) = Self::read(path)?;
+            check_signature(path, signature.as_ref(), key)?;
+        }
+        Self::load(path, model, dim)
+    }
+
+    /// The gallery in `path` and its signature line with the bytes it signs.
+    fn read(path: &Path) -> Result<(Gallery, Option<(String, String)>)> {
+        let bytes = files::read_capped(path, MAX_FILE_BYTES)?;
+        Self::parse_file(path, bytes)
+    }
+
+    /// Parses the bytes of a gallery file as [`Gallery::load_any`] does (checksum, format,
+    /// contents; the signature is not checked); `path` only names the file in errors.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Gallery> {
+        Ok(Self::parse_file(path, bytes.to_vec())?.0)
+    }
+
+    /// The gallery in `bytes` and its signature line with the bytes it signs.
+    fn parse_file(path: &Path, bytes: Vec<u8>) -> Result<(Gallery, Option<(String, String)>)> {
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::gallery(path, "damaged: not UTF-8 text"))?;
+        let (first, rest) = text
+            .split_once('\n')
+            .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
+        let want = first
+            .strip_prefix(CHECKSUM_PREFIX)
+            .ok_or_else(|| Error::gallery(path, "damaged: the checksum line is missing"))?;
+        let got = sha256_hex(rest.as_bytes());
+        if got != want.trim() {
+            return Err(Error::gallery(
+                path,
+                format!(
+                    "damaged: checksum mismatch (file says {}, content hashes to {got}){}",
+                    want.trim(),
+                    restore_hint(path)
+                ),
+            ));
+        }
+        let (signature, body) = match rest.strip_prefix(SIGNATURE_PREFIX) {
+            Some(signed) => {
+                let (sig, body) = signed
+                    .split_once('\n')
+                    .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
+                (Some((sig.trim().to_string(), body.to_string())), body)
+            }
+            None => (None, rest),
+        };
+        Ok((Self::parse_body(path, body)?, signature))
+    }
+
+    fn parse_body(path: &Path, body: &str) -> Result<Gallery> {
+        let repr: FileRepr =
+            toml::from_str(body).map_err(|e| Error::gallery(path, format!("invalid: {e}")))?;
+        if repr.format != FORMAT || !(1..=VERSION).contains(&repr.version) {
+            return Err(Error::gallery(
+                path,
+                format!(
+                    "unsupported format {} version {} (this facegate reads {FORMAT} 1 to {VERSION})",
+                    repr.format, repr.version
+                ),
+            ));
+        }
+        let scale = match (repr.version, repr.scale) {
+            (1, None) => TEMPLATE_SCALE,
+            (1, Some(_)) => return Err(Error::gallery(path, "invalid: format 1 has no scale")),
+            (_, Some(s)) if s.is_finite() && s > 1e-6 && s < 1.0 => s as f32,
+            (_, s) => {
+                return Err(Error::gallery(
+                    path,
+                    format!("invalid: template scale {s:?} (a number between 1e-6 and 1)"),
+                ))
+            }
+        };
+        let mut people = Vec::new();
+        for p in repr.people {
+            let templates = p
+                .templates
+                .iter()
+                .map(|t| {
+                    match repr.version {
+                        // Rounded as format 2 will store them.
+                        1 => templates::decode_floats(t).map(|v| templates::round_trip(&v, scale)),
+                        _ => templates::decode_bytes(t, scale),
+                    }
+                    .map(Embedding)
+                    .map_err(|e| Error::gallery(path, format!("person {:?}: {e}", p.name)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if templates.is_empty() {
+                return Err(Error::gallery(
+                    path,
+                    format!("invalid: person {:?} has no templates", p.name),
+                ));
+            }
+            if let Some(t) = templates
+                .iter()
+                .find(|t| !TEMPLATE_NORM.contains(&t.norm()))
+            {
+                return Err(Error::gallery(
+                    path,
+                    format!(
+                        "invalid: person {:?} has a template of norm {}, outside {:?}",
+                        p.name,
+                        t.norm(),
+                        TEMPLATE_NORM
+                    ),
+                ));
+            }
+            if people
+                .iter()
+                .any(|q: &Person| q.id == p.id || q.name == p.name)
+            {
+                return Err(Error::gallery(
+                    path,
+                    format!("invalid: id {} or name {:?} appears twice", p.id, p.name),
+                ));
+            }
+            people.push(Person {
+                id: p.id,
+                name: p.name,
+                created: p.created,
+                templates,
+            });
+        }
+        let mut g = Gallery {
+            model: repr.model,
+            people,
+            scale,
+            loaded_version: repr.version,
+            mapped: false,
+            matrix: TemplateMatrix::default(),
+        };
+        g.reindex();
+        Ok(g)
+    }
+
+    /// Writes the gallery to `path` unsigned (see [`Gallery::save_signed`]).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_signed(path, None)
+    }
+
+    /// Writes the gallery to `path` atomically, keeping the previous file as `.bak`, signed
+    /// with `key` when given. Refuses to replace an existing file that does not load (it may
+    /// be someone's only copy), and a signed file without the key that signed it (the doors
+    /// would refuse the result and lock everyone out).
+    pub fn save_signed(&self, path: &Path, key: Option<&SigningKey>) -> Result<()> {
+        if self.mapped {
+            return Err(Error::gallery(
+                path,
+                "refusing to save templates mapped by a head (galleries keep the network's own)",
+            ));
+        }
+        if path.exists() {
+            let (_, signature) = Self::read(path).map_err(|e| {
+                Error::gallery(
+                    path,
+                    format!("refusing to overwrite a gallery that does not load ({e})"),
+                )
+            })?;
+            match (&signature, key) {
+                (Some(_), None) => {
+                    return Err(Error::gallery(
+                        path,
+                        "is signed: give the signing key (--signing-key or FACEGATE_SIGNING_KEY) to change it",
+                    ))
+                }
+                (Some(_), Some(k)) => {
+                    check_signature(path, signature.as_ref(), &k.verifying_key()).map_err(
+                        |e| Error::gallery(path, format!("refusing to re-sign: {e}")),
+                    )?
+                }
+                _ => {}
+            }
+        }
+        let repr = FileRepr {
+            format: FORMAT.into(),
+            version: VERSION,
+            model: self.model.clone(),
+            // The shortest decimal that reads back as this f32 (0.005, not 0.0049999998).
+            scale: format!("{}", self.scale).parse().ok(),
+            people: self
+                .people
+                .iter()
+                .map(|p| PersonRepr {
+                    id: p.id,
+                    name: p.name.clone(),
+                    created: p.created,
+                    templates: p
+                        .templates
+                        .iter()
+                        .map(|t| templates::encode_bytes(&t.0, self.scale))
+                        .collect(),
+                })
+                .collect(),
+        };
+        let body = toml::to_string(&repr)
+            .map_err(|e| Error::gallery(path, format!("cannot serialise: {e}")))?;
+        let rest = match key {
+            Some(k) => format!("{SIGNATURE_PREFIX}{}\n{body}", k.sign(body.as_bytes())),
+            None => body,
+        };
+        let text = format!("{CHECKSUM_PREFIX}{}\n{rest}", sha256_hex(rest.as_bytes()));
+        files::write_atomic(path, text.as_bytes(), Backup::Keep)
+    }
+}
+
+/// Checks the signature line of the gallery at `path` against `key`.
+fn check_signature(
+    path: &Path,
+    signature: Option<&(String, String)>,
+    key: &VerifyingKey,
+) -> Result<()> {
+    let (sig, body) = signature.ok_or_else(|| {
+        Error::gallery(
+            path,
+            format!(
+                "not signed, but this door trusts only galleries signed by key {}",
+                key.fingerprint()
+            ),
+        )
+    })?;
+    key.verify(body.as_bytes(), sig).map_err(|why| {
+        Error::gallery(
+            path,
+            format!("bad signature for key {}: {why}", key.fingerprint()),
+        )
+    })
+}
+
+/// What to tell someone whose gallery does not load: the backup if there is one; names are
+/// changed with `facegate people rename`, never by hand (the checksum covers them).
+fn restore_hint(path: &Path) -> String {
+    let bak = backup_path(path);
+    if bak.exists() {
+        format!("; restore the previous version from {}", bak.display())
+    } else {
+        "; there is no backup beside it: re-enroll, and change names only with \
+         `facegate people rename` (a hand edit breaks the checksum)"
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::sample;
+    use super::*;
+    use base64::Engine;
+
+    /// A format-1 file (f32 templates) as facegate 0.1 wrote it.
+    fn v1_text(values: &[f32]) -> String {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let t = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let body = format!(
+            "format = \"facegate-gallery\"\nversion = 1\nmodel = \"m\"\n\n[[people]]\nid = 1\n\
+             name = \"Ada\"\ncreated = 5\ntemplates = [\"{t}\"]\n"
+        );
+        format!("{CHECKSUM_PREFIX}{}\n{body}", sha256_hex(body.as_bytes()))
+    }
+
+    #[test]
+    fn a_format_1_file_loads_and_is_written_as_format_2_with_the_old_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        let v: Vec<f32> = (0..128)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 400.0)
+            .collect();
+        std::fs::write(&p, v1_text(&v)).unwrap();
+        let v1_bytes = std::fs::metadata(&p).unwrap().len();
+        let mut g = Gallery::load(&p, "m", 128).unwrap();
+        assert_eq!(g.loaded_version(), 1);
+        let t = &g.people()[0].templates[0].0;
+        assert!(t
+            .iter()
+            .zip(&v)
+            .all(|(a, b)| (a - b).abs() <= TEMPLATE_SCALE / 2.0 + 1e-6));
+        // The same distance before and after the file is rewritten.
+        let probe = Embedding(v.iter().map(|x| x * 0.9).collect());
+        let before = g.search(&probe)[0].distance;
+        g.add("Grace", vec![Embedding(v.iter().map(|x| -x).collect())], 6)
+            .unwrap();
+        g.save(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("version = 2") && text.contains("scale = 0.00390625"));
+        let back = Gallery::load(&p, "m", 128).unwrap();
+        assert_eq!(back.loaded_version(), 2);
+        assert_eq!(back.people()[0].templates, g.people()[0].templates);
+        assert!((back.search(&probe)[0].distance - before).abs() < 1e-6);
+        assert!(std::fs::read_to_string(backup_path(&p))
+            .unwrap()
+            .contains("version = 1"));
+        // A template takes a quarter of format 1's characters (172 against 684 for 128
+        // values); with the fixed lines of one person the whole file is 43%.
+        let t2 = templates::encode_bytes(&v, TEMPLATE_SCALE).len();
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let t1 = base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .len();
+        assert_eq!((t2, t1), (172, 684));
+        g.remove("Grace");
+        g.save(&p).unwrap();
+        let v2_bytes = std::fs::metadata(&p).unwrap().len();
+        assert!(v2_bytes * 2 < v1_bytes, "{v2_bytes} vs {v1_bytes}");
+    }
+
+    #[test]
+    fn a_bad_scale_or_byte_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        sample().save(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (from, to, want) in [
+            ("scale = 0.00390625", "scale = 0.0", "template scale"),
+            ("scale = 0.00390625\n", "", "template scale"),
+            ("version = 2", "version = 3", "version 3"),
+        ] {
+            let (_, body) = text.split_once('\n').unwrap();
+            let body = body.replace(from, to);
+            let forged = format!("{CHECKSUM_PREFIX}{}\n{body}", sha256_hex(body.as_bytes()));
+            let e = Gallery::parse(&p, forged.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{from} -> {to}: {e}");
+        }
+    }
+}
