@@ -4,8 +4,10 @@
 use super::Global;
 use clap::Args;
 use facegate::eval::domain::Domain;
+use facegate::eval::embed_run::EmbedRun;
 use facegate::learn::data::{from_gallery, from_images, split_people, Labelled};
-use facegate::learn::protocol::lfw_protocol;
+use facegate::learn::harmonic::MapOptions;
+use facegate::learn::protocol::{lfw_harmonic, lfw_protocol};
 use facegate::learn::train::{train_selected, Epoch, TrainOptions, LAMBDAS};
 use facegate::learn::triplet::{sq, Mining};
 use facegate::recognition::head::LinearHead;
@@ -53,6 +55,11 @@ pub struct TrainArgs {
     /// Compute every embedding, ignoring and not writing the embedding cache.
     #[arg(long)]
     no_cache: bool,
+    /// `--lfw-protocol` with `--model facenet`: measure harmonic embeddings, maps from this
+    /// model's embeddings into the given older model's space (templates enrolled with it,
+    /// probes from `--model`), against least squares, a plain head and a fusion.
+    #[arg(long, requires = "lfw_protocol", value_parser = facegate::recognition::embed::EMBEDDERS)]
+    compatible_with: Option<String>,
 }
 
 /// Runs the chosen source.
@@ -169,6 +176,9 @@ fn protocol(g: &Global, a: &TrainArgs, opts: TrainOptions) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(facegate::eval::default_data_dir);
     let domain = Domain::parse(&a.domain).unwrap_or_default();
+    if let Some(v1) = &a.compatible_with {
+        return harmonic(g, a, v1, &data);
+    }
     let report = g.with_embed_run_in(a.no_cache, domain, |run| {
         lfw_protocol(run, &data, opts, &|f, n| {
             if f < n {
@@ -192,6 +202,59 @@ fn protocol(g: &Global, a: &TrainArgs, opts: TrainOptions) -> Result<ExitCode> {
             a.mining,
             row("baseline", &report.baseline),
             row("head", &report.head)
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--lfw-protocol --compatible-with V1`: the harmonic table.
+fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode> {
+    if a.domain != "clean" {
+        return Err(Error::Invalid(
+            "--compatible-with measures clean photos only (leave out --domain)".into(),
+        ));
+    }
+    if v1 == g.model() {
+        return Err(Error::Invalid(format!(
+            "--compatible-with {v1}: that is the model being trained (choose the new one with --model)"
+        )));
+    }
+    let o = MapOptions {
+        steps: a.steps as usize,
+        seed: a.seed,
+        ..MapOptions::default()
+    };
+    let report = g.with_embed_run_in(a.no_cache, Domain::Clean, |run| {
+        let old = EmbedRun {
+            cache: run.cache.clone(),
+            progress: run.progress,
+            ..EmbedRun::new(run.store, v1, run.min_face)
+        };
+        lfw_harmonic(&old, run, data, o, &|f, n| {
+            if f < n {
+                eprintln!("fold {}/{n}", f + 1)
+            }
+        })
+    })?;
+    g.emit(&report, || {
+        let row = |name: &str, r: &facegate::learn::protocol::Result10| {
+            format!(
+                "{name:<34} {:.2} ± {:.2}%  TAR@FAR=1e-3 {:.2}%  EER {:.2}%\n",
+                r.mean * 100.0,
+                r.std * 100.0,
+                r.tar_at_far_1e3 * 100.0,
+                r.eer * 100.0
+            )
+        };
+        format!(
+            "LFW View 2, 10 folds, maps trained without each test fold's people; v1 {v1}, v2 {}\n{}{}{}{}{}{}",
+            g.model(),
+            row("v1-v1", &report.v1_v1),
+            row("v2-v2", &report.v2_v2),
+            row("v1 template, v2 probe (harmonic)", &report.v1_template_v2_probe),
+            row("v1 template, v2 probe (plain head)", &report.v1_template_v2_probe_plain),
+            row("v1 template, v2 probe (least sq.)", &report.v1_template_v2_probe_lstsq),
+            row("fusion-fusion", &report.fusion_fusion),
         )
     })?;
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@
 //! them, and [`protocol`] measures a trained head on LFW's identity-disjoint folds.
 
 pub mod data;
+pub mod harmonic;
 pub mod protocol;
 pub mod train;
 pub mod triplet;
