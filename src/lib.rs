@@ -29,7 +29,7 @@
 //! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)
 //! eval          metrics · domain · embed_cache · plot → embed_run → lfw · calibrate · openset
 //!               · cluster · bench                                     (identity, recognition)
-//! learn         data · triplet → train → protocol               (eval, identity, recognition)
+//! learn         data · triplet → train · harmonic → protocol    (eval, identity, recognition)
 //! desk          auth · health → server                                (identity, recognition)
 //! ```
 //!
