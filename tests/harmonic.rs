@@ -10,7 +10,7 @@ use facegate::recognition::models::ModelStore;
 use facegate::recognition::pipeline::largest;
 
 fn embedding(rec: &mut facegate::recognition::pipeline::Recognizer, rel: &str) -> Vec<f32> {
-    let frame = load_image(&common::data(rel)).unwrap();
+    let frame = load_image(common::data(rel)).unwrap();
     let faces = rec.detect(&frame).unwrap();
     assert_eq!(faces.len(), 1, "{rel}: one face");
     let i = largest(&faces).unwrap();
