@@ -181,7 +181,16 @@ impl Gallery {
                 .map(|t| Embedding(templates::round_trip(&t.0, scale)))
                 .collect(),
         });
-        self.reindex();
+        // The new person is the last: their rows are appended (a rebuild per person would
+        // make building a large gallery quadratic).
+        let index = self.people.len() - 1;
+        if self.matrix.is_empty() {
+            self.reindex();
+        } else {
+            for t in &self.people[index].templates {
+                self.matrix.push(index, &t.0);
+            }
+        }
         Ok(id)
     }
 

@@ -103,19 +103,24 @@ impl TemplateMatrix {
             ..Default::default()
         };
         for (person, v) in templates {
-            if m.owner.is_empty() {
-                m.dim = v.len();
-            }
-            if v.len() != m.dim {
-                continue;
-            }
-            let q = quantize(v, scale);
-            let n: f32 = q.iter().map(|&b| (b as f32) * (b as f32)).sum();
-            m.norms.push(n * scale * scale);
-            m.rows.extend_from_slice(&q);
-            m.owner.push(person);
+            m.push(person, v);
         }
         m
+    }
+
+    /// Appends one template of `person`; one of another length than the first is left out.
+    pub fn push(&mut self, person: usize, v: &[f32]) {
+        if self.owner.is_empty() {
+            self.dim = v.len();
+        }
+        if v.len() != self.dim {
+            return;
+        }
+        let q = quantize(v, self.scale);
+        let n: f32 = q.iter().map(|&b| (b as f32) * (b as f32)).sum();
+        self.norms.push(n * self.scale * self.scale);
+        self.rows.extend_from_slice(&q);
+        self.owner.push(person);
     }
 
     /// Number of templates.
