@@ -7,7 +7,7 @@ use facegate::eval::domain::Domain;
 use facegate::eval::embed_run::EmbedRun;
 use facegate::learn::data::{from_gallery, from_images, split_people, Labelled};
 use facegate::learn::harmonic::MapOptions;
-use facegate::learn::protocol::{lfw_harmonic, lfw_protocol};
+use facegate::learn::protocol::{lfw_harmonic, lfw_protocol, Result10};
 use facegate::learn::train::{train_selected, Epoch, TrainOptions, LAMBDAS};
 use facegate::learn::triplet::{sq, Mining};
 use facegate::recognition::head::LinearHead;
@@ -180,22 +180,10 @@ fn protocol(g: &Global, a: &TrainArgs, opts: TrainOptions) -> Result<ExitCode> {
         return harmonic(g, a, v1, &data);
     }
     let report = g.with_embed_run_in(a.no_cache, domain, |run| {
-        lfw_protocol(run, &data, opts, &|f, n| {
-            if f < n {
-                eprintln!("fold {}/{n}", f + 1)
-            }
-        })
+        lfw_protocol(run, &data, opts, &fold_progress)
     })?;
     g.emit(&report, || {
-        let row = |name: &str, r: &facegate::learn::protocol::Result10| {
-            format!(
-                "{name:<10} {:.2} ± {:.2}%  TAR@FAR=1e-3 {:.2}%  EER {:.2}%\n",
-                r.mean * 100.0,
-                r.std * 100.0,
-                r.tar_at_far_1e3 * 100.0,
-                r.eer * 100.0
-            )
-        };
+        let row = |name: &str, r: &Result10| result_row(name, 10, r);
         format!(
             "LFW View 2 ({} photos), 10 folds, head trained without each test fold's people ({} mining)\n{}{}",
             a.domain,
@@ -205,6 +193,24 @@ fn protocol(g: &Global, a: &TrainArgs, opts: TrainOptions) -> Result<ExitCode> {
         )
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of a 10-fold table, the name padded to `width`.
+fn result_row(name: &str, width: usize, r: &Result10) -> String {
+    format!(
+        "{name:<width$} {:.2} ± {:.2}%  TAR@FAR=1e-3 {:.2}%  EER {:.2}%\n",
+        r.mean * 100.0,
+        r.std * 100.0,
+        r.tar_at_far_1e3 * 100.0,
+        r.eer * 100.0
+    )
+}
+
+/// Tells stderr which fold is training.
+fn fold_progress(f: usize, n: usize) {
+    if f < n {
+        eprintln!("fold {}/{n}", f + 1)
+    }
 }
 
 /// `--lfw-protocol --compatible-with V1`: the harmonic table.
@@ -230,22 +236,10 @@ fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode
             progress: run.progress,
             ..EmbedRun::new(run.store, v1, run.min_face)
         };
-        lfw_harmonic(&old, run, data, o, &|f, n| {
-            if f < n {
-                eprintln!("fold {}/{n}", f + 1)
-            }
-        })
+        lfw_harmonic(&old, run, data, o, &fold_progress)
     })?;
     g.emit(&report, || {
-        let row = |name: &str, r: &facegate::learn::protocol::Result10| {
-            format!(
-                "{name:<34} {:.2} ± {:.2}%  TAR@FAR=1e-3 {:.2}%  EER {:.2}%\n",
-                r.mean * 100.0,
-                r.std * 100.0,
-                r.tar_at_far_1e3 * 100.0,
-                r.eer * 100.0
-            )
-        };
+        let row = |name: &str, r: &Result10| result_row(name, 34, r);
         format!(
             "LFW View 2, 10 folds, maps trained without each test fold's people; v1 {v1}, v2 {}\n{}{}{}{}{}{}",
             g.model(),

@@ -17,6 +17,7 @@
 //! fold on the other folds' pairs.
 
 use crate::learn::protocol::{summarise, Result10};
+use crate::learn::train::Rng;
 use crate::learn::triplet::{loss_and_grad, sq, Triplet, ALPHA};
 use serde::Serialize;
 
@@ -327,24 +328,6 @@ fn validate(m: &Map, val: &[Pairing], cross: bool) -> f64 {
         }
     }
     crate::eval::metrics::auc(&g, &im)
-}
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
 }
 
 /// Every entry of the harmonic table, on the same folds (templates from each pair's first

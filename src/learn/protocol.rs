@@ -88,6 +88,49 @@ pub(crate) fn summarise(per_fold: &[Vec<(f32, bool, usize)>]) -> Result10 {
     }
 }
 
+/// LFW View 2 as both protocols read it: the pairs, the image folder, every photo, each
+/// person's id (folder order) and each fold's people.
+struct LfwFolds {
+    pairs: Vec<Pair>,
+    images: PathBuf,
+    all: Vec<PathBuf>,
+    ids: BTreeMap<String, usize>,
+    fold_people: Vec<BTreeSet<String>>,
+}
+
+fn lfw_folds(data: &Path) -> Result<LfwFolds> {
+    let lfw = data_folder(data, "lfw")?;
+    let pairs: Vec<Pair> = parse_pairs(&lfw.join("pairs.txt"))?;
+    let images = lfw.join("images");
+    let dirs = crate::recognition::frame::person_folders(&images)?;
+    let mut all: Vec<PathBuf> = Vec::new();
+    for d in &dirs {
+        all.extend(crate::recognition::frame::list_images(d)?);
+    }
+    let ids: BTreeMap<String, usize> = dirs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| Some((d.file_name()?.to_string_lossy().to_string(), i)))
+        .collect();
+    let folds = pairs.iter().map(|p| p.fold + 1).max().unwrap_or(0);
+    let fold_people = (0..folds)
+        .map(|f| {
+            pairs
+                .iter()
+                .filter(|p| p.fold == f)
+                .flat_map(|p| [person(&p.a), person(&p.b)])
+                .collect()
+        })
+        .collect();
+    Ok(LfwFolds {
+        pairs,
+        images,
+        all,
+        ids,
+        fold_people,
+    })
+}
+
 /// Runs the protocol with `opts`; `progress` hears (fold, folds).
 pub fn lfw_protocol(
     run: &EmbedRun,
@@ -95,14 +138,13 @@ pub fn lfw_protocol(
     opts: TrainOptions,
     progress: &dyn Fn(usize, usize),
 ) -> Result<ProtocolReport> {
-    let lfw = data_folder(data, "lfw")?;
-    let pairs: Vec<Pair> = parse_pairs(&lfw.join("pairs.txt"))?;
-    let images = lfw.join("images");
-    let mut all: Vec<PathBuf> = Vec::new();
-    let dirs = crate::recognition::frame::person_folders(&images)?;
-    for d in &dirs {
-        all.extend(crate::recognition::frame::list_images(d)?);
-    }
+    let LfwFolds {
+        pairs,
+        images,
+        all,
+        ids,
+        fold_people,
+    } = lfw_folds(data)?;
     // Heads train on the network's own embeddings, whatever space `run` compares in.
     let run = &EmbedRun {
         cache: run.cache.clone(),
@@ -123,28 +165,7 @@ pub fn lfw_protocol(
         };
         Some(embed_all(&clean_run, &all)?)
     };
-    let ids: BTreeMap<String, usize> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            (
-                d.file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-                i,
-            )
-        })
-        .collect();
-    let folds = pairs.iter().map(|p| p.fold + 1).max().unwrap_or(0);
-    let fold_people: Vec<BTreeSet<String>> = (0..folds)
-        .map(|f| {
-            pairs
-                .iter()
-                .filter(|p| p.fold == f)
-                .flat_map(|p| [person(&p.a), person(&p.b)])
-                .collect()
-        })
-        .collect();
+    let folds = fold_people.len();
     let raw = |p: &Path| &emb[&images.join(p)].0 .0;
     let baseline: Vec<(f32, bool, usize)> = pairs
         .iter()
@@ -224,31 +245,16 @@ pub fn lfw_harmonic(
     progress: &dyn Fn(usize, usize),
 ) -> Result<crate::learn::harmonic::HarmonicReport> {
     use crate::learn::harmonic::{harmonic_protocol, unit, PairFaces, Pairing};
-    let lfw = data_folder(data, "lfw")?;
-    let pairs: Vec<Pair> = parse_pairs(&lfw.join("pairs.txt"))?;
-    let images = lfw.join("images");
-    let dirs = crate::recognition::frame::person_folders(&images)?;
-    let mut all: Vec<PathBuf> = Vec::new();
-    for d in &dirs {
-        all.extend(crate::recognition::frame::list_images(d)?);
-    }
+    let LfwFolds {
+        pairs,
+        images,
+        all,
+        ids,
+        fold_people,
+    } = lfw_folds(data)?;
     let e1 = embed_all(v1, &all)?;
     let e2 = embed_all(v2, &all)?;
-    let ids: BTreeMap<String, usize> = dirs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, d)| Some((d.file_name()?.to_string_lossy().to_string(), i)))
-        .collect();
-    let folds = pairs.iter().map(|p| p.fold + 1).max().unwrap_or(0);
-    let fold_people: Vec<BTreeSet<String>> = (0..folds)
-        .map(|f| {
-            pairs
-                .iter()
-                .filter(|p| p.fold == f)
-                .flat_map(|p| [person(&p.a), person(&p.b)])
-                .collect()
-        })
-        .collect();
+    let folds = fold_people.len();
     let get = |e: &crate::eval::embed_run::Embeddings, p: &Path| e[&images.join(p)].0 .0.clone();
     let faces: Vec<PairFaces> = pairs
         .iter()
