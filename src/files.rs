@@ -81,6 +81,56 @@ pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// An exclusive lock on `path`'s changes, held until dropped (an advisory lock on
+/// `NAME.lock` beside it). Every read-modify-write of a file that several processes change
+/// (the gallery: enrolment, the desk, `people remove`, a kiosk adding templates on grants)
+/// takes it before reading, so no writer saves a copy older than another's change (a
+/// revocation overwritten by a stale copy would let the revoked person in again).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+/// Waits for and takes [`FileLock`] on `path`.
+pub fn lock(path: &Path) -> Result<FileLock> {
+    lock_file(path, true)?
+        .ok_or_else(|| Error::Invalid(format!("{}: the lock was not taken", path.display())))
+}
+
+/// Takes [`FileLock`] on `path` if no one holds it, else `None` at once (for a loop that
+/// must not wait, like the door's).
+pub fn try_lock(path: &Path) -> Result<Option<FileLock>> {
+    lock_file(path, false)
+}
+
+fn lock_file(path: &Path, wait: bool) -> Result<Option<FileLock>> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("{}: not a file path", path.display())))?
+        .to_string_lossy()
+        .to_string();
+    let lock_path = path.with_file_name(format!("{name}.lock"));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    if wait {
+        f.lock().map_err(|e| Error::io(&lock_path, e))?;
+        return Ok(Some(FileLock { _file: f }));
+    }
+    match f.try_lock() {
+        Ok(()) => Ok(Some(FileLock { _file: f })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
+}
+
 /// Replaces `path` by `bytes` atomically (creating its folder if needed).
 pub fn write_atomic(path: &Path, bytes: &[u8], backup: Backup) -> Result<()> {
     let dir = match path.parent() {
@@ -162,6 +212,26 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         assert_eq!(std::fs::read(q.join("inside")).unwrap(), b"keep");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_across_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        let held = lock(&p).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let q = p.clone();
+        let t = std::thread::spawn(move || {
+            let _l = lock(&q).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
+        assert!(try_lock(&p).unwrap().is_none());
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        t.join().unwrap();
     }
 
     #[test]

@@ -24,8 +24,8 @@
 //! error · files
 //! recognition   frame · models → photo · detect · align · source → embed · head · quality · draw
 //!               → pipeline
-//! identity      threshold · verify · templates → gallery → space → identify · enroll · cluster
-//!                                                                                  (recognition)
+//! identity      threshold · verify · templates → bridge · gallery → space → identify
+//!               → matcher · enroll · cluster                                       (recognition)
 //! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)
 //! eval          metrics · domain · embed_cache · plot → embed_run → lfw · calibrate · openset
 //!               · cluster · bench                                     (identity, recognition)

@@ -91,6 +91,7 @@ fn enroll_clusters(
     let list = doc["clusters"]
         .as_array()
         .ok_or_else(|| Error::Invalid(format!("{}: no \"clusters\" list", clusters.display())))?;
+    let _lock = facegate::files::lock(&a.gallery)?;
     let mut gallery = Gallery::load_or_new(&a.gallery, rec.model_id(), rec.dim())?;
     let opts = EnrollOptions {
         k: a.k as usize,
@@ -217,6 +218,8 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
     if name.trim().is_empty() {
         return Err(Error::Invalid("--name must not be empty".into()));
     }
+    // Held until the new person is saved (see `facegate::files::lock`).
+    let _lock = facegate::files::lock(&a.gallery)?;
     let mut gallery = Gallery::load_or_new(&a.gallery, rec.model_id(), rec.dim())?;
     let mut source: Box<dyn FrameSource> = match a.camera {
         Some(i) => camera_source(i, 640, 480, 15)?,

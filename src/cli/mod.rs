@@ -11,6 +11,7 @@ mod detect;
 mod embed;
 mod enroll;
 mod eval;
+mod gallery;
 mod identify;
 mod keygen;
 mod people;
@@ -83,6 +84,8 @@ enum Cmd {
     Enroll(enroll::EnrollArgs),
     /// List, remove or rename enrolled people.
     People(people::PeopleArgs),
+    /// A gallery's upgrade to a newer network: how far it has migrated, and completing it.
+    Gallery(gallery::GalleryArgs),
     /// Open-set 1:N identification of the largest face in each image.
     Identify(identify::IdentifyArgs),
     /// Run the kiosk loop from a config file.
@@ -113,6 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Eval(a) => eval::run(g, a),
         Cmd::Enroll(a) => enroll::run(g, a),
         Cmd::People(a) => people::run(g, a),
+        Cmd::Gallery(a) => gallery::run(g, a),
         Cmd::Identify(a) => identify::run(g, a),
         Cmd::Run(a) => run::run(g, a),
         Cmd::Calibrate(a) => calibrate::run(g, a),

@@ -38,13 +38,23 @@ enum PeopleCmd {
 
 /// Lists, removes or renames; changes are saved atomically with a backup.
 pub fn run(g: &Global, a: &PeopleArgs) -> Result<ExitCode> {
+    // Held until the change is saved: nobody else (a kiosk adding templates on grants, the
+    // desk) writes in between.
+    let _lock = facegate::files::lock(&a.gallery)?;
     let mut gallery = Gallery::load_any(&a.gallery)?;
     match &a.action {
         PeopleCmd::List => {
             let v: Vec<_> = gallery
                 .people()
                 .iter()
-                .map(|p| json!({"id": p.id, "name": p.name, "created": p.created, "templates": p.templates.len()}))
+                .map(|p| {
+                    let migrated: serde_json::Map<String, serde_json::Value> = p
+                        .migrated
+                        .iter()
+                        .map(|m| (m.model.clone(), json!(m.templates.len())))
+                        .collect();
+                    json!({"id": p.id, "name": p.name, "created": p.created, "templates": p.templates.len(), "migrated": migrated})
+                })
                 .collect();
             g.emit(&json!({"model": gallery.model, "people": v}), || {
                 let mut s = format!(
@@ -54,11 +64,15 @@ pub fn run(g: &Global, a: &PeopleArgs) -> Result<ExitCode> {
                 );
                 for p in gallery.people() {
                     s += &format!(
-                        "  {:>4}  {:<30} {}\n",
+                        "  {:>4}  {:<30} {}",
                         p.id,
                         p.name,
                         count(p.templates.len(), "template", "templates")
                     );
+                    for m in &p.migrated {
+                        s += &format!(", {} of {} (added on grants)", m.templates.len(), m.model);
+                    }
+                    s += "\n";
                 }
                 s
             })?;

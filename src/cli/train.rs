@@ -6,7 +6,7 @@ use clap::Args;
 use facegate::eval::domain::Domain;
 use facegate::eval::embed_run::EmbedRun;
 use facegate::learn::data::{from_gallery, from_images, split_people, Labelled};
-use facegate::learn::harmonic::MapOptions;
+use facegate::learn::harmonic::{fit_bridge, MapOptions, Pairing};
 use facegate::learn::protocol::{lfw_harmonic, lfw_protocol, Result10};
 use facegate::learn::train::{train_selected, Epoch, TrainOptions, LAMBDAS};
 use facegate::learn::triplet::{sq, Mining};
@@ -55,10 +55,11 @@ pub struct TrainArgs {
     /// Compute every embedding, ignoring and not writing the embedding cache.
     #[arg(long)]
     no_cache: bool,
-    /// `--lfw-protocol` with `--model facenet`: measure harmonic embeddings, maps from this
-    /// model's embeddings into the given older model's space (templates enrolled with it,
-    /// probes from `--model`), against least squares, a plain head and a fusion.
-    #[arg(long, requires = "lfw_protocol", value_parser = facegate::recognition::embed::EMBEDDERS)]
+    /// With `--model facenet`: maps from this model's embeddings into the given older model's
+    /// space (templates enrolled with it, probes from `--model`). With `--lfw-protocol`:
+    /// measure harmonic embeddings against least squares, a plain head and a fusion. With
+    /// `--images DIR --out FILE`: write a bridge for the kiosk (`[models] bridge`).
+    #[arg(long, conflicts_with = "gallery", value_parser = facegate::recognition::embed::EMBEDDERS)]
     compatible_with: Option<String>,
 }
 
@@ -76,6 +77,9 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
     };
     if a.lfw_protocol {
         return protocol(g, a, opts);
+    }
+    if let Some(v1) = &a.compatible_with {
+        return bridge(g, a, v1);
     }
     let out = a
         .out
@@ -250,6 +254,79 @@ fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode
             row("v1 template, v2 probe (least sq.)", &report.v1_template_v2_probe_lstsq),
             row("fusion-fusion", &report.fusion_fusion),
         )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--compatible-with V1 --images DIR --out FILE`: a bridge from `--model` into V1.
+fn bridge(g: &Global, a: &TrainArgs, v1: &str) -> Result<ExitCode> {
+    if v1 == g.model() {
+        return Err(Error::Invalid(format!(
+            "--compatible-with {v1}: that is the model being trained (choose the new one with --model)"
+        )));
+    }
+    let (Some(dir), Some(out)) = (&a.images, &a.out) else {
+        return Err(Error::Invalid(
+            "a bridge is trained from --images DIR (one folder per person) into --out FILE".into(),
+        ));
+    };
+    let store = g.store()?;
+    let (from, to) = (store.model_id(g.model())?, store.model_id(v1)?);
+    let (new, old) = g.with_embed_run(a.no_cache, |run| {
+        let old = EmbedRun {
+            cache: run.cache.clone(),
+            progress: run.progress,
+            ..EmbedRun::new(run.store, v1, run.min_face)
+        };
+        Ok((from_images(run, dir)?, from_images(&old, dir)?))
+    })?;
+    let ((new_tr, new_val), (old_tr, old_val)) = (split_people(&new.0)?, split_people(&old.0)?);
+    let pair = |n: &[facegate::learn::data::Labelled], o: &[facegate::learn::data::Labelled]| {
+        n.iter()
+            .zip(o)
+            .map(|(n, o)| Pairing {
+                person: n.0,
+                v2: n.1.clone(),
+                v1: facegate::identity::bridge::unit(&o.1),
+            })
+            .collect::<Vec<_>>()
+    };
+    let (tr, val) = (pair(&new_tr, &old_tr), pair(&new_val, &old_val));
+    let (b, fit) = fit_bridge(&from, &to, &tr, &val).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: too few faces for a bridge ({} train, {} validate; the threshold curve needs \
+             at least 1,000,000 impostor pairs among the validation faces)",
+            dir.display(),
+            tr.len(),
+            val.len()
+        ))
+    })?;
+    b.save(out)?;
+    let report = json!({
+        "bridge": b.id(), "file": out, "from": from, "to": to,
+        "people": new.1.len(), "train_faces": tr.len(), "validation_faces": val.len(),
+        "far_curve": b.curve.points(), "fit": fit,
+    });
+    g.emit(&report, || {
+        let mut s = format!(
+            "wrote {} ({}): {from} -> {to}, {} people, {} faces train, {} validate; ridge {:e}\n\
+             threshold curve on the validation people ({} genuine, {} impostor pairs):\n",
+            out.display(),
+            b.id(),
+            new.1.len(),
+            tr.len(),
+            val.len(),
+            fit.ridge,
+            fit.genuine_pairs,
+            fit.impostor_pairs
+        );
+        for ((f, t), (_, tar)) in b.curve.points().iter().zip(&fit.tar) {
+            s += &format!(
+                "  FAR {f:e}: distance < {t:.4}  (TAR {:.2}%)\n",
+                tar * 100.0
+            );
+        }
+        s
     })?;
     Ok(ExitCode::SUCCESS)
 }

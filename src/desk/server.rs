@@ -323,12 +323,14 @@ fn save_enrolled(shared: &Shared, j: &Job) -> Result<u32> {
 }
 
 /// Loads the gallery, applies `f` and writes it back atomically (signed with the desk's
-/// key), all under the write lock; nothing is written when `f` fails.
+/// key), all under the write lock and the file's lock; nothing is written when `f` fails.
 pub(super) fn change_gallery<T>(
     shared: &Shared,
     f: impl FnOnce(&mut Gallery) -> Result<T>,
 ) -> Result<T> {
     let _w = lock(&shared.gallery_write);
+    // Across processes too: a kiosk adding templates on grants, `facegate people`.
+    let _file = crate::files::lock(&shared.opts.gallery)?;
     let mut g = Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim)?;
     let out = f(&mut g)?;
     g.save_signed(&shared.opts.gallery, shared.opts.signing_key.as_ref())?;

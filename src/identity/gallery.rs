@@ -7,7 +7,11 @@
 //! at the file's `scale` ([`crate::identity::templates`]), in base64: 172 characters for
 //! 128 values. Format 1 (little-endian f32 per value, 684 characters) still loads; its
 //! templates are rounded to bytes on load, and the next change writes the file as format 2
-//! (the `.bak` keeps the format-1 file).
+//! (the `.bak` keeps the format-1 file). Format 3 adds what a network upgrade needs: the next
+//! person id (ids are never reused, so a revoked person's id can never name someone else),
+//! and per person the templates other networks made of them as they walked through a kiosk
+//! running that network ([`Migrated`], [`Gallery::add_migrated`]), each with the time it was
+//! added. Formats 1 and 2 still load and are written as format 3 on the next change.
 //! The first line is a sha256 over the rest of the file, so any damage is detected; with a
 //! signing key the second line is an ed25519 signature of the TOML body
 //! ([`crate::identity::signing`]), so a forgery is detected too.
@@ -23,8 +27,8 @@ use serde::Serialize;
 mod file;
 
 const FORMAT: &str = "facegate-gallery";
-/// The format written; format 1 is still read.
-pub const VERSION: u32 = 2;
+/// The format written; formats 1 and 2 are still read.
+pub const VERSION: u32 = 3;
 const CHECKSUM_PREFIX: &str = "# sha256 ";
 const SIGNATURE_PREFIX: &str = "# ed25519 ";
 
@@ -44,8 +48,33 @@ pub struct Person {
     pub name: String,
     /// Unix time of enrolment, seconds.
     pub created: u64,
-    /// The person's templates.
+    /// The person's templates, made by the gallery's model at enrolment.
     #[serde(skip)]
+    pub templates: Vec<Embedding>,
+    /// Templates of other networks, added on grants by kiosks running them; one entry per
+    /// model.
+    #[serde(skip)]
+    pub migrated: Vec<Migrated>,
+}
+
+impl Person {
+    /// The templates `model` made of this person on grants (none if it never did).
+    pub fn migrated_for(&self, model: &str) -> &[Embedding] {
+        self.migrated
+            .iter()
+            .find(|m| m.model == model)
+            .map_or(&[], |m| m.templates.as_slice())
+    }
+}
+
+/// A person's templates made by another network than the gallery's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Migrated {
+    /// The network's model id.
+    pub model: String,
+    /// Unix time each template was added, oldest first (parallel to `templates`).
+    pub added: Vec<u64>,
+    /// The templates.
     pub templates: Vec<Embedding>,
 }
 
@@ -62,6 +91,8 @@ pub struct Gallery {
     loaded_version: u32,
     /// Made by [`Gallery::mapped`]: its templates are no network's embeddings; never saved.
     mapped: bool,
+    /// The id the next person gets: above every id ever given in this file.
+    next_id: u32,
     matrix: TemplateMatrix,
 }
 
@@ -83,18 +114,27 @@ impl Gallery {
             scale: TEMPLATE_SCALE,
             loaded_version: VERSION,
             mapped: false,
+            next_id: 1,
             matrix: TemplateMatrix::default(),
         }
     }
 
-    /// A copy whose templates are `f` of these (e.g. a learned head's embeddings), for
-    /// matching only: it cannot be saved. Its byte scale fits the largest mapped value.
-    pub fn mapped(&self, f: impl Fn(&Embedding) -> Embedding) -> Gallery {
+    /// The gallery's byte scale (every template, migrated ones too, is stored at it).
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    /// A copy for matching only (it cannot be saved) whose templates are each person's
+    /// `pick`, e.g. a head's map of their templates, or the templates another network made on
+    /// grants. People stay in the same order, so indexes agree with this gallery's. Its byte
+    /// scale fits the largest value picked.
+    pub fn view(&self, pick: impl Fn(&Person) -> Vec<Embedding>) -> Gallery {
         let people: Vec<Person> = self
             .people
             .iter()
             .map(|p| Person {
-                templates: p.templates.iter().map(&f).collect(),
+                templates: pick(p),
+                migrated: Vec::new(),
                 ..p.clone()
             })
             .collect();
@@ -105,25 +145,31 @@ impl Gallery {
         let scale = (top / 127.0).clamp(1e-6, 0.99);
         let mut g = Gallery {
             model: self.model.clone(),
-            people: Vec::new(),
+            people: people
+                .into_iter()
+                .map(|p| Person {
+                    templates: p
+                        .templates
+                        .iter()
+                        .map(|t| Embedding(templates::round_trip(&t.0, scale)))
+                        .collect(),
+                    ..p
+                })
+                .collect(),
             scale,
             loaded_version: self.loaded_version,
             mapped: true,
+            next_id: self.next_id,
             matrix: TemplateMatrix::default(),
         };
-        g.people = people
-            .into_iter()
-            .map(|p| Person {
-                templates: p
-                    .templates
-                    .iter()
-                    .map(|t| Embedding(templates::round_trip(&t.0, scale)))
-                    .collect(),
-                ..p
-            })
-            .collect();
         g.reindex();
         g
+    }
+
+    /// A copy whose templates are `f` of these (e.g. a learned head's embeddings), for
+    /// matching only: it cannot be saved.
+    pub fn mapped(&self, f: impl Fn(&Embedding) -> Embedding) -> Gallery {
+        self.view(|p| p.templates.iter().map(&f).collect())
     }
 
     /// Everyone enrolled.
@@ -168,9 +214,12 @@ impl Gallery {
             .max()
             .unwrap_or(0)
             .checked_add(1)
+            .map(|above| above.max(self.next_id))
+            .filter(|id| *id < u32::MAX)
             .ok_or_else(|| {
                 Error::Invalid("no person id left (the largest id is 4294967295)".into())
             })?;
+        self.next_id = id + 1;
         let scale = self.scale;
         self.people.push(Person {
             id,
@@ -180,6 +229,7 @@ impl Gallery {
                 .into_iter()
                 .map(|t| Embedding(templates::round_trip(&t.0, scale)))
                 .collect(),
+            migrated: Vec::new(),
         });
         // The new person is the last: their rows are appended (a rebuild per person would
         // make building a large gallery quadratic).
@@ -192,6 +242,113 @@ impl Gallery {
             }
         }
         Ok(id)
+    }
+
+    /// Adds `template`, made by `model` (not the gallery's), to the person with this `id`,
+    /// `name` and creation time, keeping at most `max` of that model's templates for them
+    /// (the oldest goes first; the enrolled templates are never dropped). False, and nothing
+    /// changed, when no such person is enrolled: they were removed, or renamed, or the id now
+    /// names someone else.
+    pub fn add_migrated(
+        &mut self,
+        who: (u32, &str, u64),
+        model: &str,
+        template: Embedding,
+        now: u64,
+        max: usize,
+    ) -> Result<bool> {
+        if model == self.model {
+            return Err(Error::Invalid(format!(
+                "{model} is the gallery's own model: its templates are enrolled, not migrated"
+            )));
+        }
+        if template.0.iter().any(|v| !v.is_finite()) || !TEMPLATE_NORM.contains(&template.norm()) {
+            return Err(Error::Invalid(format!(
+                "a {model} template of norm {} is no face's (outside {TEMPLATE_NORM:?})",
+                template.norm()
+            )));
+        }
+        let (id, name, created) = who;
+        let scale = self.scale;
+        let Some(index) = self
+            .people
+            .iter()
+            .position(|p| p.id == id && p.name == name && p.created == created)
+        else {
+            return Ok(false);
+        };
+        let p = &mut self.people[index];
+        let i = match p.migrated.iter().position(|m| m.model == model) {
+            Some(i) => i,
+            None => {
+                p.migrated.push(Migrated {
+                    model: model.to_string(),
+                    added: Vec::new(),
+                    templates: Vec::new(),
+                });
+                p.migrated.len() - 1
+            }
+        };
+        let set = &mut p.migrated[i];
+        set.templates
+            .push(Embedding(templates::round_trip(&template.0, scale)));
+        set.added.push(now);
+        while set.templates.len() > max.max(1) {
+            set.templates.remove(0);
+            set.added.remove(0);
+        }
+        Ok(true)
+    }
+
+    /// The people with no template of `model`: enrolled with another and not migrated yet.
+    pub fn not_migrated(&self, model: &str) -> Vec<&Person> {
+        self.people
+            .iter()
+            .filter(|p| self.model != model && p.migrated_for(model).is_empty())
+            .collect()
+    }
+
+    /// The end of an upgrade: the same people, with `model`'s templates (added on grants) as
+    /// their enrolled ones and `model` as the gallery's model; the old network's templates
+    /// are dropped. Refused while anyone has no template of `model` (they would be locked
+    /// out), or when `model` already is the gallery's.
+    pub fn promoted(&self, model: &str) -> Result<Gallery> {
+        if model == self.model {
+            return Err(Error::Invalid(format!("the gallery is already {model}'s")));
+        }
+        let left = self.not_migrated(model);
+        if !left.is_empty() {
+            let names: Vec<&str> = left.iter().take(10).map(|p| p.name.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "{} of {} people have no {model} template yet ({}{}): they would be locked out; \
+                 wait until they have walked through, or re-enroll them",
+                left.len(),
+                self.people.len(),
+                names.join(", "),
+                if left.len() > 10 { ", ..." } else { "" }
+            )));
+        }
+        let mut g = Gallery {
+            model: model.to_string(),
+            people: self
+                .people
+                .iter()
+                .map(|p| Person {
+                    templates: p.migrated_for(model).to_vec(),
+                    migrated: p
+                        .migrated
+                        .iter()
+                        .filter(|m| m.model != model)
+                        .cloned()
+                        .collect(),
+                    ..p.clone()
+                })
+                .collect(),
+            matrix: TemplateMatrix::default(),
+            ..self.clone()
+        };
+        g.reindex();
+        Ok(g)
     }
 
     /// Removes `name`; false when absent.
@@ -252,9 +409,19 @@ impl Gallery {
             .collect()
     }
 
-    /// Number of templates in total.
+    /// Number of templates of the gallery's model in total.
     pub fn template_count(&self) -> usize {
         self.people.iter().map(|p| p.templates.len()).sum()
+    }
+
+    /// Each person's best template distance to `probe`, indexed like [`Gallery::people`];
+    /// `None` for a person without templates here.
+    pub fn distances(&self, probe: &Embedding) -> Vec<Option<f32>> {
+        let mut v = vec![None; self.people.len()];
+        for c in self.best_per_person(probe) {
+            v[c.index] = Some(c.distance);
+        }
+        v
     }
 }
 

@@ -37,8 +37,31 @@ pub struct Identification {
 
 /// Identifies `probe` against `gallery` under `policy`.
 pub fn identify(gallery: &Gallery, probe: &Embedding, policy: MatchPolicy) -> Identification {
-    let (best, second) = gallery.nearest_two(probe);
-    let Some(best) = best else {
+    identify_by_distance(gallery, &gallery.distances(probe), policy)
+}
+
+/// Identifies a probe from each person's distance to it (`distances[i]` for
+/// `gallery.people()[i]`, `None` when nothing of theirs was compared) under `policy`: the
+/// same rule as [`identify`].
+pub fn identify_by_distance(
+    gallery: &Gallery,
+    distances: &[Option<f32>],
+    policy: MatchPolicy,
+) -> Identification {
+    let mut best: Option<(usize, f32)> = None;
+    let mut second: Option<f32> = None;
+    for (i, d) in distances.iter().enumerate() {
+        let Some(d) = *d else { continue };
+        // A NaN distance is never nearer than a number.
+        let nearer = best.is_none_or(|(_, b)| d < b);
+        if nearer {
+            second = best.map(|(_, b)| b);
+            best = Some((i, d));
+        } else if second.is_none_or(|s| d < s) {
+            second = Some(d);
+        }
+    }
+    let Some((index, distance)) = best else {
         return Identification {
             person: None,
             person_id: None,
@@ -46,15 +69,13 @@ pub fn identify(gallery: &Gallery, probe: &Embedding, policy: MatchPolicy) -> Id
             margin: None,
         };
     };
-    let margin = second.map(|s| s.distance - best.distance);
-    let p = &gallery.people()[best.index];
-    // Written so that a NaN distance, threshold or margin rejects.
-    let accepted =
-        best.distance < policy.threshold && margin.is_none_or(|m| m >= policy.min_margin);
+    let margin = second.map(|s| s - distance);
+    let p = &gallery.people()[index];
+    let accepted = distance < policy.threshold && margin.is_none_or(|m| m >= policy.min_margin);
     Identification {
         person: accepted.then(|| p.name.clone()),
         person_id: accepted.then_some(p.id),
-        distance: Some(best.distance),
+        distance: Some(distance),
         margin,
     }
 }

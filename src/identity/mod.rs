@@ -2,14 +2,18 @@
 //!
 //! [`gallery`] is the enrollment file (its templates one byte per value, searched as one
 //! matrix: [`templates`]), [`space`] maps probes and templates through a learned head when
-//! one is used, [`verify`] answers 1:1, [`identify`] answers 1:N
-//! (open set), [`enroll`] collects a person's templates, [`signing`] signs and verifies the
-//! gallery, and [`threshold`] holds the calibrated threshold curve both use.
+//! one is used, [`bridge`] maps a newer network's probes into an older one's space,
+//! [`verify`] answers 1:1, [`identify`] answers 1:N (open set), [`matcher`] answers it over
+//! every kind of template a kiosk compares, [`enroll`] collects a person's templates,
+//! [`signing`] signs and verifies the gallery, and [`threshold`] holds the calibrated
+//! threshold curves they use.
 
+pub mod bridge;
 pub mod cluster;
 pub mod enroll;
 pub mod gallery;
 pub mod identify;
+pub mod matcher;
 pub mod signing;
 pub mod space;
 pub mod templates;

@@ -35,12 +35,7 @@ impl CompareSpace {
         let Some(p) = path else {
             return Ok(Self::network());
         };
-        let bare = p.parent().is_none_or(|d| d.as_os_str().is_empty());
-        let file = if bare && !p.exists() {
-            model_dir.join(p)
-        } else {
-            p.to_path_buf()
-        };
+        let file = crate::recognition::models::model_file(p, model_dir);
         let head = LinearHead::load(&file, model, dim)?;
         log::info!("comparing faces through {} ({})", head.id(), file.display());
         Ok(Self::with_head(head))

@@ -27,21 +27,7 @@ pub const DEFAULT_TARGET_FPIR: f64 = 0.01;
 /// The threshold for a per-pair false-accept rate `far`, interpolated in log(FAR) on
 /// [`FAR_CURVE`] and clamped to its ends.
 pub fn threshold_at_far(far: f64) -> f32 {
-    let (hi, lo) = (FAR_CURVE[0], FAR_CURVE[FAR_CURVE.len() - 1]);
-    if far >= hi.0 {
-        return hi.1;
-    }
-    if far <= lo.0 {
-        return lo.1;
-    }
-    for w in FAR_CURVE.windows(2) {
-        let ((f0, t0), (f1, t1)) = (w[0], w[1]);
-        if far <= f0 && far >= f1 {
-            let x = (far.ln() - f0.ln()) / (f1.ln() - f0.ln());
-            return t0 + (t1 - t0) * x as f32;
-        }
-    }
-    lo.1
+    FarCurve::reference().threshold_at_far(far)
 }
 
 /// The open-set threshold for a gallery of `people`: a stranger compared with everyone is
@@ -52,9 +38,119 @@ pub fn open_set_threshold(people: usize, target_fpir: f64) -> f32 {
     threshold_at_far((target_fpir / people.max(1) as f64).min(1e-3))
 }
 
+/// A model's calibrated threshold curve: the distance under which a pair of different people
+/// falls with a given probability (per-pair false-accept rate), FAR decreasing and threshold
+/// decreasing along the points. Distances of models with different curves are made comparable
+/// by [`FarCurve::equivalent`]: the distance that has the same FAR on the reference curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FarCurve(Vec<(f64, f32)>);
+
+impl FarCurve {
+    /// The default embedder's curve ([`FAR_CURVE`]): the scale every threshold in the
+    /// configuration is written in.
+    pub fn reference() -> Self {
+        FarCurve(FAR_CURVE.to_vec())
+    }
+
+    /// A curve from `(far, threshold)` points; at least two, FAR strictly decreasing in (0, 1)
+    /// and thresholds strictly decreasing, positive and finite.
+    pub fn new(points: Vec<(f64, f32)>) -> Result<Self, String> {
+        if points.len() < 2 {
+            return Err("a FAR curve needs at least two points".into());
+        }
+        for &(f, t) in &points {
+            if !(f > 0.0 && f < 1.0 && t.is_finite() && t > 0.0) {
+                return Err(format!(
+                    "FAR curve point ({f}, {t}): FAR must be in (0, 1), the threshold positive"
+                ));
+            }
+        }
+        if points
+            .windows(2)
+            .any(|w| !(w[1].0 < w[0].0 && w[1].1 < w[0].1))
+        {
+            return Err("FAR curve points must go from the loosest to the strictest (FAR and threshold both decreasing)".into());
+        }
+        Ok(FarCurve(points))
+    }
+
+    /// The points, loosest first.
+    pub fn points(&self) -> &[(f64, f32)] {
+        &self.0
+    }
+
+    /// The threshold for a per-pair false-accept rate `far`, interpolated in log(FAR) and
+    /// clamped to the curve's ends.
+    pub fn threshold_at_far(&self, far: f64) -> f32 {
+        let (hi, lo) = (self.0[0], self.0[self.0.len() - 1]);
+        if far >= hi.0 {
+            return hi.1;
+        }
+        if far <= lo.0 {
+            return lo.1;
+        }
+        for w in self.0.windows(2) {
+            let ((f0, t0), (f1, t1)) = (w[0], w[1]);
+            if far <= f0 && far >= f1 {
+                let x = (far.ln() - f0.ln()) / (f1.ln() - f0.ln());
+                return t0 + (t1 - t0) * x as f32;
+            }
+        }
+        lo.1
+    }
+
+    /// `d` (a distance on this curve's model) as the distance with the same FAR on
+    /// `reference`: piecewise linear between the curves' points, and beyond the ends in
+    /// proportion to the end points, so it is increasing everywhere (a larger distance never
+    /// becomes a smaller one) and NaN stays NaN.
+    pub fn equivalent(&self, d: f32, reference: &FarCurve) -> f32 {
+        if self == reference {
+            return d;
+        }
+        let n = self.0.len();
+        // Points of both curves at this curve's FARs.
+        let at = |i: usize| (self.0[i].1, reference.threshold_at_far(self.0[i].0));
+        let (hi_d, hi_r) = at(0);
+        let (lo_d, lo_r) = at(n - 1);
+        if d >= hi_d {
+            return hi_r + (d - hi_d) * hi_r / hi_d;
+        }
+        if d <= lo_d {
+            return d * lo_r / lo_d;
+        }
+        for i in 0..n - 1 {
+            let ((d0, r0), (d1, r1)) = (at(i), at(i + 1));
+            if d <= d0 && d >= d1 {
+                return r1 + (d - d1) * (r0 - r1) / (d0 - d1);
+            }
+        }
+        d
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equivalent_distances_keep_order_and_far() {
+        let r = FarCurve::reference();
+        assert_eq!(r.equivalent(0.5, &r), 0.5);
+        // A model whose distances are twice dlib's, at the same FARs.
+        let twice = FarCurve::new(FAR_CURVE.iter().map(|&(f, t)| (f, 2.0 * t)).collect()).unwrap();
+        for d in [0.1f32, 0.8, 0.9, 1.0754, 1.2, 3.0] {
+            assert!((twice.equivalent(d, &r) - d / 2.0).abs() < 1e-5, "{d}");
+        }
+        let mut last = -1.0;
+        for i in 0..400 {
+            let e = twice.equivalent(i as f32 * 0.01, &r);
+            assert!(e >= last, "decreased at {i}");
+            last = e;
+        }
+        assert!(twice.equivalent(f32::NAN, &r).is_nan());
+        assert!(FarCurve::new(vec![(1e-3, 0.5), (1e-2, 0.6)]).is_err());
+        assert!(FarCurve::new(vec![(1e-2, 0.5)]).is_err());
+    }
 
     #[test]
     fn open_set_threshold_tightens_with_the_gallery() {

@@ -39,6 +39,60 @@ pub struct Config {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Templates of a newer network added on grants (with `[models] bridge`).
+    #[serde(default)]
+    pub migration: MigrationConfig,
+}
+
+/// `[migration]`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationConfig {
+    /// Add the grant's template of the kiosk's network to the person's gallery entry.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The most templates of the kiosk's network kept per person (the oldest goes first; the
+    /// enrolled templates are never dropped).
+    #[serde(default = "default_max_templates")]
+    pub max_templates: usize,
+    /// Seconds between two templates added for the same person.
+    #[serde(default = "default_min_interval")]
+    pub min_interval_s: u64,
+    /// The grant's face must be this close to the person's *enrolled* templates: the
+    /// threshold at this per-pair false-accept rate (stricter than a grant's).
+    #[serde(default = "default_migration_far")]
+    pub far: f64,
+    /// And this much nearer to them than to anyone else.
+    #[serde(default = "default_migration_margin")]
+    pub min_margin: f32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_templates() -> usize {
+    5
+}
+fn default_min_interval() -> u64 {
+    3600
+}
+fn default_migration_far() -> f64 {
+    1e-4
+}
+fn default_migration_margin() -> f32 {
+    0.1
+}
+
+impl Default for MigrationConfig {
+    fn default() -> Self {
+        MigrationConfig {
+            enabled: true,
+            max_templates: default_max_templates(),
+            min_interval_s: default_min_interval(),
+            far: default_migration_far(),
+            min_margin: default_migration_margin(),
+        }
+    }
 }
 
 /// `[models]`
@@ -56,6 +110,11 @@ pub struct ModelsConfig {
     /// embeddings.
     #[serde(default)]
     pub head: Option<PathBuf>,
+    /// A bridge (`facegate train --compatible-with ...`) from `embedder` into the network the
+    /// gallery was enrolled with: probes meet enrolled templates through it, and the
+    /// embedder's own templates added on grants directly. A bare name is looked for in `dir`.
+    #[serde(default)]
+    pub bridge: Option<PathBuf>,
 }
 
 fn default_model() -> String {
@@ -68,6 +127,7 @@ impl Default for ModelsConfig {
             dir: None,
             embedder: default_model(),
             head: None,
+            bridge: None,
         }
     }
 }
@@ -315,6 +375,39 @@ impl Config {
                 ),
             ));
         }
+        if c.models.head.is_some() && c.models.bridge.is_some() {
+            return Err(bad(
+                "models",
+                "bridge",
+                "cannot be used with a head (`head`): choose one".into(),
+            ));
+        }
+        let m = &c.migration;
+        range(
+            "migration",
+            "max_templates",
+            m.max_templates as f64,
+            1.0,
+            100.0,
+        )?;
+        range(
+            "migration",
+            "min_interval_s",
+            m.min_interval_s as f64,
+            0.0,
+            1e8,
+        )?;
+        if !(m.far > 0.0 && m.far <= 1e-3) {
+            return Err(bad(
+                "migration",
+                "far",
+                format!(
+                    "= {} must be above 0 and at most 1e-3 (a grant's own)",
+                    m.far
+                ),
+            ));
+        }
+        range("migration", "min_margin", m.min_margin as f64, 0.0, 0.99)?;
         let (lo, hi) = (*MIN_FACE_RANGE.start() as f64, *MIN_FACE_RANGE.end() as f64);
         range("detector", "min_face", c.detector.min_face as f64, lo, hi)?;
         range("detector", "threads", c.detector.threads as f64, 0.0, 64.0)?;
@@ -423,7 +516,10 @@ impl Config {
         if let Some(p) = c.models.dir.as_mut() {
             resolve(p);
         }
-        if let Some(p) = c.models.head.as_mut() {
+        for p in [c.models.head.as_mut(), c.models.bridge.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             if p.components().count() > 1 {
                 resolve(p);
             }

@@ -10,8 +10,12 @@
 //! written (a full disk), the grant fails and the door stays locked.
 
 use crate::error::{Context, Result};
-use crate::identity::identify::{identify, MatchPolicy};
+use crate::identity::bridge::Bridge;
+use crate::identity::gallery::Gallery;
+use crate::identity::identify::MatchPolicy;
+use crate::identity::matcher::{Comparison, Match};
 use crate::identity::space::CompareSpace;
+use crate::identity::threshold::threshold_at_far;
 use crate::kiosk::audit::{self, AuditLog};
 use crate::kiosk::config::Config;
 use crate::kiosk::decide::{Decider, Decision, Observation};
@@ -83,6 +87,8 @@ pub struct Kiosk {
     last_unknown_log: f64,
     last_was_no_face: bool,
     notifier: Notifier,
+    /// The last identified face: who, and its raw embedding (what a migration adds).
+    last_match: Option<(Match, crate::recognition::embed::Embedding)>,
     /// What happened so far.
     pub summary: RunSummary,
 }
@@ -128,14 +134,37 @@ impl Kiosk {
             .dir
             .clone()
             .unwrap_or_else(crate::recognition::models::default_model_dir);
-        let space = CompareSpace::open(
-            config.models.head.as_deref(),
-            &model_dir,
+        let curve = crate::recognition::models::ModelStore::open(&model_dir)?
+            .spec(&config.models.embedder)?
+            .curve()?;
+        let comparison = match &config.models.bridge {
+            None => Comparison::Same {
+                space: CompareSpace::open(
+                    config.models.head.as_deref(),
+                    &model_dir,
+                    rec.model_id(),
+                    rec.dim(),
+                )?,
+                curve,
+            },
+            Some(p) => {
+                let file = crate::recognition::models::model_file(p, &model_dir);
+                Comparison::Upgrade {
+                    bridge: Bridge::load(&file, rec.model_id(), rec.dim())?,
+                    model: rec.model_id().to_string(),
+                    dim: rec.dim(),
+                    curve,
+                }
+            }
+        };
+        log::info!("comparing {}", comparison.describe());
+        let gallery = GalleryWatch::open(
+            &config.gallery.path,
             rec.model_id(),
             rec.dim(),
+            key,
+            comparison,
         )?;
-        let gallery = GalleryWatch::open(&config.gallery.path, rec.model_id(), rec.dim(), key)?
-            .with_space(space);
         let people = gallery.gallery().people().len();
         if people == 0 {
             log::warn!(
@@ -166,6 +195,7 @@ impl Kiosk {
             last_unknown_log: f64::NEG_INFINITY,
             last_was_no_face: false,
             notifier: Notifier::from_env(),
+            last_match: None,
             summary: RunSummary::default(),
         })
     }
@@ -205,8 +235,10 @@ impl Kiosk {
         if let Some(why) = check(&self.gates, &face, &chip) {
             return Ok((Observation::LowQuality(why), Some(face)));
         }
-        let e = self.gallery.space().map(&self.rec.embed_chip(&chip)?);
-        let id = identify(self.gallery.gallery(), &e, self.policy);
+        let raw = self.rec.embed_chip(&chip)?;
+        let m = self.gallery.matcher().identify(&raw, self.policy);
+        let id = m.identification.clone();
+        self.last_match = id.person.is_some().then_some((m, raw));
         let obs = match (id.person, id.person_id, id.distance) {
             (Some(name), Some(pid), Some(distance)) => Observation::Person {
                 id: pid,
@@ -279,6 +311,8 @@ impl Kiosk {
                 self.audit(json!({"time": audit::now_secs(), "decision": "grant", "person": person, "distance": distance, "margin": margin, "frames": frames}))?;
                 self.door.pulse()?;
                 self.summary.grants.push(person.clone());
+                let person = person.clone();
+                self.migrate(&person);
             }
             Decision::Deny { reason } => match obs {
                 Observation::Unknown => {
@@ -301,6 +335,83 @@ impl Kiosk {
         }
         self.last_was_no_face = no_face;
         Ok(decision)
+    }
+
+    /// After a grant on a kiosk whose network is newer than the gallery's: adds this face's
+    /// template of the kiosk's network to the person's entry, when the face is close enough
+    /// to their *enrolled* templates (`[migration] far`, and `min_margin` nearer than
+    /// anyone else), their last added template is at least `min_interval_s` old, and no one
+    /// else holds the file. The file is read again under its lock and the template added
+    /// only if the same person (id, name, enrolment time) is still in it. A signed gallery is
+    /// left alone (the door has no signing key). Never affects the grant.
+    fn migrate(&mut self, person: &str) {
+        let m = self.config.migration;
+        let Comparison::Upgrade { bridge, model, .. } = self.gallery.matcher().comparison() else {
+            return;
+        };
+        let Some((found, raw)) = self.last_match.take() else {
+            return;
+        };
+        let g = self.gallery.gallery();
+        let Some(p) = found.index.and_then(|i| g.people().get(i)) else {
+            return;
+        };
+        if !m.enabled || p.name != person {
+            return;
+        }
+        let bar = threshold_at_far(m.far);
+        let vouched = found.enrolled_distance.is_some_and(|d| d < bar)
+            && found
+                .identification
+                .margin
+                .is_none_or(|x| x >= m.min_margin);
+        if !vouched {
+            log::info!(
+                "{person}: no {model} template added (enrolled-template distance {:?} needs < {bar:.4}, margin {:?} needs >= {})",
+                found.enrolled_distance,
+                found.identification.margin,
+                m.min_margin
+            );
+            return;
+        }
+        if self.gallery.key().is_some() {
+            log::info!("{person}: no template added: the gallery is signed (re-sign at the desk)");
+            return;
+        }
+        let who = (p.id, p.name.clone(), p.created);
+        let (to, dim, model) = (bridge.to.clone(), bridge.map.rows, model.clone());
+        let now = audit::now_secs().max(0.0) as u64;
+        let path = self.gallery.path().to_path_buf();
+        let result = Gallery::try_update(
+            &path,
+            |p| Gallery::load(p, &to, dim),
+            None,
+            |g| {
+                let last = g
+                    .find(&who.1)
+                    .filter(|p| p.id == who.0 && p.created == who.2)
+                    .and_then(|p| p.migrated.iter().find(|s| s.model == model))
+                    .and_then(|s| s.added.last().copied());
+                if last.is_some_and(|t| now < t.saturating_add(m.min_interval_s)) {
+                    return Ok(false);
+                }
+                g.add_migrated((who.0, &who.1, who.2), &model, raw, now, m.max_templates)
+            },
+        );
+        match result {
+            Ok(Some(true)) => {
+                log::info!("{person}: added a {model} template to {}", path.display());
+                if let Err(e) = self.audit(json!({"time": now, "event": "template added", "person": person, "model": model})) {
+                    log::error!("audit: {e}");
+                }
+            }
+            Ok(Some(false)) => log::info!(
+                "{person}: no template added (one added within {} s, or no longer enrolled)",
+                m.min_interval_s
+            ),
+            Ok(None) => log::info!("{person}: no template added: the gallery is being changed"),
+            Err(e) => log::error!("{person}: adding a template failed: {e}"),
+        }
     }
 
     fn audit(&mut self, v: serde_json::Value) -> Result<()> {

@@ -15,8 +15,8 @@
 
 use crate::error::Result;
 use crate::identity::gallery::Gallery;
+use crate::identity::matcher::{Comparison, Matcher};
 use crate::identity::signing::VerifyingKey;
-use crate::identity::space::CompareSpace;
 use std::path::{Path, PathBuf};
 
 /// What identifies one version of the file.
@@ -59,59 +59,74 @@ pub struct GalleryWatch {
     dim: usize,
     key: Option<VerifyingKey>,
     stamp: Option<Stamp>,
-    /// The loaded gallery as matching sees it (mapped into `space`).
-    gallery: Gallery,
+    /// The loaded gallery, ready for probes.
+    matcher: Matcher,
     state: GalleryState,
-    space: CompareSpace,
 }
 
 impl GalleryWatch {
-    /// Loads `path` for embeddings of model `model` with `dim` values, signed by `key` when
-    /// one is given. A missing file is an empty gallery; a file that does not load is an
+    /// Loads `path` for probes of model `model` with `dim` values compared by `comparison`
+    /// (the gallery must be enrolled with [`Comparison::gallery_model`]), signed by `key`
+    /// when one is given. A missing file is an empty gallery; a file that does not load is an
     /// error (the installer sees it at once).
-    pub fn open(path: &Path, model: &str, dim: usize, key: Option<VerifyingKey>) -> Result<Self> {
+    pub fn open(
+        path: &Path,
+        model: &str,
+        dim: usize,
+        key: Option<VerifyingKey>,
+        comparison: Comparison,
+    ) -> Result<Self> {
         let stamp = stamp(path);
-        let (gallery, state) = if stamp.is_some() {
-            (
-                Gallery::load_verified(path, model, dim, key.as_ref())?,
-                GalleryState::Loaded,
-            )
-        } else {
-            log::warn!(
-                "{}: no gallery yet: no one enrolled, everyone is denied until it appears",
-                path.display()
-            );
-            (Gallery::new(model), GalleryState::Missing)
-        };
-        Ok(GalleryWatch {
+        let mut w = GalleryWatch {
             path: path.to_path_buf(),
             model: model.to_string(),
             dim,
             key,
             stamp,
-            gallery,
-            state,
-            space: CompareSpace::network(),
-        })
+            matcher: Matcher::empty(model, comparison),
+            state: GalleryState::Missing,
+        };
+        if stamp.is_some() {
+            w.matcher = w.load()?;
+            w.state = GalleryState::Loaded;
+        } else {
+            log::warn!(
+                "{}: no gallery yet: no one enrolled, everyone is denied until it appears",
+                path.display()
+            );
+        }
+        Ok(w)
     }
 
-    /// Compares through `space` from now on: the gallery in use, and every reload, is mapped
-    /// into it.
-    pub fn with_space(mut self, space: CompareSpace) -> Self {
-        self.gallery = space.gallery(&self.gallery);
-        self.space = space;
-        self
+    /// The file, loaded and checked for this kiosk's comparison.
+    fn load(&self) -> Result<Matcher> {
+        let c = self.matcher.comparison().clone();
+        let (model, dim) = match &c {
+            Comparison::Same { .. } => (self.model.as_str(), self.dim),
+            Comparison::Upgrade { bridge, .. } => (bridge.to.as_str(), bridge.map.rows),
+        };
+        let g = Gallery::load_verified(&self.path, model, dim, self.key.as_ref())?;
+        Matcher::new(&g, c).map_err(|e| crate::error::Error::gallery(&self.path, e))
     }
 
-    /// Where probes must be mapped before they are matched against [`GalleryWatch::gallery`].
-    pub fn space(&self) -> &CompareSpace {
-        &self.space
+    /// The gallery in use, ready for probes (empty unless [`GalleryState::Loaded`]).
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
     }
 
-    /// The gallery to match against, in [`GalleryWatch::space`] (empty unless
-    /// [`GalleryState::Loaded`]).
+    /// The gallery in use as loaded (empty unless [`GalleryState::Loaded`]).
     pub fn gallery(&self) -> &Gallery {
-        &self.gallery
+        self.matcher.gallery()
+    }
+
+    /// The file watched.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The door's key for signed galleries, if it has one.
+    pub fn key(&self) -> Option<&VerifyingKey> {
+        self.key.as_ref()
     }
 
     /// Whether the file loaded, is missing, or was refused.
@@ -126,7 +141,8 @@ impl GalleryWatch {
             return false;
         }
         self.stamp = now;
-        self.gallery = Gallery::new(&self.model);
+        let comparison = self.matcher.comparison().clone();
+        self.matcher = Matcher::empty(&self.model, comparison);
         self.state = if now.is_none() {
             log::warn!(
                 "{}: gallery removed: no one enrolled, everyone is denied",
@@ -134,14 +150,14 @@ impl GalleryWatch {
             );
             GalleryState::Missing
         } else {
-            match Gallery::load_verified(&self.path, &self.model, self.dim, self.key.as_ref()) {
-                Ok(g) => {
+            match self.load() {
+                Ok(m) => {
                     log::info!(
                         "{}: gallery reloaded: {} enrolled",
                         self.path.display(),
-                        g.people().len()
+                        m.gallery().people().len()
                     );
-                    self.gallery = self.space.gallery(&g);
+                    self.matcher = m;
                     GalleryState::Loaded
                 }
                 Err(e) => {

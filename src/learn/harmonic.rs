@@ -21,36 +21,9 @@ use crate::learn::train::Rng;
 use crate::learn::triplet::{loss_and_grad, sq, Triplet, ALPHA};
 use serde::Serialize;
 
-/// A linear map `rows × cols`, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Map {
-    /// Output dimension.
-    pub rows: usize,
-    /// Input dimension.
-    pub cols: usize,
-    /// The weights.
-    pub w: Vec<f32>,
-}
+pub use crate::identity::bridge::{unit, Map};
 
 impl Map {
-    /// `W x`.
-    pub fn linear(&self, x: &[f32]) -> Vec<f32> {
-        (0..self.rows)
-            .map(|i| {
-                self.w[i * self.cols..(i + 1) * self.cols]
-                    .iter()
-                    .zip(x)
-                    .map(|(a, b)| a * b)
-                    .sum()
-            })
-            .collect()
-    }
-
-    /// `W x / ‖W x‖`.
-    pub fn unit(&self, x: &[f32]) -> Vec<f32> {
-        unit(&self.linear(x))
-    }
-
     /// A seeded random map (entries uniform in ±1/√cols).
     pub fn random(rows: usize, cols: usize, seed: u64) -> Self {
         let mut rng = Rng(seed | 1);
@@ -60,12 +33,6 @@ impl Map {
             .collect();
         Map { rows, cols, w }
     }
-}
-
-/// `v / ‖v‖`.
-pub fn unit(v: &[f32]) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter().map(|x| x / n).collect()
 }
 
 /// The least-squares map from `x` (inputs) to `t` (targets): `(XᵀX + ridge·d̄·I)⁻¹ XᵀT`
@@ -299,6 +266,86 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
         }
     }
     best
+}
+
+/// The FARs a bridge's threshold curve is calibrated at (those of dlib's own curve).
+pub const CURVE_FARS: [f64; 7] = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5];
+
+/// What [`fit_bridge`] measured on the validation people.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeFit {
+    /// The ridge chosen.
+    pub ridge: f64,
+    /// Validation cross AUC of each ridge tried.
+    pub ridge_auc: Vec<(f64, f64)>,
+    /// Genuine and impostor pairs of the curve (v1 template of one photo, v2 probe of another).
+    pub genuine_pairs: usize,
+    /// Impostor pairs.
+    pub impostor_pairs: usize,
+    /// Accepted genuine pairs at each curve point.
+    pub tar: Vec<(f64, f64)>,
+}
+
+/// A bridge from `from` (v2) to `to` (v1): the least-squares map from the training faces'
+/// v2 embeddings to their v1 normalised ones (ridge chosen on the validation people's cross
+/// AUC), compared as `‖x̂₁ − W x₂‖` ([`crate::identity::bridge::Bridge::project`]), and
+/// its threshold curve measured on every ordered pair of different validation faces (a v1
+/// template of one, the v2 probe of the other): people it was never fitted on. `None` when
+/// the data cannot make one (too few faces, or too few impostor pairs for FAR 1e-5).
+pub fn fit_bridge(
+    from: &str,
+    to: &str,
+    train: &[Pairing],
+    val: &[Pairing],
+) -> Option<(crate::identity::bridge::Bridge, BridgeFit)> {
+    let xs: Vec<&[f32]> = train.iter().map(|r| r.v2.as_slice()).collect();
+    let ts: Vec<&[f32]> = train.iter().map(|r| r.v1.as_slice()).collect();
+    let tried: Vec<(f64, f64, Map)> = RIDGES
+        .iter()
+        .filter_map(|&r| least_squares(&xs, &ts, r).map(|m| (r, validate(&m, val, true), m)))
+        .collect();
+    let (ridge, _, map) = tried.iter().max_by(|a, b| a.1.total_cmp(&b.1))?.clone();
+    let y: Vec<Vec<f32>> = val.iter().map(|v| map.linear(&v.v2)).collect();
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for (i, a) in val.iter().enumerate() {
+        for (j, b) in y.iter().enumerate() {
+            if i != j {
+                let d = sq(&a.v1, b).sqrt();
+                if a.person == val[j].person {
+                    genuine.push(d);
+                } else {
+                    impostor.push(d);
+                }
+            }
+        }
+    }
+    if genuine.is_empty() || (impostor.len() as f64) * CURVE_FARS[CURVE_FARS.len() - 1] < 10.0 {
+        return None;
+    }
+    impostor.sort_by(f32::total_cmp);
+    let points: Vec<(f64, f32)> = CURVE_FARS
+        .iter()
+        .map(|&f| (f, impostor[(f * impostor.len() as f64) as usize]))
+        .collect();
+    let tar = points
+        .iter()
+        .map(|&(f, t)| {
+            let k = genuine.iter().filter(|&&d| d < t).count();
+            (f, k as f64 / genuine.len() as f64)
+        })
+        .collect();
+    let curve = crate::identity::threshold::FarCurve::new(points).ok()?;
+    let fit = BridgeFit {
+        ridge,
+        ridge_auc: tried.iter().map(|t| (t.0, t.1)).collect(),
+        genuine_pairs: genuine.len(),
+        impostor_pairs: impostor.len(),
+        tar,
+    };
+    Some((
+        crate::identity::bridge::Bridge::new(from, to, map, curve),
+        fit,
+    ))
 }
 
 /// ROC AUC on `val`: every genuine pair and ten times as many impostor pairs (fixed seed);

@@ -49,6 +49,21 @@ pub struct ModelSpec {
     /// Produced only on request (`models/fetch --with NAME`).
     #[serde(default)]
     pub optional: bool,
+    /// Embedders whose distances are not on dlib's scale: `[[far, threshold], ...]`, loosest
+    /// first, calibrated like [`crate::identity::threshold::FAR_CURVE`]. Absent: dlib's curve.
+    #[serde(default)]
+    pub far_curve: Option<Vec<(f64, f32)>>,
+}
+
+impl ModelSpec {
+    /// The threshold curve its distances follow ([`ModelSpec::far_curve`], else the reference).
+    pub fn curve(&self) -> Result<crate::identity::threshold::FarCurve> {
+        match &self.far_curve {
+            None => Ok(crate::identity::threshold::FarCurve::reference()),
+            Some(p) => crate::identity::threshold::FarCurve::new(p.clone())
+                .map_err(|e| Error::Invalid(format!("models.toml, {}: far_curve: {e}", self.file))),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -81,6 +96,17 @@ pub fn default_model_dir() -> PathBuf {
     std::env::var_os("FACEGATE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| cache_root().join("models"))
+}
+
+/// Where a file given by name or path (a head, a bridge) is: a bare name that is not in the
+/// working folder is looked for in `model_dir` (where `models/fetch` puts the networks).
+pub fn model_file(path: &Path, model_dir: &Path) -> PathBuf {
+    let bare = path.parent().is_none_or(|d| d.as_os_str().is_empty());
+    if bare && !path.exists() {
+        model_dir.join(path)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 impl ModelStore {

@@ -2,8 +2,8 @@
 //! with every check, and the atomic write that refuses to replace what it cannot read.
 
 use super::{
-    Gallery, Person, CHECKSUM_PREFIX, FORMAT, MAX_FILE_BYTES, SIGNATURE_PREFIX, TEMPLATE_NORM,
-    VERSION,
+    Gallery, Migrated, Person, CHECKSUM_PREFIX, FORMAT, MAX_FILE_BYTES, SIGNATURE_PREFIX,
+    TEMPLATE_NORM, VERSION,
 };
 use crate::error::{Error, Result};
 use crate::files::{self, backup_path, Backup};
@@ -23,6 +23,9 @@ struct FileRepr {
     /// Format 2: the value of one template byte step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scale: Option<f64>,
+    /// Format 3: the id the next person gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_id: Option<u32>,
     #[serde(default)]
     people: Vec<PersonRepr>,
 }
@@ -33,6 +36,17 @@ struct PersonRepr {
     id: u32,
     name: String,
     created: u64,
+    templates: Vec<String>,
+    /// Format 3: templates of other networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    migrated: Vec<MigratedRepr>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigratedRepr {
+    model: String,
+    added: Vec<u64>,
     templates: Vec<String>,
 }
 
@@ -166,8 +180,38 @@ impl Gallery {
                 ))
             }
         };
+        if repr.version < 3 && repr.next_id.is_some() {
+            return Err(Error::gallery(path, "invalid: next_id needs format 3"));
+        }
         let mut people = Vec::new();
         for p in repr.people {
+            if repr.version < 3 && !p.migrated.is_empty() {
+                return Err(Error::gallery(
+                    path,
+                    format!(
+                        "invalid: person {:?}: migrated templates need format 3",
+                        p.name
+                    ),
+                ));
+            }
+            let migrated = p
+                .migrated
+                .iter()
+                .map(|m| migrated_set(path, &p.name, &repr.model, m, scale))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(m) = migrated
+                .iter()
+                .enumerate()
+                .find(|(i, m)| migrated[..*i].iter().any(|o| o.model == m.model))
+            {
+                return Err(Error::gallery(
+                    path,
+                    format!(
+                        "invalid: person {:?} has two sets of {} templates",
+                        p.name, m.1.model
+                    ),
+                ));
+            }
             let templates = p
                 .templates
                 .iter()
@@ -215,18 +259,78 @@ impl Gallery {
                 name: p.name,
                 created: p.created,
                 templates,
+                migrated,
             });
         }
+        let above = people
+            .iter()
+            .map(|p| p.id)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let next_id = match repr.next_id {
+            Some(n) if n < above => {
+                return Err(Error::gallery(
+                    path,
+                    format!("invalid: next_id {n} is not above every person's id"),
+                ))
+            }
+            Some(n) => n,
+            None => above,
+        };
         let mut g = Gallery {
             model: repr.model,
             people,
             scale,
             loaded_version: repr.version,
             mapped: false,
+            next_id,
             matrix: TemplateMatrix::default(),
         };
         g.reindex();
         Ok(g)
+    }
+
+    /// Changes the gallery file at `path` under its lock ([`files::lock`]): reads it with
+    /// `load` after taking the lock, applies `change`, and saves (signed with `key`) when
+    /// `change` says it changed something. What `change` sees is the file as it is now, never
+    /// an older copy, so a concurrent removal is never undone.
+    pub fn update(
+        path: &Path,
+        load: impl FnOnce(&Path) -> Result<Gallery>,
+        key: Option<&SigningKey>,
+        change: impl FnOnce(&mut Gallery) -> Result<bool>,
+    ) -> Result<bool> {
+        let _lock = files::lock(path)?;
+        Self::change_locked(path, load, key, change)
+    }
+
+    /// [`Gallery::update`] if no one holds the file's lock, else `Ok(None)` at once without
+    /// reading or changing anything (for the door's loop, which must not wait).
+    pub fn try_update(
+        path: &Path,
+        load: impl FnOnce(&Path) -> Result<Gallery>,
+        key: Option<&SigningKey>,
+        change: impl FnOnce(&mut Gallery) -> Result<bool>,
+    ) -> Result<Option<bool>> {
+        let Some(_lock) = files::try_lock(path)? else {
+            return Ok(None);
+        };
+        Self::change_locked(path, load, key, change).map(Some)
+    }
+
+    fn change_locked(
+        path: &Path,
+        load: impl FnOnce(&Path) -> Result<Gallery>,
+        key: Option<&SigningKey>,
+        change: impl FnOnce(&mut Gallery) -> Result<bool>,
+    ) -> Result<bool> {
+        let mut g = load(path)?;
+        let changed = change(&mut g)?;
+        if changed {
+            g.save_signed(path, key)?;
+        }
+        Ok(changed)
     }
 
     /// Writes the gallery to `path` unsigned (see [`Gallery::save_signed`]).
@@ -273,6 +377,7 @@ impl Gallery {
             model: self.model.clone(),
             // The shortest decimal that reads back as this f32 (0.005, not 0.0049999998).
             scale: format!("{}", self.scale).parse().ok(),
+            next_id: Some(self.next_id),
             people: self
                 .people
                 .iter()
@@ -284,6 +389,19 @@ impl Gallery {
                         .templates
                         .iter()
                         .map(|t| templates::encode_bytes(&t.0, self.scale))
+                        .collect(),
+                    migrated: p
+                        .migrated
+                        .iter()
+                        .map(|m| MigratedRepr {
+                            model: m.model.clone(),
+                            added: m.added.clone(),
+                            templates: m
+                                .templates
+                                .iter()
+                                .map(|t| templates::encode_bytes(&t.0, self.scale))
+                                .collect(),
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -297,6 +415,57 @@ impl Gallery {
         let text = format!("{CHECKSUM_PREFIX}{}\n{rest}", sha256_hex(rest.as_bytes()));
         files::write_atomic(path, text.as_bytes(), Backup::Keep)
     }
+}
+
+/// One person's migrated set, checked: another model than the gallery's, a time per
+/// template, at least one template, all of one length, each finite with a plausible norm.
+fn migrated_set(
+    path: &Path,
+    name: &str,
+    gallery_model: &str,
+    m: &MigratedRepr,
+    scale: f32,
+) -> Result<Migrated> {
+    let bad = |why: String| Error::gallery(path, format!("invalid: person {name:?}: {why}"));
+    if m.model.trim().is_empty() || m.model == gallery_model {
+        return Err(bad(format!(
+            "migrated templates of model {:?} (must be another model than the gallery's)",
+            m.model
+        )));
+    }
+    if m.templates.is_empty() || m.added.len() != m.templates.len() {
+        return Err(bad(format!(
+            "{} migrated templates of {} with {} times",
+            m.templates.len(),
+            m.model,
+            m.added.len()
+        )));
+    }
+    let templates = m
+        .templates
+        .iter()
+        .map(|t| templates::decode_bytes(t, scale).map(Embedding))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if templates.iter().any(|t| t.dim() != templates[0].dim()) {
+        return Err(bad(format!("{} templates of different lengths", m.model)));
+    }
+    if let Some(t) = templates
+        .iter()
+        .find(|t| !TEMPLATE_NORM.contains(&t.norm()))
+    {
+        return Err(bad(format!(
+            "a {} template of norm {}, outside {:?}",
+            m.model,
+            t.norm(),
+            TEMPLATE_NORM
+        )));
+    }
+    Ok(Migrated {
+        model: m.model.clone(),
+        added: m.added.clone(),
+        templates,
+    })
 }
 
 /// Checks the signature line of the gallery at `path` against `key`.
@@ -341,6 +510,46 @@ mod tests {
     use super::*;
     use base64::Engine;
 
+    #[test]
+    fn migrated_templates_round_trip_and_ids_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        let mut g = sample();
+        let grace = g.find("Grace").unwrap().clone();
+        let who = (grace.id, grace.name.as_str(), grace.created);
+        let t = |v: f32| Embedding(vec![v, 0.375, -0.25, 0.375]);
+        for (i, v) in [0.125f32, 0.25, 0.375].into_iter().enumerate() {
+            assert!(g.add_migrated(who, "v2:x", t(v), 10 + i as u64, 2).unwrap());
+        }
+        let m = &g.find("Grace").unwrap().migrated[0];
+        assert_eq!(m.added, vec![11, 12], "the oldest went first");
+        assert_eq!(m.templates, vec![t(0.25), t(0.375)]);
+        assert_eq!(g.find("Grace").unwrap().templates.len(), 1, "enrolled kept");
+        assert!(g.add_migrated(who, "dlib_fp32:abc", t(0.25), 1, 2).is_err());
+        assert!(g
+            .add_migrated(who, "v2:x", Embedding(vec![0.0; 4]), 1, 2)
+            .is_err());
+        g.save(&p).unwrap();
+        let back = Gallery::load(&p, "dlib_fp32:abc", 3).unwrap();
+        assert_eq!(back, g);
+        // Grace (the highest id) is removed and someone else enrolled: the new person gets a
+        // new id, and a late migration for Grace finds nobody.
+        let mut g = back;
+        assert!(g.remove("Grace"));
+        let id = g
+            .add("Linus", vec![Embedding(vec![0.5, 0.375, 0.0])], 3)
+            .unwrap();
+        assert_ne!(id, grace.id);
+        g.save(&p).unwrap();
+        let mut g = Gallery::load(&p, "dlib_fp32:abc", 3).unwrap();
+        assert!(!g.add_migrated(who, "v2:x", t(0.25), 20, 2).unwrap());
+        let linus = g.find("Linus").unwrap().clone();
+        assert!(!g
+            .add_migrated((grace.id, "Linus", linus.created), "v2:x", t(0.25), 20, 2)
+            .unwrap());
+        assert!(g.people().iter().all(|p| p.migrated.is_empty()));
+    }
+
     /// A format-1 file (f32 templates) as facegate 0.1 wrote it.
     fn v1_text(values: &[f32]) -> String {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -375,9 +584,9 @@ mod tests {
             .unwrap();
         g.save(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("version = 2") && text.contains("scale = 0.00390625"));
+        assert!(text.contains("version = 3") && text.contains("scale = 0.00390625"));
         let back = Gallery::load(&p, "m", 128).unwrap();
-        assert_eq!(back.loaded_version(), 2);
+        assert_eq!(back.loaded_version(), 3);
         assert_eq!(back.people()[0].templates, g.people()[0].templates);
         assert!((back.search(&probe)[0].distance - before).abs() < 1e-6);
         assert!(std::fs::read_to_string(backup_path(&p))
@@ -406,7 +615,9 @@ mod tests {
         for (from, to, want) in [
             ("scale = 0.00390625", "scale = 0.0", "template scale"),
             ("scale = 0.00390625\n", "", "template scale"),
-            ("version = 2", "version = 3", "version 3"),
+            ("version = 3", "version = 4", "version 4"),
+            ("version = 3", "version = 2", "next_id needs format 3"),
+            ("next_id = 3", "next_id = 2", "not above every person"),
         ] {
             let (_, body) = text.split_once('\n').unwrap();
             let body = body.replace(from, to);
