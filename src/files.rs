@@ -110,6 +110,10 @@ fn lock_file(path: &Path, wait: bool) -> Result<Option<FileLock>> {
         .to_string_lossy()
         .to_string();
     let lock_path = path.with_file_name(format!("{name}.lock"));
+    // The folder may not exist yet (the first enrolment creates the gallery and its folder).
+    if let Some(d) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(false);
     #[cfg(unix)]

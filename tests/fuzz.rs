@@ -139,6 +139,17 @@ fn gallery_seeds() -> &'static GallerySeeds {
         g.add("Ada", vec![template(1), template(2)], 1_700_000_000)
             .unwrap();
         g.add("Grace", vec![template(3)], 1_700_000_100).unwrap();
+        // A template another network made on a grant (format 3's migrated sets).
+        let grace = g.find("Grace").unwrap().clone();
+        let v2 = Embedding(template(4).0.iter().map(|v| v / 1.45).collect());
+        g.add_migrated(
+            (grace.id, "Grace", grace.created),
+            "v2:fuzz",
+            v2,
+            1_700_000_200,
+            5,
+        )
+        .unwrap();
         let plain_path = dir.path().join("plain.toml");
         g.save(&plain_path).unwrap();
         let (secret, _) = facegate::identity::signing::keygen(dir.path()).unwrap();
@@ -179,9 +190,20 @@ fn check_loaded(g: &Gallery) {
             "{:?} loaded without templates",
             p.name
         );
-        for t in &p.templates {
+        for t in p
+            .templates
+            .iter()
+            .chain(p.migrated.iter().flat_map(|m| &m.templates))
+        {
             assert!(t.0.iter().all(|v| v.is_finite()), "non-finite template");
             assert!(TEMPLATE_NORM.contains(&t.norm()), "norm {}", t.norm());
+        }
+        let mut models = std::collections::HashSet::new();
+        for m in &p.migrated {
+            assert!(models.insert(m.model.clone()), "two sets of {}", m.model);
+            assert!(m.model != g.model && !m.templates.is_empty());
+            assert_eq!(m.added.len(), m.templates.len());
+            assert!(m.templates.iter().all(|t| t.dim() == m.templates[0].dim()));
         }
     }
     // The kiosk's dimension check: a wrong-length template must never reach a match.
