@@ -81,3 +81,26 @@ fn the_harmonic_protocol_refuses_a_map_from_a_model_into_itself_and_night_photos
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("clean photos only"));
 }
+
+#[test]
+fn facenet_verifies_on_its_own_calibrated_threshold() {
+    // dlib's 0.5377 would call FaceNet's 0.70 for the same man "different"; FaceNet's own
+    // curve (models.toml) puts FAR 1e-3 at 0.9219.
+    let img = |rel: &str| common::data(rel).display().to_string();
+    let (a, b, c) = (
+        img("faces/labeled/obama/obama.jpg"),
+        img("faces/labeled/obama/obama2.jpg"),
+        img("faces/labeled/biden/biden.jpg"),
+    );
+    let out = facegate(&["--json", "--model", "facenet", "verify", &a, &b]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["threshold"].as_f64().unwrap() as f32, 0.9219);
+    let out = facegate(&["--model", "facenet", "verify", &a, &c]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -4,7 +4,7 @@ use super::{parse_threshold, Global};
 use clap::Args;
 use facegate::identity::gallery::Gallery;
 use facegate::identity::identify::{identify, MatchPolicy, DEFAULT_MIN_MARGIN};
-use facegate::identity::threshold::{open_set_threshold, DEFAULT_TARGET_FPIR};
+use facegate::identity::threshold::DEFAULT_TARGET_FPIR;
 use facegate::recognition::detect::DETECT_MAX_SIDE;
 use facegate::recognition::photo::load_photo;
 use facegate::recognition::pipeline::largest;
@@ -38,10 +38,12 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
     let mut rec = g.recognizer()?;
     let space = g.space(&rec)?;
     let gallery = space.gallery(&Gallery::load(&a.gallery, rec.model_id(), rec.dim())?);
+    // The model's own curve (FaceNet's distances are larger than dlib's).
+    let curve = g.store()?.spec(g.model())?.curve()?;
     let policy = MatchPolicy {
-        threshold: a
-            .threshold
-            .unwrap_or_else(|| open_set_threshold(gallery.people().len(), DEFAULT_TARGET_FPIR)),
+        threshold: a.threshold.unwrap_or_else(|| {
+            curve.open_set_threshold(gallery.people().len(), DEFAULT_TARGET_FPIR)
+        }),
         min_margin: a.min_margin,
     };
     let (mut unknown, mut failed) = (false, false);

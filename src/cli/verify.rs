@@ -2,7 +2,6 @@
 
 use super::{parse_threshold, Global};
 use clap::Args;
-use facegate::identity::threshold::DEFAULT_THRESHOLD;
 use facegate::identity::verify::verify;
 use facegate::recognition::detect::DETECT_MAX_SIDE;
 use facegate::recognition::embed::Embedding;
@@ -19,7 +18,8 @@ pub struct VerifyArgs {
     a: PathBuf,
     /// Second image.
     b: PathBuf,
-    /// Distance threshold, above 0 and at most 2 (default: the calibrated one).
+    /// Distance threshold, above 0 and at most 2 (default: the model's calibrated
+    /// threshold at FAR 1e-3, e.g. 0.5377 for dlib, 0.9219 for FaceNet).
     #[arg(long, value_parser = parse_threshold)]
     threshold: Option<f32>,
 }
@@ -30,7 +30,11 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
     let space = g.space(&rec)?;
     let ea = space.map(&largest_embedding(&mut rec, &a.a)?);
     let eb = space.map(&largest_embedding(&mut rec, &a.b)?);
-    let v = verify(&ea, &eb, a.threshold.unwrap_or(DEFAULT_THRESHOLD));
+    let t = match a.threshold {
+        Some(t) => t,
+        None => g.store()?.spec(g.model())?.curve()?.threshold_at_far(1e-3),
+    };
+    let v = verify(&ea, &eb, t);
     let shown = match space.head_id() {
         Some(h) => {
             serde_json::json!({"same": v.same, "distance": v.distance, "threshold": v.threshold, "head": h})

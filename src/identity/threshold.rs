@@ -35,7 +35,7 @@ pub fn threshold_at_far(far: f64) -> f32 {
 /// The threshold tightens as the gallery grows (100 people at 1%: FAR 1e-4, 0.4678); it is
 /// never looser than FAR 1e-3 ([`DEFAULT_THRESHOLD`]), however small the gallery.
 pub fn open_set_threshold(people: usize, target_fpir: f64) -> f32 {
-    threshold_at_far((target_fpir / people.max(1) as f64).min(1e-3))
+    FarCurve::reference().open_set_threshold(people, target_fpir)
 }
 
 /// A model's calibrated threshold curve: the distance under which a pair of different people
@@ -97,6 +97,12 @@ impl FarCurve {
             }
         }
         lo.1
+    }
+
+    /// The open-set threshold on this curve for a gallery of `people` (see
+    /// [`open_set_threshold`]).
+    pub fn open_set_threshold(&self, people: usize, target_fpir: f64) -> f32 {
+        self.threshold_at_far((target_fpir / people.max(1) as f64).min(1e-3))
     }
 
     /// `d` (a distance on this curve's model) as the distance with the same FAR on

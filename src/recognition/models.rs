@@ -257,3 +257,20 @@ impl Runner {
         to_vecs(model, &outputs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_manifest_curve_is_valid_and_facenet_has_its_own() {
+        let s = ModelStore::open("/nonexistent").unwrap();
+        for name in crate::recognition::embed::EMBEDDERS {
+            s.spec(name).unwrap().curve().unwrap();
+        }
+        let f = s.spec("facenet").unwrap().curve().unwrap();
+        assert_eq!(f.threshold_at_far(1e-3), 0.9219);
+        let d = s.spec("dlib_int8").unwrap().curve().unwrap();
+        assert_eq!(d, crate::identity::threshold::FarCurve::reference());
+    }
+}
