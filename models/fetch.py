@@ -54,10 +54,13 @@ def main():
         manifest = tomllib.load(fh)
     models = manifest["models"]
     optional = {k for k, m in models.items() if m.get("optional")}
+    # `--with NAME` produces the optional models of that name and its variants (NAME_int8).
+    def wanted(k):
+        return any(k == n or k.startswith(n + "_") for n in a.extra)
     for name in a.extra:
-        if name not in optional:
+        if not any(wanted(k) for k in optional):
             fail(f"--with {name}: no optional model of that name (optional: {', '.join(sorted(optional))})")
-    models = {k: m for k, m in models.items() if k not in optional or k in a.extra}
+    models = {k: m for k, m in models.items() if k not in optional or wanted(k)}
     os.makedirs(a.dir, exist_ok=True)
 
     todo = [k for k, m in models.items()
@@ -110,16 +113,18 @@ def main():
             elif conv == "dlib_to_onnx":
                 run([a.python, os.path.join(HERE, "dlib_to_onnx.py"), source(m), tmp])
             elif conv == "quantize":
-                fp32 = os.path.join(a.dir, models["dlib_fp32"]["file"])
-                if sha256(fp32) != models["dlib_fp32"]["sha256"]:
-                    produce("dlib_fp32")
+                base = m.get("quantize_from", "dlib_fp32")
+                fp32 = os.path.join(a.dir, models[base]["file"])
+                if not os.path.exists(fp32) or sha256(fp32) != models[base]["sha256"]:
+                    produce(base)
                 calib = a.calib or os.path.join(
                     os.environ.get("FACEGATE_DATA", os.path.join(HERE, "..", "..", "shared", "data")),
                     "lfw", "images")
                 if not os.path.isdir(calib):
                     fail(f"int8 calibration needs face images; {calib} does not exist "
                          f"(set FACEGATE_DATA or pass --calib DIR)")
-                run([a.python, os.path.join(HERE, "quantize.py"), fp32, tmp, calib])
+                net = "facenet" if base == "facenet" else "dlib"
+                run([a.python, os.path.join(HERE, "quantize.py"), fp32, tmp, calib, "--net", net])
             elif conv == "facenet_to_onnx":
                 if not a.tf_python:
                     fail(f"{key} needs the TensorFlow venv (run models/fetch --with {key})")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the int8 variant of the dlib embedder with onnxruntime's static quantization.
+"""Write the int8 variant of an embedder with onnxruntime's static quantization.
 
 QOperator format, only Conv and Relu quantized, per-tensor, uint8 activations / int8 weights:
 the one variant that tract has run faster than fp32 (QDQ is de-quantized by tract, full
@@ -11,7 +11,10 @@ Calibration uses real faces: the central 120x120 of 250x250 LFW images (the deep
 centres the face), resized to the 150x150 chip. `--calib DIR` reads any folder of images the
 same way (they should be roughly centred faces).
 
-Usage: quantize.py FP32.onnx INT8.onnx CALIB_DIR [--max N]
+For FaceNet (`--net facenet`) the chip is the central 150x150 of 250 (its crop has a margin
+round the face) resized to 160x160, fed as (x - 127.5) / 128 to input `input:0`.
+
+Usage: quantize.py FP32.onnx INT8.onnx CALIB_DIR [--max N] [--net dlib|facenet]
 """
 import os
 import sys
@@ -34,22 +37,31 @@ def list_images(root, limit):
     return out[::step][:limit]
 
 
-def chip(path):
+# name: (input name, crop of 250, chip side, mean, scale)
+NETS = {
+    "dlib": ("input", 120, 150, 0.0, 1.0),
+    "facenet": ("input:0", 150, 160, 127.5, 1.0 / 128.0),
+}
+
+
+def chip(path, net):
+    _, crop, side, mean, scale = NETS[net]
     im = Image.open(path).convert("RGB")
     w, h = im.size
-    s = min(w, h) * 120 // 250
+    s = min(w, h) * crop // 250
     box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-    c = np.asarray(im.crop(box).resize((150, 150), Image.BILINEAR), dtype=np.float32)
-    return c.transpose(2, 0, 1)[None]
+    c = np.asarray(im.crop(box).resize((side, side), Image.BILINEAR), dtype=np.float32)
+    return ((c - mean) * scale).astype(np.float32).transpose(2, 0, 1)[None]
 
 
 class Reader(CalibrationDataReader):
-    def __init__(self, paths):
+    def __init__(self, paths, net):
         self.it = iter(paths)
+        self.net = net
 
     def get_next(self):
         p = next(self.it, None)
-        return None if p is None else {"input": chip(p)}
+        return None if p is None else {NETS[self.net][0]: chip(p, self.net)}
 
 
 def main():
@@ -59,13 +71,18 @@ def main():
         k = args.index("--max")
         limit = int(args[k + 1])
         del args[k:k + 2]
-    if len(args) != 3:
+    net = "dlib"
+    if "--net" in args:
+        k = args.index("--net")
+        net = args[k + 1]
+        del args[k:k + 2]
+    if len(args) != 3 or net not in NETS:
         sys.exit(__doc__)
     src, dst, calib = args
     paths = list_images(calib, limit)
     if len(paths) < 20:
         sys.exit(f"quantize: need at least 20 calibration images under {calib}, found {len(paths)}")
-    quantize_static(src, dst, Reader(paths), quant_format=QuantFormat.QOperator,
+    quantize_static(src, dst, Reader(paths, net), quant_format=QuantFormat.QOperator,
                     op_types_to_quantize=["Conv", "Relu"], per_channel=False,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     print(f"quantized with {len(paths)} calibration images from {calib} -> {dst}")

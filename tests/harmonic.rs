@@ -104,3 +104,20 @@ fn facenet_verifies_on_its_own_calibrated_threshold() {
     let out = facegate(&["--model", "facenet", "verify", &a, &c]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn facenet_int8_agrees_with_fp32_on_real_faces() {
+    let mut fp = common::recognizer("facenet", 40.0);
+    let mut q = common::recognizer("facenet_int8", 40.0);
+    assert_eq!(q.dim(), 512);
+    for rel in [
+        "faces/labeled/obama/obama.jpg",
+        "faces/labeled/biden/biden.jpg",
+        "faces/labeled/rose_leslie/img1.jpg",
+    ] {
+        let (a, b) = (embedding(&mut fp, rel), embedding(&mut q, rel));
+        let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        // Both are unit vectors: cosine 0.99 is a distance of 0.14 (another person: ~1.3).
+        assert!(cos > 0.99, "{rel}: cosine {cos}");
+    }
+}

@@ -27,12 +27,12 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<ExitCode> {
     t.extend(bench::search(&[1_000, 10_000, 100_000], runs.min(20))?);
     g.emit(&t, || {
         let mut s = format!(
-            "{:<14} {:>8} {:>10} {:>10}\n",
+            "{:<18} {:>8} {:>10} {:>10}\n",
             "stage", "threads", "median ms", "p95 ms"
         );
         for x in &t {
             s += &format!(
-                "{:<14} {:>8} {:>10.2} {:>10.2}\n",
+                "{:<18} {:>8} {:>10.2} {:>10.2}\n",
                 x.stage, x.threads, x.median_ms, x.p95_ms
             );
         }

@@ -53,7 +53,8 @@ pub struct Global {
     /// Model directory (default: $FACEGATE_MODELS or ~/.cache/facegate/models).
     #[arg(long, global = true)]
     models: Option<PathBuf>,
-    /// Embedding model: dlib_fp32 (default) or dlib_int8. `run` takes it over the config's.
+    /// Embedding model: dlib_fp32 (default), dlib_int8, or the second network facenet /
+    /// facenet_int8 (`models/fetch --with facenet`). `run` takes it over the config's.
     #[arg(long, global = true, value_parser = EMBEDDERS)]
     model: Option<String>,
     /// Smallest face side to detect, 12 to 2000 pixels (default 40; `run`: the config's).

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 /// Median and 95th percentile of a stage, milliseconds. `bench --json` prints a list of
 /// these; scripts read the stage names: `detect_40`, `detect_80` (minimum face),
-/// `align`, `embed_fp32`, `embed_int8`, `embed_facenet` (when fetched), `frame` (detect at min face 40 + align + embed fp32),
+/// `align`, `embed_fp32`, `embed_int8`, `embed_facenet`, `embed_facenet_int8` (when fetched), `frame` (detect at min face 40 + align + embed fp32),
 /// `search_1k`, `search_10k`, `search_100k`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
@@ -108,10 +108,15 @@ pub fn stages(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Timi
     out.push(time("embed_fp32", runs, || fp.embed(&chip).map(|_| ()))?);
     out.push(time("embed_int8", runs, || q.embed(&chip).map(|_| ()))?);
     // The second network, when `models/fetch --with facenet` has made it (its own chip).
-    if store.path("facenet")?.exists() {
-        let f = TractEmbedder::new(store, "facenet")?;
-        let chip = align(frame, &face.landmarks, &f.template(), f.chip_size());
-        out.push(time("embed_facenet", runs, || f.embed(&chip).map(|_| ()))?);
+    for (name, stage) in [
+        ("facenet", "embed_facenet"),
+        ("facenet_int8", "embed_facenet_int8"),
+    ] {
+        if store.path(name)?.exists() {
+            let f = TractEmbedder::new(store, name)?;
+            let chip = align(frame, &face.landmarks, &f.template(), f.chip_size());
+            out.push(time(stage, runs, || f.embed(&chip).map(|_| ()))?);
+        }
     }
     let whole = |det: &mut Mtcnn| {
         time("frame", runs, || {

@@ -141,8 +141,19 @@ impl TemplateMatrix {
             return best;
         }
         let pp: f32 = probe.iter().map(|x| x * x).sum();
+        if !pp.is_finite() {
+            return best;
+        }
+        // The probe in 16-bit integers, as fine as the sum of `dim` products with 127 can
+        // hold in an i32 (at most 32767 steps; 1/32767 of its largest value is far below the
+        // templates' own byte step), so each row is one integer dot product.
+        let top = probe.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let steps = (i32::MAX as f64 / (127.0 * self.dim as f64)).min(32767.0) as f32;
+        let sp = if top > 0.0 { top / steps } else { 1.0 };
+        let pq: Vec<i16> = probe.iter().map(|v| (v / sp).round() as i16).collect();
+        let k = 2.0 * self.scale * sp;
         for (r, row) in self.rows.chunks_exact(self.dim).enumerate() {
-            let d = (pp - 2.0 * self.scale * dot(probe, row) + self.norms[r]).max(0.0);
+            let d = (pp - k * dot(&pq, row) as f32 + self.norms[r]).max(0.0);
             let o = self.owner[r];
             if o < people && d < best[o] {
                 best[o] = d;
@@ -152,31 +163,71 @@ impl TemplateMatrix {
     }
 }
 
-/// `Σ p q` with eight independent accumulators over fixed-size blocks (no bounds checks in
-/// the loop, so it vectorises).
-fn dot(p: &[f32], q: &[i8]) -> f32 {
+/// `Σ p q` in integers with sixteen independent accumulators over fixed-size blocks (no
+/// bounds checks in the loop, so it vectorises to multiply-adds).
+fn dot(p: &[i16], q: &[i8]) -> i32 {
     let n = p.len().min(q.len());
-    let whole = n / 8 * 8;
-    let mut acc = [0.0f32; 8];
-    for (a, b) in p[..whole].chunks_exact(8).zip(q[..whole].chunks_exact(8)) {
-        if let (Ok(a), Ok(b)) = (<&[f32; 8]>::try_from(a), <&[i8; 8]>::try_from(b)) {
-            for k in 0..8 {
-                acc[k] += a[k] * b[k] as f32;
+    let whole = n / 16 * 16;
+    let mut acc = [0i32; 16];
+    for (a, b) in p[..whole].chunks_exact(16).zip(q[..whole].chunks_exact(16)) {
+        if let (Ok(a), Ok(b)) = (<&[i16; 16]>::try_from(a), <&[i8; 16]>::try_from(b)) {
+            for k in 0..16 {
+                acc[k] += a[k] as i32 * b[k] as i32;
             }
         }
     }
-    let tail: f32 = p[whole..n]
+    let tail: i32 = p[whole..n]
         .iter()
         .zip(&q[whole..n])
-        .map(|(a, &b)| a * b as f32)
+        .map(|(&a, &b)| a as i32 * b as i32)
         .sum();
-    acc.iter().sum::<f32>() + tail
+    acc.iter().sum::<i32>() + tail
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn integer_search_matches_float_distances_on_many_templates() {
+        // 128- and 512-value templates (dlib's and FaceNet's sizes) with seeded values.
+        for dim in [128usize, 512, 9] {
+            let mut x = 12345u64;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x % 2001) as f32 / 1000.0 - 1.0) * 0.45
+            };
+            let rows: Vec<Vec<f32>> = (0..50)
+                .map(|_| {
+                    round_trip(
+                        &(0..dim).map(|_| next()).collect::<Vec<_>>(),
+                        TEMPLATE_SCALE,
+                    )
+                })
+                .collect();
+            let m = TemplateMatrix::build(
+                rows.iter().enumerate().map(|(i, r)| (i, r.as_slice())),
+                TEMPLATE_SCALE,
+            );
+            let probe: Vec<f32> = (0..dim).map(|_| next() * 1.3).collect();
+            let best = m.best_squared(&probe, 50);
+            for (i, r) in rows.iter().enumerate() {
+                let want: f32 = r.iter().zip(&probe).map(|(a, b)| (a - b) * (a - b)).sum();
+                assert!(
+                    (best[i] - want).abs() < 1e-3 * want.max(1.0),
+                    "{dim}: {} vs {want}",
+                    best[i]
+                );
+            }
+        }
+        let m = TemplateMatrix::build([(0, [0.5f32, 0.25].as_slice())], TEMPLATE_SCALE);
+        assert!(
+            m.best_squared(&[f32::NAN, 0.0], 1)[0].is_infinite(),
+            "NaN never matches"
+        );
+    }
     #[test]
     fn bytes_round_trip_and_clamp() {
         let v = [0.3f32, -0.3, 0.9, -0.9, 0.0019, 0.0020];

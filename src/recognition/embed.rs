@@ -12,9 +12,9 @@ use crate::recognition::models::{ModelSpec, ModelStore, Runner};
 use serde::{Deserialize, Serialize};
 
 /// The embedding models a user can choose (manifest names), the default first. `facenet`
-/// (512-d, `models/fetch --with facenet`) is the second network, for upgrades
-/// ([`crate::identity::space`]).
-pub const EMBEDDERS: [&str; 3] = ["dlib_fp32", "dlib_int8", "facenet"];
+/// (512-d, `models/fetch --with facenet`, with its int8 variant) is the second network, for
+/// upgrades ([`crate::identity::bridge`]).
+pub const EMBEDDERS: [&str; 4] = ["dlib_fp32", "dlib_int8", "facenet", "facenet_int8"];
 
 /// Euclidean distance between two embeddings of the same model.
 ///

@@ -154,7 +154,9 @@ impl ModelStore {
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|e| {
                 let hint = if spec.optional && e.kind() == std::io::ErrorKind::NotFound {
-                    format!(" (an optional model: run `models/fetch --with {name}`)")
+                    // Variants (`facenet_int8`) come with their network (`--with facenet`).
+                    let group = name.split('_').next().unwrap_or(name);
+                    format!(" (an optional model: run `models/fetch --with {group}`)")
                 } else {
                     String::new()
                 };
