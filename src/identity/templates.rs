@@ -81,7 +81,7 @@ pub fn decode_floats(text: &str) -> Result<Vec<f32>, String> {
     Ok(v)
 }
 
-/// Every template of a gallery in one contiguous `i8` matrix, each row tagged with its
+/// Every template of a gallery in one contiguous matrix of its byte values (held as i16), each row tagged with its
 /// person.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TemplateMatrix {
