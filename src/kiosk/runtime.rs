@@ -226,6 +226,8 @@ impl Kiosk {
         &mut self,
         frame: &Frame,
     ) -> Result<(Observation, Option<crate::recognition::detect::Face>)> {
+        // Only this frame's face may ever be added on a grant.
+        self.last_match = None;
         let faces = self.rec.detect(frame)?;
         let Some(i) = largest(&faces) else {
             return Ok((Observation::NoFace, None));
