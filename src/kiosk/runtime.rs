@@ -8,6 +8,11 @@
 //!
 //! A grant is written to the audit log **before** the door opens: when the log cannot be
 //! written (a full disk), the grant fails and the door stays locked.
+//!
+//! With a bridge (`[models] bridge`) the kiosk runs a newer network than the gallery's and
+//! matches through [`crate::identity::matcher`]; after a confident grant it may add the face's
+//! template of its own network to the person (`[migration]`, [`Kiosk`]'s `migrate`): the
+//! gallery migrates as people walk through, and nothing of this can hold up or cause a grant.
 
 use crate::error::{Context, Result};
 use crate::identity::bridge::Bridge;
