@@ -190,6 +190,10 @@ fn get(shared: &Shared, path: &str) -> Reply {
                         "people": g.people().iter().map(|p| json!({
                             "id": p.id, "name": p.name, "templates": p.templates.len(),
                             "created": p.created, "model": g.model,
+                            // Templates of a newer network added on grants (the upgrade).
+                            "migrated": p.migrated.iter()
+                                .map(|m| json!({"model": m.model, "templates": m.templates.len()}))
+                                .collect::<Vec<_>>(),
                         })).collect::<Vec<_>>(),
                     }),
                 ),

@@ -71,7 +71,9 @@ async function refreshPeople() {
       cell(row, p.name).className = "person-name";
       cell(row, String(p.templates));
       cell(row, new Date(p.created * 1000).toLocaleString());
-      cell(row, p.model);
+      // The enrolled network, and how far the person has migrated to a newer one.
+      const migrated = (p.migrated || []).map((m) => " + " + m.templates + " of " + m.model + " (on grants)");
+      cell(row, p.model + migrated.join(""));
       const actions = cell(row, "");
       const rename = document.createElement("button");
       rename.textContent = "Rename";
