@@ -4,7 +4,6 @@
 use super::Global;
 use clap::Args;
 use facegate::eval::domain::Domain;
-use facegate::eval::embed_run::EmbedRun;
 use facegate::learn::data::{from_gallery, from_images, split_people, Labelled};
 use facegate::learn::harmonic::{fit_bridge, MapOptions, Pairing};
 use facegate::learn::protocol::{lfw_harmonic, lfw_protocol, Result10};
@@ -235,11 +234,7 @@ fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode
         ..MapOptions::default()
     };
     let report = g.with_embed_run_in(a.no_cache, Domain::Clean, |run| {
-        let old = EmbedRun {
-            cache: run.cache.clone(),
-            progress: run.progress,
-            ..EmbedRun::new(run.store, v1, run.min_face)
-        };
+        let old = run.with_model(v1);
         lfw_harmonic(&old, run, data, o, &fold_progress)
     })?;
     g.emit(&report, || {
@@ -273,11 +268,7 @@ fn bridge(g: &Global, a: &TrainArgs, v1: &str) -> Result<ExitCode> {
     let store = g.store()?;
     let (from, to) = (store.model_id(g.model())?, store.model_id(v1)?);
     let (new, old) = g.with_embed_run(a.no_cache, |run| {
-        let old = EmbedRun {
-            cache: run.cache.clone(),
-            progress: run.progress,
-            ..EmbedRun::new(run.store, v1, run.min_face)
-        };
+        let old = run.with_model(v1);
         Ok((from_images(run, dir)?, from_images(&old, dir)?))
     })?;
     let ((new_tr, new_val), (old_tr, old_val)) = (split_people(&new.0)?, split_people(&old.0)?);

@@ -84,6 +84,16 @@ impl<'a> EmbedRun<'a> {
         }
     }
 
+    /// The same run (cache, progress, detector) with another embedding `model`, clean photos
+    /// and its own network's space: the older network of an upgrade.
+    pub fn with_model(&self, model: &'a str) -> Self {
+        EmbedRun {
+            cache: self.cache.clone(),
+            progress: self.progress,
+            ..EmbedRun::new(self.store, model, self.min_face)
+        }
+    }
+
     /// What decides an embedding besides the image: facegate's version, the sha256 of the
     /// four model files, the detector settings.
     fn cache_key(&self) -> Result<String> {

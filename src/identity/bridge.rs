@@ -25,7 +25,7 @@
 
 use crate::error::{Error, Result};
 use crate::identity::threshold::FarCurve;
-use base64::Engine;
+use crate::recognition::head::{decode_weights, encode_weights};
 use std::path::Path;
 
 /// A linear map `rows × cols`, row-major.
@@ -104,7 +104,6 @@ impl Bridge {
     }
 
     fn lines(&self) -> (String, String, String) {
-        let bytes: Vec<u8> = self.map.w.iter().flat_map(|v| v.to_le_bytes()).collect();
         let curve: Vec<String> = self
             .curve
             .points()
@@ -117,7 +116,7 @@ impl Bridge {
                 self.from, self.map.cols, self.to, self.map.rows
             ),
             format!("far_curve {}", curve.join(",")),
-            base64::engine::general_purpose::STANDARD.encode(&bytes),
+            encode_weights(&self.map.w),
         )
     }
 
@@ -175,19 +174,7 @@ impl Bridge {
             .collect::<Option<Vec<(f64, f32)>>>()
             .ok_or_else(|| bad("far_curve: not far:threshold pairs".into()))?;
         let curve = FarCurve::new(points).map_err(|e| bad(format!("far_curve: {e}")))?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(weights)
-            .map_err(|e| bad(format!("weights: {e}")))?;
-        if raw.len() != rows * cols * 4 {
-            return Err(bad(format!("{} weight bytes for {rows}x{cols}", raw.len())));
-        }
-        let w: Vec<f32> = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        if w.iter().any(|v| !v.is_finite()) {
-            return Err(bad("non-finite weights".into()));
-        }
+        let w = decode_weights(weights, rows, cols).map_err(bad)?;
         Ok(Bridge::new(from, to, Map { rows, cols, w }, curve))
     }
 }

@@ -25,6 +25,7 @@ use crate::recognition::embed::Embedding;
 use serde::Serialize;
 
 mod file;
+mod write;
 
 const FORMAT: &str = "facegate-gallery";
 /// The format written; formats 1 and 2 are still read.

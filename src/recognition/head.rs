@@ -55,13 +55,12 @@ impl LinearHead {
     }
 
     fn lines(&self) -> (String, String) {
-        let bytes: Vec<u8> = self.w.iter().flat_map(|v| v.to_le_bytes()).collect();
         (
             format!(
                 "facegate-head v1 {} {} {}",
                 self.model, self.dim, self.scale
             ),
-            base64::engine::general_purpose::STANDARD.encode(&bytes),
+            encode_weights(&self.w),
         )
     }
 
@@ -146,19 +145,7 @@ impl LinearHead {
             .ok()
             .filter(|s: &f32| s.is_finite() && *s > 0.0 && *s <= 100.0)
             .ok_or_else(|| bad(format!("scale {scale:?} is not a number in (0, 100]")))?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(weights)
-            .map_err(|e| bad(format!("weights: {e}")))?;
-        if raw.len() != dim * dim * 4 {
-            return Err(bad(format!("{} weight bytes for {dim}x{dim}", raw.len())));
-        }
-        let w: Vec<f32> = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        if w.iter().any(|v| !v.is_finite()) {
-            return Err(bad("non-finite weights".into()));
-        }
+        let w = decode_weights(weights, dim, dim).map_err(bad)?;
         Ok(LinearHead {
             model: model.to_string(),
             dim,
@@ -166,6 +153,30 @@ impl LinearHead {
             scale,
         })
     }
+}
+
+/// Weights as the files of heads and bridges store them: row-major little-endian f32, base64.
+pub(crate) fn encode_weights(w: &[f32]) -> String {
+    let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(&bytes)
+}
+
+/// The `rows × cols` weights of [`encode_weights`]' text; every value finite.
+pub(crate) fn decode_weights(text: &str, rows: usize, cols: usize) -> Result<Vec<f32>, String> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("weights: {e}"))?;
+    if raw.len() != rows * cols * 4 {
+        return Err(format!("{} weight bytes for {rows}x{cols}", raw.len()));
+    }
+    let w: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if w.iter().any(|v| !v.is_finite()) {
+        return Err("non-finite weights".into());
+    }
+    Ok(w)
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
-//! The gallery file: checksum and signature lines, the TOML body in formats 1 and 2, loading
-//! with every check, and the atomic write that refuses to replace what it cannot read.
+//! The gallery file: checksum and signature lines, the TOML body in formats 1 to 3, and
+//! loading with every check (writing is in `write.rs`).
 
 use super::{
     Gallery, Migrated, Person, CHECKSUM_PREFIX, FORMAT, MAX_FILE_BYTES, SIGNATURE_PREFIX,
     TEMPLATE_NORM, VERSION,
 };
 use crate::error::{Error, Result};
-use crate::files::{self, backup_path, Backup};
-use crate::identity::signing::{SigningKey, VerifyingKey};
+use crate::files::{self, backup_path};
+use crate::identity::signing::VerifyingKey;
 use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
 use crate::recognition::embed::Embedding;
 use crate::recognition::models::sha256_hex;
@@ -16,38 +16,38 @@ use std::path::Path;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileRepr {
-    format: String,
-    version: u32,
-    model: String,
+pub(super) struct FileRepr {
+    pub(super) format: String,
+    pub(super) version: u32,
+    pub(super) model: String,
     /// Format 2: the value of one template byte step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    scale: Option<f64>,
+    pub(super) scale: Option<f64>,
     /// Format 3: the id the next person gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    next_id: Option<u32>,
+    pub(super) next_id: Option<u32>,
     #[serde(default)]
-    people: Vec<PersonRepr>,
+    pub(super) people: Vec<PersonRepr>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PersonRepr {
-    id: u32,
-    name: String,
-    created: u64,
-    templates: Vec<String>,
+pub(super) struct PersonRepr {
+    pub(super) id: u32,
+    pub(super) name: String,
+    pub(super) created: u64,
+    pub(super) templates: Vec<String>,
     /// Format 3: templates of other networks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    migrated: Vec<MigratedRepr>,
+    pub(super) migrated: Vec<MigratedRepr>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MigratedRepr {
-    model: String,
-    added: Vec<u64>,
-    templates: Vec<String>,
+pub(super) struct MigratedRepr {
+    pub(super) model: String,
+    pub(super) added: Vec<u64>,
+    pub(super) templates: Vec<String>,
 }
 
 impl Gallery {
@@ -114,7 +114,7 @@ impl Gallery {
     }
 
     /// The gallery in `path` and its signature line with the bytes it signs.
-    fn read(path: &Path) -> Result<(Gallery, Option<(String, String)>)> {
+    pub(super) fn read(path: &Path) -> Result<(Gallery, Option<(String, String)>)> {
         let bytes = files::read_capped(path, MAX_FILE_BYTES)?;
         Self::parse_file(path, bytes)
     }
@@ -283,131 +283,6 @@ impl Gallery {
         g.reindex();
         Ok(g)
     }
-
-    /// Changes the gallery file at `path` under its lock ([`files::lock`]): reads it with
-    /// `load` after taking the lock, applies `change`, and saves (signed with `key`) when
-    /// `change` says it changed something. What `change` sees is the file as it is now, never
-    /// an older copy, so a concurrent removal is never undone.
-    pub fn update(
-        path: &Path,
-        load: impl FnOnce(&Path) -> Result<Gallery>,
-        key: Option<&SigningKey>,
-        change: impl FnOnce(&mut Gallery) -> Result<bool>,
-    ) -> Result<bool> {
-        let _lock = files::lock(path)?;
-        Self::change_locked(path, load, key, change)
-    }
-
-    /// [`Gallery::update`] if no one holds the file's lock, else `Ok(None)` at once without
-    /// reading or changing anything (for the door's loop, which must not wait).
-    pub fn try_update(
-        path: &Path,
-        load: impl FnOnce(&Path) -> Result<Gallery>,
-        key: Option<&SigningKey>,
-        change: impl FnOnce(&mut Gallery) -> Result<bool>,
-    ) -> Result<Option<bool>> {
-        let Some(_lock) = files::try_lock(path)? else {
-            return Ok(None);
-        };
-        Self::change_locked(path, load, key, change).map(Some)
-    }
-
-    fn change_locked(
-        path: &Path,
-        load: impl FnOnce(&Path) -> Result<Gallery>,
-        key: Option<&SigningKey>,
-        change: impl FnOnce(&mut Gallery) -> Result<bool>,
-    ) -> Result<bool> {
-        let mut g = load(path)?;
-        let changed = change(&mut g)?;
-        if changed {
-            g.save_signed(path, key)?;
-        }
-        Ok(changed)
-    }
-
-    /// Writes the gallery to `path` unsigned (see [`Gallery::save_signed`]).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        self.save_signed(path, None)
-    }
-
-    /// Writes the gallery to `path` atomically, keeping the previous file as `.bak`, signed
-    /// with `key` when given. Refuses to replace an existing file that does not load (it may
-    /// be someone's only copy), and a signed file without the key that signed it (the doors
-    /// would refuse the result and lock everyone out).
-    pub fn save_signed(&self, path: &Path, key: Option<&SigningKey>) -> Result<()> {
-        if self.mapped {
-            return Err(Error::gallery(
-                path,
-                "refusing to save templates mapped by a head (galleries keep the network's own)",
-            ));
-        }
-        if path.exists() {
-            let (_, signature) = Self::read(path).map_err(|e| {
-                Error::gallery(
-                    path,
-                    format!("refusing to overwrite a gallery that does not load ({e})"),
-                )
-            })?;
-            match (&signature, key) {
-                (Some(_), None) => {
-                    return Err(Error::gallery(
-                        path,
-                        "is signed: give the signing key (--signing-key or FACEGATE_SIGNING_KEY) to change it",
-                    ))
-                }
-                (Some(_), Some(k)) => {
-                    check_signature(path, signature.as_ref(), &k.verifying_key()).map_err(
-                        |e| Error::gallery(path, format!("refusing to re-sign: {e}")),
-                    )?
-                }
-                _ => {}
-            }
-        }
-        let repr = FileRepr {
-            format: FORMAT.into(),
-            version: VERSION,
-            model: self.model.clone(),
-            // The shortest decimal that reads back as this f32 (0.005, not 0.0049999998).
-            scale: format!("{}", self.scale).parse().ok(),
-            next_id: Some(self.next_id),
-            people: self
-                .people
-                .iter()
-                .map(|p| PersonRepr {
-                    id: p.id,
-                    name: p.name.clone(),
-                    created: p.created,
-                    templates: p
-                        .templates
-                        .iter()
-                        .map(|t| templates::encode_bytes(&t.0, self.scale))
-                        .collect(),
-                    migrated: p
-                        .migrated
-                        .iter()
-                        .map(|m| MigratedRepr {
-                            model: m.model.clone(),
-                            added: m.added.clone(),
-                            templates: m
-                                .templates
-                                .iter()
-                                .map(|t| templates::encode_bytes(&t.0, self.scale))
-                                .collect(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        };
-        let body = toml::to_string(&repr)
-            .map_err(|e| Error::gallery(path, format!("cannot serialise: {e}")))?;
-        let rest = match key {
-            Some(k) => format!("{SIGNATURE_PREFIX}{}\n{body}", k.sign(body.as_bytes())),
-            None => body,
-        };
-        let text = format!("{CHECKSUM_PREFIX}{}\n{rest}", sha256_hex(rest.as_bytes()));
-        files::write_atomic(path, text.as_bytes(), Backup::Keep)
-    }
 }
 
 /// One person's migrated set, checked: another model than the gallery's, a time per
@@ -462,7 +337,7 @@ fn migrated_set(
 }
 
 /// Checks the signature line of the gallery at `path` against `key`.
-fn check_signature(
+pub(super) fn check_signature(
     path: &Path,
     signature: Option<&(String, String)>,
     key: &VerifyingKey,
