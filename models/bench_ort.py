@@ -8,7 +8,8 @@ resampling and post-processing, so they are an upper bound on tract's share.
 
 With `--json` it prints the rows `facegate bench --json` prints, for the stages both have:
 `{"stage": S, "threads": T, "median_ms": m, "p95_ms": p, "runs": r}` for `detect_40`,
-`detect_80` (network time over the pyramid and the candidates), `embed_fp32`, `embed_int8`,
+`detect_80` (network time over the pyramid and the candidates), `track` (one R-Net and one
+O-Net run: a tracked frame with one face), `embed_fp32`, `embed_int8`,
 and `embed_facenet`, `embed_facenet_int8` when fetched, each at 1 thread and at every core.
 
 Usage: bench_ort.py MODEL_DIR [--min-face 40] [--runs 50] [--rnet N] [--onet N] [--json]
@@ -114,6 +115,11 @@ def rows_json(a):
             med, p95 = timed(mtcnn, a.runs)
             out.append({"stage": f"detect_{min_face}", "threads": threads, "median_ms": med,
                         "p95_ms": p95, "runs": a.runs})
+        # A tracked frame: R-Net and O-Net once each on the face's last box.
+        r24 = rng.uniform(-1, 1, (1, 24, 24, 3)).astype(np.float32)
+        o48 = rng.uniform(-1, 1, (1, 48, 48, 3)).astype(np.float32)
+        med, p95 = timed(lambda: (rnet.run(None, {"input_2": r24}), onet.run(None, {"input_3": o48})), a.runs)
+        out.append({"stage": "track", "threads": threads, "median_ms": med, "p95_ms": p95, "runs": a.runs})
         for stage, f, side, name in [("embed_fp32", "dlib_resnet_v1_fp32.onnx", 150, "input"),
                                      ("embed_int8", "dlib_resnet_v1_int8.onnx", 150, "input"),
                                      ("embed_facenet", "facenet_20180408_fp32.onnx", 160, "input:0"),

@@ -23,7 +23,7 @@
 //! ```text
 //! error · files
 //! recognition   frame · models → photo · detect · align · source → embed · head · quality · draw
-//!               → pipeline
+//!               → pipeline → track
 //! identity      threshold · verify · templates → bridge · gallery → space → identify
 //!               → matcher · enroll · cluster                                       (recognition)
 //! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)

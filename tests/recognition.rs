@@ -331,3 +331,23 @@ fn the_pyramid_on_several_threads_finds_exactly_what_one_thread_finds() {
     }
     assert!(faces >= 10, "only {faces} faces in the group photos");
 }
+
+#[test]
+fn the_networks_on_several_threads_give_exactly_what_one_thread_gives() {
+    use facegate::recognition::models::MatmulThreads;
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let photo = load_image(&common::images_in(&common::data("faces/groups"))[0]).unwrap();
+    let (one, two) = (
+        MatmulThreads::new(1).unwrap(),
+        MatmulThreads::new(2).unwrap(),
+    );
+    assert_eq!((one.threads(), two.threads()), (1, 2));
+    let one = one.scope(|| rec.analyze(&photo).unwrap());
+    let two = two.scope(|| rec.analyze(&photo).unwrap());
+    assert!(one.len() >= 2, "{} faces", one.len());
+    assert_eq!(one.len(), two.len());
+    for (a, b) in one.iter().zip(&two) {
+        assert_eq!(a.face, b.face);
+        assert_eq!(a.embedding.0, b.embedding.0);
+    }
+}

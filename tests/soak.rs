@@ -79,7 +79,7 @@ fn the_loop_runs_flat_for_fifty_thousand_frames() {
             let t = (done + i) as f64 / cfg.source.fps;
             k.process(&frame, t).unwrap();
             if pattern.len() < per_loop {
-                pattern.push(k.observe(&frame).unwrap().0);
+                pattern.push(k.observe(&frame, t).unwrap().0);
             }
         }
         done += chunk;

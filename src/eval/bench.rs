@@ -16,8 +16,9 @@ use std::time::Instant;
 
 /// Median and 95th percentile of a stage, milliseconds. `bench --json` prints a list of
 /// these; scripts read the stage names: `detect_40`, `detect_80` (minimum face),
-/// `align`, `embed_fp32`, `embed_int8`, `embed_facenet`, `embed_facenet_int8` (when fetched), `frame` (detect at min face 40 + align + embed fp32),
-/// `search_1k`, `search_10k`, `search_100k`.
+/// `align`, `embed_fp32`, `embed_int8`, `embed_facenet`, `embed_facenet_int8` (when fetched), `frame` (detect at min face 40 +
+/// align + embed fp32), `track` (the frame's face re-found from its last box, as the kiosk
+/// does between full detections), `frame_tracked` (track + align + embed fp32), `search_1k`, `search_10k`, `search_100k`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     /// Stage name.
@@ -74,11 +75,28 @@ pub fn kiosk_frame(img: &Frame) -> Frame {
     out
 }
 
-/// Per-stage timings on `frame` on one thread: detection at minimum faces 40 and 80, the
-/// alignment, both embedders, and a whole frame; then detection and the whole frame with
-/// the pyramid's scales on every core (tract's own products stay on one thread).
+/// Per-stage timings on `frame`: detection at minimum faces 40 and 80, the alignment, the
+/// embedders, a whole frame, a tracked frame; first on one thread, then on every core (the
+/// pyramid's scales side by side and the networks' matrix products split,
+/// [`crate::recognition::models::MatmulThreads`]).
 pub fn stages(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Timing>> {
-    let detector = |min_face, threads| {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out = Vec::new();
+    for threads in if n > 1 { vec![1, n] } else { vec![1] } {
+        let mm = crate::recognition::models::MatmulThreads::new(threads)?;
+        let rows = mm.scope(|| stages_at(store, frame, runs, threads))?;
+        out.extend(rows.into_iter().map(|t| Timing { threads, ..t }));
+    }
+    Ok(out)
+}
+
+fn stages_at(
+    store: &ModelStore,
+    frame: &Frame,
+    runs: usize,
+    threads: usize,
+) -> Result<Vec<Timing>> {
+    let detector = |min_face| {
         Mtcnn::new(
             store,
             MtcnnConfig {
@@ -88,7 +106,7 @@ pub fn stages(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Timi
             },
         )
     };
-    let (mut det40, mut det80) = (detector(40.0, 1)?, detector(80.0, 1)?);
+    let (mut det40, mut det80) = (detector(40.0)?, detector(80.0)?);
     let faces = det40.detect(frame)?;
     let face = faces
         .get(largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?)
@@ -118,28 +136,25 @@ pub fn stages(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Timi
             out.push(time(stage, runs, || f.embed(&chip).map(|_| ()))?);
         }
     }
-    let whole = |det: &mut Mtcnn| {
-        time("frame", runs, || {
-            let faces = det.detect(frame)?;
-            let f = &faces[largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?];
-            fp.embed(&align(frame, &f.landmarks, &fp.template(), fp.chip_size()))
-                .map(|_| ())
-        })
+    let embed_largest = |found: &[crate::recognition::detect::Face]| {
+        let f = &found[largest(found).ok_or_else(|| Error::NoFace("bench frame".into()))?];
+        fp.embed(&align(frame, &f.landmarks, &fp.template(), fp.chip_size()))
+            .map(|_| ())
     };
-    out.push(whole(&mut det40)?);
-    // The same stages with the pyramid's scales on every core.
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if n > 1 {
-        let (mut p40, mut p80) = (detector(40.0, n)?, detector(80.0, n)?);
-        for (stage, det) in [("detect_40", &mut p40), ("detect_80", &mut p80)] {
-            let mut t = time(stage, runs, || det.detect(frame).map(|_| ()))?;
-            t.threads = n;
-            out.push(t);
-        }
-        let mut t = whole(&mut p40)?;
-        t.threads = n;
-        out.push(t);
-    }
+    out.push(time("frame", runs, || {
+        embed_largest(&det40.detect(frame)?)
+    })?);
+    // A tracked frame: the face re-found from its box in the same frame.
+    out.push(time("track", runs, || {
+        det40
+            .redetect(frame, &faces)?
+            .filter(|f| !f.is_empty())
+            .map(|_| ())
+            .ok_or_else(|| Error::NoFace("bench frame (tracked)".into()))
+    })?);
+    out.push(time("frame_tracked", runs, || {
+        embed_largest(&det40.redetect(frame, &faces)?.unwrap_or_default())
+    })?);
     Ok(out)
 }
 

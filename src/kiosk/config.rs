@@ -139,9 +139,19 @@ pub struct DetectorConfig {
     /// Smallest face side in pixels.
     #[serde(default = "default_min_face")]
     pub min_face: f32,
-    /// Threads for the detector's pyramid: 0 = every core, 1 to 64 = that many.
+    /// Threads for the detector's pyramid and the networks' matrix products: 0 = every
+    /// core, 1 to 64 = that many.
     #[serde(default)]
     pub threads: u32,
+    /// Tracking: between full detections the faces of the previous frame are re-found where
+    /// they were ([`crate::recognition::track`]); a full detection runs at least this often
+    /// (seconds), so a newcomer is found within it. 0 = a full detection every frame.
+    #[serde(default = "default_full_every_s")]
+    pub full_every_s: f64,
+}
+
+fn default_full_every_s() -> f64 {
+    0.4
 }
 
 /// The kiosk's default minimum face: a person at the door in a 640x480 frame is well over
@@ -158,6 +168,7 @@ impl Default for DetectorConfig {
         DetectorConfig {
             min_face: default_min_face(),
             threads: 0,
+            full_every_s: default_full_every_s(),
         }
     }
 }
@@ -411,6 +422,13 @@ impl Config {
         let (lo, hi) = (*MIN_FACE_RANGE.start() as f64, *MIN_FACE_RANGE.end() as f64);
         range("detector", "min_face", c.detector.min_face as f64, lo, hi)?;
         range("detector", "threads", c.detector.threads as f64, 0.0, 64.0)?;
+        range(
+            "detector",
+            "full_every_s",
+            c.detector.full_every_s,
+            0.0,
+            10.0,
+        )?;
         let q = &c.quality;
         range(
             "quality",

@@ -1,4 +1,5 @@
-//! The kiosk loop: source → detect → align → embed → identify → decide → door, and the audit log.
+//! The kiosk loop: source → detect (tracking faces between full detections) → align → embed
+//! → identify → decide → door, and the audit log.
 //!
 //! The door is created (and driven to locked) before the models load, so a missing model or
 //! a damaged gallery stops the kiosk with the door locked. A missing gallery is an empty one
@@ -29,10 +30,11 @@ use crate::kiosk::liveness::{DecisionFrame, Liveness, NoLivenessCheck};
 use crate::kiosk::notify::Notifier;
 use crate::kiosk::watch::GalleryWatch;
 use crate::recognition::frame::Frame;
-use crate::recognition::models::ModelStore;
+use crate::recognition::models::{MatmulThreads, ModelStore};
 use crate::recognition::pipeline::{largest, Recognizer};
 use crate::recognition::quality::{check, QualityGates};
 use crate::recognition::source::FrameSource;
+use crate::recognition::track::{TrackStats, Tracker};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -92,6 +94,10 @@ pub struct Kiosk {
     last_unknown_log: f64,
     last_was_no_face: bool,
     notifier: Notifier,
+    /// The threads of the networks' matrix products (`[detector] threads`).
+    matmul: MatmulThreads,
+    /// Finds each frame's faces, tracking them between full detections.
+    tracker: Tracker,
     /// The last identified face: who, and its raw embedding (what a migration adds).
     last_match: Option<(Match, crate::recognition::embed::Embedding)>,
     /// What happened so far.
@@ -125,6 +131,7 @@ impl Kiosk {
         let door = Door::new(relay, Duration::from_millis(config.door.pulse_ms))?;
         door.install_panic_hook();
         let rec = recognizer(config)?;
+        let matmul = MatmulThreads::new(config.detector.threads as usize)?;
         let key = config
             .gallery
             .public_key
@@ -200,6 +207,8 @@ impl Kiosk {
             last_unknown_log: f64::NEG_INFINITY,
             last_was_no_face: false,
             notifier: Notifier::from_env(),
+            tracker: Tracker::new(config.detector.full_every_s),
+            matmul,
             last_match: None,
             summary: RunSummary::default(),
         })
@@ -209,6 +218,11 @@ impl Kiosk {
     pub fn set_liveness(&mut self, liveness: Box<dyn Liveness>) {
         log::info!("liveness check: {}", liveness.describe());
         self.liveness = liveness;
+    }
+
+    /// How the frames so far were detected (whole or by tracking).
+    pub fn track_stats(&self) -> TrackStats {
+        self.tracker.stats
     }
 
     /// The gallery in use and the state of its file.
@@ -226,14 +240,16 @@ impl Kiosk {
         }
     }
 
-    /// What the frame shows (the largest face, gated, identified), and that face.
+    /// What the frame taken at `t` seconds shows (the largest face, gated, identified), and
+    /// that face.
     pub fn observe(
         &mut self,
         frame: &Frame,
+        t: f64,
     ) -> Result<(Observation, Option<crate::recognition::detect::Face>)> {
         // Only this frame's face may ever be added on a grant.
         self.last_match = None;
-        let faces = self.rec.detect(frame)?;
+        let faces = self.tracker.faces(&mut self.rec, frame, t)?;
         let Some(i) = largest(&faces) else {
             return Ok((Observation::NoFace, None));
         };
@@ -261,7 +277,8 @@ impl Kiosk {
     /// Processes one frame taken at `t` seconds: decides, pulses the door on a grant, audits.
     pub fn process(&mut self, frame: &Frame, t: f64) -> Result<Decision> {
         self.summary.frames += 1;
-        let decision = self.decide(frame, t);
+        let matmul = self.matmul.clone();
+        let decision = matmul.scope(|| self.decide(frame, t));
         if decision.is_err() {
             self.summary.errors += 1;
         }
@@ -270,7 +287,7 @@ impl Kiosk {
 
     fn decide(&mut self, frame: &Frame, t: f64) -> Result<Decision> {
         self.refresh_gallery();
-        let (obs, face) = match self.observe(frame) {
+        let (obs, face) = match self.observe(frame, t) {
             Ok(x) => x,
             Err(e) => {
                 // A frame that cannot be analysed breaks the run of agreeing frames.
@@ -473,6 +490,13 @@ impl Kiosk {
             }
         }
         self.notifier.stopping();
+        let ts = self.tracker.stats;
+        log::info!(
+            "detection: {} frames searched whole, {} by tracking ({} times tracking lost a face)",
+            ts.full,
+            ts.tracked,
+            ts.lost
+        );
         self.door.lock("kiosk stopped")?;
         Ok(self.summary.clone())
     }

@@ -57,6 +57,14 @@ impl Face {
 pub trait Detector {
     /// Every face in `frame`, best score first.
     fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>>;
+    /// The faces near `previous` (faces this detector found in an earlier frame), found
+    /// without searching the whole frame: each previous box is checked and refined by the
+    /// detector's last stages only. A face that moved away or a new face is not found; the
+    /// caller runs [`Detector::detect`] when this returns fewer faces than `previous` (see
+    /// [`crate::recognition::track`]). `None`: this detector cannot do that.
+    fn redetect(&mut self, _frame: &Frame, _previous: &[Face]) -> Result<Option<Vec<Face>>> {
+        Ok(None)
+    }
     /// The smallest face side looked for, in pixels.
     fn min_face(&self) -> f32;
     /// Changes the smallest face side looked for (within [`MIN_FACE_RANGE`]).
@@ -350,6 +358,35 @@ impl Detector for Mtcnn {
             faces.len()
         );
         Ok(faces)
+    }
+
+    /// R-Net and O-Net on each previous box made square, as if P-Net had proposed it: the
+    /// same two stages, thresholds and minimum score as a full detection. About one R-Net and
+    /// one O-Net run per face instead of the pyramid and every candidate's.
+    fn redetect(&mut self, frame: &Frame, previous: &[Face]) -> Result<Option<Vec<Face>>> {
+        if previous.is_empty() || frame.width().max(frame.height()) > DETECT_MAX_SIDE {
+            return Ok(None);
+        }
+        let img = FloatImage::from_frame(frame);
+        let cands = previous
+            .iter()
+            .map(|f| Cand {
+                b: square(f.bbox.map(f64::from)).map(f64::trunc),
+                score: f.score as f64,
+                reg: [0.0; 4],
+            })
+            .collect();
+        let c2 = self
+            .rnet_stage(&img, cands)
+            .context("R-Net stage (tracking)")?;
+        let mut faces = if c2.is_empty() {
+            Vec::new()
+        } else {
+            self.onet_stage(&img, c2)
+                .context("O-Net stage (tracking)")?
+        };
+        faces.retain(|f| f.score >= self.config.min_score);
+        Ok(Some(faces))
     }
 
     fn min_face(&self) -> f32 {

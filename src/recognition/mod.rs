@@ -4,7 +4,8 @@
 //! [`detect`] finds faces (MTCNN), [`align`] warps each to the embedder's template,
 //! [`embed`] runs the embedding network, [`head`] is a learned map on its embeddings,
 //! [`quality`] gates faces, [`draw`] marks them,
-//! [`source`] yields frames, and [`pipeline`] wires detector, aligner and embedder.
+//! [`source`] yields frames, [`pipeline`] wires detector, aligner and embedder, and [`track`]
+//! follows faces from frame to frame so that most frames skip the full detection.
 
 pub mod align;
 pub mod detect;
@@ -17,3 +18,4 @@ pub mod photo;
 pub mod pipeline;
 pub mod quality;
 pub mod source;
+pub mod track;

@@ -221,6 +221,56 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Every output tensor as (shape, f32 data).
+/// A pool of threads for the networks' matrix products, used by the networks run inside
+/// [`MatmulThreads::scope`] on the calling thread. Outputs do not depend on it: the products
+/// are split by output tiles, each value still summed by one thread in the same order.
+///
+/// Only a thread that is not itself a worker of a rayon pool may use it (the kiosk's loop,
+/// `bench`): the pyramid's scales and the batch evaluations run networks side by side on
+/// rayon workers with one thread each, and a worker waiting inside a nested pool could pick
+/// up a second network run on top of the first.
+#[derive(Clone)]
+pub struct MatmulThreads {
+    executor: tract_linalg::multithread::Executor,
+    threads: usize,
+}
+
+impl MatmulThreads {
+    /// `threads` threads: 0 = every core, 1 = the calling thread alone.
+    pub fn new(threads: usize) -> Result<Self> {
+        use tract_linalg::multithread::Executor;
+        let n = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        if n <= 1 {
+            return Ok(MatmulThreads {
+                executor: Executor::SingleThread,
+                threads: 1,
+            });
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("facegate-mm-{i}"))
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start {n} threads: {e}")))?;
+        Ok(MatmulThreads {
+            executor: Executor::MultiThread(Arc::new(pool)),
+            threads: n,
+        })
+    }
+
+    /// The number of threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// `f` with the networks it runs on this thread using these threads.
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        tract_linalg::multithread::multithread_tract_scope(self.executor.clone(), f)
+    }
+}
+
 fn to_vecs(model: &str, outputs: &[TValue]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
     outputs
         .iter()

@@ -71,6 +71,12 @@ impl Recognizer {
         self.detector.detect(frame)
     }
 
+    /// Faces near `previous` (found in an earlier frame) re-found without a full search;
+    /// `None` when the detector cannot ([`Detector::redetect`]).
+    pub fn redetect(&mut self, frame: &Frame, previous: &[Face]) -> Result<Option<Vec<Face>>> {
+        self.detector.redetect(frame, previous)
+    }
+
     /// Faces in `frame` looked for down to `min_face` pixels this once; the detector's own
     /// setting is restored afterwards, whatever the outcome.
     pub fn detect_with_min_face(&mut self, frame: &Frame, min_face: f32) -> Result<Vec<Face>> {
