@@ -68,7 +68,9 @@ fn the_kiosk_opens_no_socket_but_the_systemd_notify_datagram() {
         !sockets.is_empty(),
         "strace saw no socket at all: {calls:?}"
     );
-    for c in &calls {
+    // `???( <detached ...>` is strace's mark for a thread (the matmul pool's) that ended
+    // while traced, not a call.
+    for c in calls.iter().filter(|c| !c.contains("<detached ...>")) {
         assert!(
             c.starts_with("socket(AF_UNIX, SOCK_DGRAM"),
             "a socket call other than the notify datagram: {c}"
