@@ -54,13 +54,7 @@ fn iou(a: &Face, b: &Face) -> f32 {
 
 #[test]
 fn tracking_finds_what_full_detection_finds_on_a_moving_sequence() {
-    let bg = imageops::resize(
-        &load_image(common::data("faces/no_face/gravel.png")).unwrap(),
-        640,
-        480,
-        FilterType::Triangle,
-    );
-    let (a, b) = (lfw_face("Colin_Powell"), lfw_face("Tony_Blair"));
+    let Sequence { bg, a, b, .. } = sequence();
     let mut full = common::recognizer("dlib_fp32", 60.0);
     let mut tracked = common::recognizer("dlib_fp32", 60.0);
     let mut tracker = Tracker::new(FULL_EVERY_S);
@@ -162,6 +156,18 @@ struct Sequence {
     next: usize,
 }
 
+/// The sequence from its first frame: the background and the two faces.
+fn sequence() -> Sequence {
+    let bg = imageops::resize(
+        &load_image(common::data("faces/no_face/gravel.png")).unwrap(),
+        640,
+        480,
+        FilterType::Triangle,
+    );
+    let (a, b) = (lfw_face("Colin_Powell"), lfw_face("Tony_Blair"));
+    Sequence { bg, a, b, next: 0 }
+}
+
 impl facegate::recognition::source::FrameSource for Sequence {
     fn next_frame(&mut self) -> facegate::Result<Option<Frame>> {
         if self.next == FRAMES {
@@ -192,13 +198,6 @@ fn the_kiosk_decides_the_same_with_and_without_tracking() {
     common::enroll_files(&mut rec, &mut g, "Colin Powell", &powell);
     let gallery = dir.path().join("gallery.toml");
     g.save(&gallery).unwrap();
-    let bg = imageops::resize(
-        &load_image(common::data("faces/no_face/gravel.png")).unwrap(),
-        640,
-        480,
-        FilterType::Triangle,
-    );
-    let (a, b) = (lfw_face("Colin_Powell"), lfw_face("Tony_Blair"));
     let mut runs = Vec::new();
     for full_every_s in [0.0, FULL_EVERY_S] {
         let mut cfg = common::kiosk_config(dir.path(), &gallery, dir.path());
@@ -206,12 +205,7 @@ fn the_kiosk_decides_the_same_with_and_without_tracking() {
         let relay = SimulatedRelay::new();
         let events = relay.events();
         let mut k = Kiosk::new(&cfg, Box::new(relay)).unwrap();
-        let mut src = Sequence {
-            bg: bg.clone(),
-            a: a.clone(),
-            b: b.clone(),
-            next: 0,
-        };
+        let mut src = sequence();
         let s = k.run(&mut src, FPS, None, &AtomicBool::new(false)).unwrap();
         let stats = k.track_stats();
         drop(k);
