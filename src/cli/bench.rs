@@ -16,6 +16,10 @@ pub struct BenchArgs {
     /// Runs per stage (at least 1).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     runs: u32,
+    /// Instead of the timings: where each network spends its time on one thread, per
+    /// operator kind and the matrix-product kernels this CPU's plans selected.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// Times every stage and prints a table (or the rows as JSON).
@@ -23,6 +27,29 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<ExitCode> {
     let store = g.store()?;
     let frame = bench::kiosk_frame(&load_image(&a.image)?);
     let runs = a.runs as usize;
+    if a.profile {
+        let rows = bench::profile(&store, &frame, runs)?;
+        g.emit(&rows, || {
+            let mut s = format!(
+                "{:<13} {:<16} {:<40} {:>5} {:>9} {:>6}\n",
+                "model", "op", "kernel", "nodes", "ms/run", "share"
+            );
+            for r in &rows {
+                s += &format!(
+                    "{:<13} {:<16} {:<40} {:>5} {:>9.3} {:>5.1}%\n",
+                    r.model,
+                    r.op,
+                    r.kernel,
+                    r.nodes,
+                    r.ms,
+                    r.share * 100.0
+                );
+            }
+            s += "(one thread; P-Net on the pyramid's first level, R-Net and O-Net on one candidate, embedders on the face's chip)\n";
+            s
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut t = bench::stages(&store, &frame, runs)?;
     t.extend(bench::search(&[1_000, 10_000, 100_000], runs.min(20))?);
     g.emit(&t, || {

@@ -188,3 +188,64 @@ pub fn search(sizes: &[usize], runs: usize) -> Result<Vec<Timing>> {
     }
     Ok(out)
 }
+
+/// One row of `bench --profile`: a network's time per run in one operator kind and kernel.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileRow {
+    /// The network (`pnet`, `rnet`, `onet`, `dlib_fp32`, `dlib_int8`, `facenet`, ...).
+    pub model: String,
+    /// tract's operator name.
+    pub op: String,
+    /// The matrix-product kernels the plan selected for this operator (empty otherwise).
+    pub kernel: String,
+    /// Nodes of the plan in this row.
+    pub nodes: usize,
+    /// Mean time per run, ms, on one thread.
+    pub ms: f64,
+    /// Share of the network's time per run.
+    pub share: f64,
+}
+
+/// Where each network spends its time on `frame`, on one thread: per operator kind and the
+/// matrix-product kernels this CPU's plans selected (P-Net on the pyramid's first level, R-Net
+/// and O-Net on one candidate, every embedder present on the face's chip).
+pub fn profile(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<ProfileRow>> {
+    let mut det = Mtcnn::new(
+        store,
+        MtcnnConfig {
+            threads: 1,
+            ..Default::default()
+        },
+    )?;
+    let faces = det.detect(frame)?;
+    let face = faces
+        .get(largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?)
+        .cloned()
+        .ok_or_else(|| Error::NoFace("bench frame".into()))?;
+    let mut per_model = det.profile(frame, runs)?;
+    let mut named = Vec::new();
+    for name in crate::recognition::embed::EMBEDDERS {
+        if store.path(name)?.exists() {
+            let e = TractEmbedder::new(store, name)?;
+            let chip = align(frame, &face.landmarks, &e.template(), e.chip_size());
+            named.push((name.to_string(), e.profile(&chip, runs)?));
+        }
+    }
+    let mut out = Vec::new();
+    for (model, ops) in per_model
+        .drain(..)
+        .map(|(m, o)| (m.to_string(), o))
+        .chain(named)
+    {
+        let total: f64 = ops.iter().map(|o| o.ms).sum();
+        out.extend(ops.into_iter().map(|o| ProfileRow {
+            model: model.clone(),
+            share: if total > 0.0 { o.ms / total } else { 0.0 },
+            op: o.op,
+            kernel: o.kernel,
+            nodes: o.nodes,
+            ms: o.ms,
+        }));
+    }
+    Ok(out)
+}

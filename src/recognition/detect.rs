@@ -229,6 +229,34 @@ impl Mtcnn {
         Ok(out)
     }
 
+    /// Where the three networks spend their time on `frame`, per operator kind and kernel
+    /// ([`Runner::profile`]): P-Net on the pyramid's first (largest) level, R-Net and O-Net
+    /// on one candidate (the whole frame resized), each over `runs` runs.
+    pub fn profile(
+        &mut self,
+        frame: &Frame,
+        runs: usize,
+    ) -> Result<Vec<(&'static str, Vec<crate::recognition::models::OpTime>)>> {
+        let img = FloatImage::from_frame(frame);
+        let mut out = Vec::new();
+        if let Some(&s) = self.scales(img.width, img.height).first() {
+            let ws = (img.width as f64 * s).ceil() as usize;
+            let hs = (img.height as f64 * s).ceil() as usize;
+            let plan = self.pnet_plan(ws, hs)?;
+            let mut input = Vec::new();
+            img.resize(ws, hs)
+                .push_x_major(127.5, 0.0078125, &mut input);
+            out.push(("pnet", plan.profile(&[1, ws, hs, 3], input, runs)?));
+        }
+        for (name, runner, size) in [("rnet", &self.rnet, 24), ("onet", &self.onet, 48)] {
+            let mut input = Vec::new();
+            img.resize(size, size)
+                .push_x_major(127.5, 0.0078125, &mut input);
+            out.push((name, runner.profile(&[1, size, size, 3], input, runs)?));
+        }
+        Ok(out)
+    }
+
     /// The `size x size` network inputs of whole-pixel candidate boxes (1-based corners, as
     /// in the reference MTCNN: the crop starts at `x1 - 1`), zero-filled outside the frame.
     fn crops(img: &FloatImage, cands: &[Cand], size: usize) -> Vec<Vec<f32>> {

@@ -128,19 +128,10 @@ impl TractEmbedder {
     pub fn name(&self) -> &str {
         &self.name
     }
-}
 
-fn input_shape(spec: &ModelSpec, size: u32) -> [usize; 4] {
-    let s = size as usize;
-    if spec.layout == "NCHW" {
-        [1, 3, s, s]
-    } else {
-        [1, s, s, 3]
-    }
-}
-
-impl Embedder for TractEmbedder {
-    fn embed(&self, chip: &Frame) -> Result<Embedding> {
+    /// The network's input tensor for `chip` (its shape and values), or an error if the chip
+    /// is not the model's size.
+    fn input(&self, chip: &Frame) -> Result<([usize; 4], Vec<f32>)> {
         if chip.width() != self.size || chip.height() != self.size {
             return Err(Error::Invalid(format!(
                 "{}: chip is {}x{}, the model takes {}x{}",
@@ -162,7 +153,33 @@ impl Embedder for TractEmbedder {
                 input[if nchw { c * s * s + i } else { i * 3 + c }] = v;
             }
         }
-        let shape = input_shape(&self.spec, self.size);
+        Ok((input_shape(&self.spec, self.size), input))
+    }
+
+    /// Where embedding `chip` spends its time, per operator kind and kernel, over `runs`
+    /// runs ([`Runner::profile`]).
+    pub fn profile(
+        &self,
+        chip: &Frame,
+        runs: usize,
+    ) -> Result<Vec<crate::recognition::models::OpTime>> {
+        let (shape, input) = self.input(chip)?;
+        self.runner.profile(&shape, input, runs)
+    }
+}
+
+fn input_shape(spec: &ModelSpec, size: u32) -> [usize; 4] {
+    let s = size as usize;
+    if spec.layout == "NCHW" {
+        [1, 3, s, s]
+    } else {
+        [1, s, s, 3]
+    }
+}
+
+impl Embedder for TractEmbedder {
+    fn embed(&self, chip: &Frame) -> Result<Embedding> {
+        let (shape, input) = self.input(chip)?;
         let out = self.runner.run(&shape, input)?;
         let v = out.into_iter().next().map(|o| o.1).unwrap_or_default();
         if v.len() != self.dim {

@@ -310,6 +310,78 @@ impl Runner {
     }
 }
 
+/// Where a plan's runs spend their time: one row per operator kind and kernel.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpTime {
+    /// tract's operator name (`OptMatMul`, `Im2col`, `MaxPool`, ...).
+    pub op: String,
+    /// For a matrix product, the kernels its plan selected (`fma_mmm_f32_16x6`, ...);
+    /// otherwise empty.
+    pub kernel: String,
+    /// Nodes of the plan with this operator and kernel.
+    pub nodes: usize,
+    /// Time per run, ms (the median run's share is not separated: a mean over the runs).
+    pub ms: f64,
+}
+
+/// The kernels a node's matrix products use, if it is one.
+fn kernels_of(op: &dyn tract_onnx::prelude::Op) -> String {
+    use tract_onnx::tract_hir::tract_core::ops::matmul::optimized::OptMatMul;
+    match op.downcast_ref::<OptMatMul>() {
+        Some(m) => m
+            .mmm
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect::<Vec<_>>()
+            .join("+"),
+        None => String::new(),
+    }
+}
+
+impl Runner {
+    /// Runs `runs` times (after one warm-up) timing every node, and returns the time per
+    /// run of each operator kind and kernel, slowest first. The outputs are the plan's own
+    /// (every node is evaluated as [`Runner::run`] evaluates it), only timed one by one.
+    pub fn profile(&self, shape: &[usize], data: Vec<f32>, runs: usize) -> Result<Vec<OpTime>> {
+        use tract_onnx::tract_hir::tract_core::plan::eval;
+        let model = self.model.as_str();
+        let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)
+            .map_err(|e| Error::Invalid(format!("{model}: input shape {shape:?}: {e}")))?;
+        let input = Tensor::from(input).into_tvalue();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: BTreeMap<(String, String), (std::collections::BTreeSet<usize>, f64)> =
+            BTreeMap::new();
+        let runs = runs.max(1);
+        for run in 0..=runs {
+            state
+                .run_plan_with_eval(tvec!(input.clone()), |ctx, st, node, inputs| {
+                    let t = std::time::Instant::now();
+                    let out = eval(ctx, st, node, inputs);
+                    if run > 0 {
+                        let op = node.op();
+                        let key = (op.name().to_string(), kernels_of(op));
+                        let row = rows.entry(key).or_default();
+                        row.0.insert(node.id);
+                        row.1 += t.elapsed().as_secs_f64() * 1e3;
+                    }
+                    out
+                })
+                .map_err(tract_err(model))?;
+        }
+        let mut out: Vec<OpTime> = rows
+            .into_iter()
+            .map(|((op, kernel), (nodes, ms))| OpTime {
+                op,
+                kernel,
+                nodes: nodes.len(),
+                ms: ms / runs as f64,
+            })
+            .collect();
+        out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
