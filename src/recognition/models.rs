@@ -205,9 +205,26 @@ impl ModelStore {
 
 /// Builds an optimised plan from ONNX bytes with a concrete input shape.
 pub fn load_plan(name: &str, bytes: &[u8], shape: &[usize]) -> Result<Plan> {
+    load_plan_with_outputs(name, bytes, shape, &[])
+}
+
+/// [`load_plan`] with the graph's outputs replaced by the named tensors (in that order);
+/// nodes that only fed the old outputs are left out of the plan. No names: the graph's own.
+pub fn load_plan_with_outputs(
+    name: &str,
+    bytes: &[u8],
+    shape: &[usize],
+    outputs: &[&str],
+) -> Result<Plan> {
     let mut reader = std::io::Cursor::new(bytes);
     tract_onnx::onnx()
         .model_for_read(&mut reader)
+        .and_then(|mut m| {
+            if !outputs.is_empty() {
+                m.select_outputs_by_name(outputs)?;
+            }
+            Ok(m)
+        })
         .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
