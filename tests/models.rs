@@ -124,3 +124,44 @@ fn missing_truncated_or_altered_model_files_are_refused_by_name() {
     .unwrap();
     assert_model_error(e, "mtcnn_pnet.onnx", "cannot read");
 }
+
+/// `bench --profile`'s rows for the dlib network on a real chip: every node's time lands in
+/// a row, the matrix products name the kernels this CPU's plan selected (printed, so CI's
+/// log shows the aarch64 ones), and their multiply-accumulates add up to the network's
+/// 270,854,144 (a property of the graph, the same on every CPU).
+#[test]
+fn the_profile_names_the_kernels_and_counts_the_network_s_products() {
+    let store = common::store();
+    let chip = centre_chip(&common::data("lfw/images/Zico/Zico_0001.jpg"));
+    for name in ["dlib_fp32", "dlib_int8"] {
+        let e = TractEmbedder::new(&store, name).unwrap();
+        let rows = e.profile(&chip, 1).unwrap();
+        for r in rows.iter().filter(|r| !r.kernel.is_empty()) {
+            eprintln!(
+                "{} {name}: {} {} x{} {:.1} MMAC",
+                std::env::consts::ARCH,
+                r.op,
+                r.kernel,
+                r.nodes,
+                r.macs as f64 / 1e6
+            );
+        }
+        let products: Vec<_> = rows.iter().filter(|r| r.op == "OptMatMul").collect();
+        assert!(
+            !products.is_empty(),
+            "{name}: no matrix product in {rows:?}"
+        );
+        assert!(products.iter().all(|r| !r.kernel.is_empty() && r.macs > 0));
+        assert_eq!(
+            rows.iter().map(|r| r.macs).sum::<u64>(),
+            270_854_144,
+            "{name}"
+        );
+        assert!(rows.iter().all(|r| r.ms >= 0.0 && r.nodes > 0));
+        // Every node of the plan is in one row: 29 convolutions and the final dense layer.
+        assert!(
+            products.iter().map(|r| r.nodes).sum::<usize>() >= 29,
+            "{name}"
+        );
+    }
+}

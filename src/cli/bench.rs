@@ -31,18 +31,24 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<ExitCode> {
         let rows = bench::profile(&store, &frame, runs)?;
         g.emit(&rows, || {
             let mut s = format!(
-                "{:<13} {:<16} {:<40} {:>5} {:>9} {:>6}\n",
-                "model", "op", "kernel", "nodes", "ms/run", "share"
+                "{:<13} {:<22} {:<28} {:>5} {:>9} {:>6} {:>8} {:>8}\n",
+                "model", "op", "kernel", "nodes", "ms/run", "share", "MMAC", "GMAC/s"
             );
             for r in &rows {
                 s += &format!(
-                    "{:<13} {:<16} {:<40} {:>5} {:>9.3} {:>5.1}%\n",
+                    "{:<13} {:<22} {:<28} {:>5} {:>9.3} {:>5.1}% {:>8} {:>8}\n",
                     r.model,
                     r.op,
                     r.kernel,
                     r.nodes,
                     r.ms,
-                    r.share * 100.0
+                    r.share * 100.0,
+                    if r.macs > 0 { format!("{:.1}", r.macs as f64 / 1e6) } else { String::new() },
+                    if r.macs > 0 && r.ms > 0.0 {
+                        format!("{:.1}", r.macs as f64 / r.ms / 1e6)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             s += "(one thread; P-Net on the pyramid's first level, R-Net and O-Net on one candidate, embedders on the face's chip)\n";

@@ -204,6 +204,8 @@ pub struct ProfileRow {
     pub ms: f64,
     /// Share of the network's time per run.
     pub share: f64,
+    /// Multiply-accumulates per run in this row's matrix products (0 for other operators).
+    pub macs: u64,
 }
 
 /// Where each network spends its time on `frame`, on one thread: per operator kind and the
@@ -245,6 +247,7 @@ pub fn profile(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Pro
             kernel: o.kernel,
             nodes: o.nodes,
             ms: o.ms,
+            macs: o.macs,
         }));
     }
     Ok(out)

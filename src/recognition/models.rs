@@ -337,8 +337,31 @@ pub struct OpTime {
     pub kernel: String,
     /// Nodes of the plan with this operator and kernel.
     pub nodes: usize,
-    /// Time per run, ms (the median run's share is not separated: a mean over the runs).
+    /// Time per run, ms (a mean over the runs).
     pub ms: f64,
+    /// Multiply-accumulates per run in this row's matrix products (`m·k·n` of each), 0 for
+    /// other operators.
+    pub macs: u64,
+}
+
+/// `m·k·n` of a matrix product, read from tract's description of the node
+/// (`Mult: m:.. k:.. n:..`); 0 when the node is not one or a size is not a number.
+fn macs_of(op: &dyn tract_onnx::prelude::Op) -> u64 {
+    let Ok(info) = op.info() else { return 0 };
+    let Some(line) = info.iter().find(|l| l.starts_with("Mult: m:")) else {
+        return 0;
+    };
+    let num = |key: &str| -> Option<u64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    match (num("m:"), num(" k:"), num(" n:")) {
+        (Some(m), Some(k), Some(n)) => m * k * n,
+        _ => 0,
+    }
 }
 
 /// The kernels a node's matrix products use, if it is one.
@@ -366,8 +389,8 @@ impl Runner {
             .map_err(|e| Error::Invalid(format!("{model}: input shape {shape:?}: {e}")))?;
         let input = Tensor::from(input).into_tvalue();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rows: BTreeMap<(String, String), (std::collections::BTreeSet<usize>, f64)> =
-            BTreeMap::new();
+        type Row = (std::collections::BTreeMap<usize, u64>, f64);
+        let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
         let runs = runs.max(1);
         for run in 0..=runs {
             state
@@ -378,7 +401,7 @@ impl Runner {
                         let op = node.op();
                         let key = (op.name().to_string(), kernels_of(op));
                         let row = rows.entry(key).or_default();
-                        row.0.insert(node.id);
+                        row.0.entry(node.id).or_insert_with(|| macs_of(op));
                         row.1 += t.elapsed().as_secs_f64() * 1e3;
                     }
                     out
@@ -391,6 +414,7 @@ impl Runner {
                 op,
                 kernel,
                 nodes: nodes.len(),
+                macs: nodes.values().sum(),
                 ms: ms / runs as f64,
             })
             .collect();
