@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::identity::gallery::Gallery;
 use crate::recognition::align::align;
-use crate::recognition::detect::{Detector, Mtcnn, MtcnnConfig};
+use crate::recognition::detect::{Detector, Face, Mtcnn, MtcnnConfig};
 use crate::recognition::embed::{Embedder, Embedding, TractEmbedder};
 use crate::recognition::frame::Frame;
 use crate::recognition::models::ModelStore;
@@ -108,10 +108,7 @@ fn stages_at(
     };
     let (mut det40, mut det80) = (detector(40.0)?, detector(80.0)?);
     let faces = det40.detect(frame)?;
-    let face = faces
-        .get(largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?)
-        .cloned()
-        .ok_or_else(|| Error::NoFace("bench frame".into()))?;
+    let face = largest_face(&faces)?;
     let fp = TractEmbedder::new(store, "dlib_fp32")?;
     let q = TractEmbedder::new(store, "dlib_int8")?;
     let chip = align(frame, &face.landmarks, &fp.template(), fp.chip_size());
@@ -136,8 +133,8 @@ fn stages_at(
             out.push(time(stage, runs, || f.embed(&chip).map(|_| ()))?);
         }
     }
-    let embed_largest = |found: &[crate::recognition::detect::Face]| {
-        let f = &found[largest(found).ok_or_else(|| Error::NoFace("bench frame".into()))?];
+    let embed_largest = |found: &[Face]| {
+        let f = largest_face(found)?;
         fp.embed(&align(frame, &f.landmarks, &fp.template(), fp.chip_size()))
             .map(|_| ())
     };
@@ -156,6 +153,14 @@ fn stages_at(
         embed_largest(&det40.redetect(frame, &faces)?.unwrap_or_default())
     })?);
     Ok(out)
+}
+
+/// The bench frame's largest face.
+fn largest_face(faces: &[Face]) -> Result<Face> {
+    largest(faces)
+        .and_then(|i| faces.get(i))
+        .cloned()
+        .ok_or_else(|| Error::NoFace("bench frame".into()))
 }
 
 /// Exact 1:N search time over galleries of `sizes` templates (random unit-scale vectors).
@@ -219,12 +224,8 @@ pub fn profile(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Pro
             ..Default::default()
         },
     )?;
-    let faces = det.detect(frame)?;
-    let face = faces
-        .get(largest(&faces).ok_or_else(|| Error::NoFace("bench frame".into()))?)
-        .cloned()
-        .ok_or_else(|| Error::NoFace("bench frame".into()))?;
-    let mut per_model = det.profile(frame, runs)?;
+    let face = largest_face(&det.detect(frame)?)?;
+    let per_model = det.profile(frame, runs)?;
     let mut named = Vec::new();
     for name in crate::recognition::embed::EMBEDDERS {
         if store.path(name)?.exists() {
@@ -235,7 +236,7 @@ pub fn profile(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Pro
     }
     let mut out = Vec::new();
     for (model, ops) in per_model
-        .drain(..)
+        .into_iter()
         .map(|(m, o)| (m.to_string(), o))
         .chain(named)
     {

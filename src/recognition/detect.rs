@@ -139,6 +139,21 @@ fn face_probability(l: &[f32]) -> f32 {
     e1 / (e0 + e1)
 }
 
+/// `img` as an MTCNN network input: x-major, `(p - 127.5) / 128`.
+fn net_input(img: &FloatImage) -> Vec<f32> {
+    let mut v = Vec::new();
+    img.push_x_major(127.5, 0.0078125, &mut v);
+    v
+}
+
+/// The size of the pyramid level at scale `s` of a `w x h` frame.
+fn level_size(w: usize, h: usize, s: f64) -> (usize, usize) {
+    (
+        (w as f64 * s).ceil() as usize,
+        (h as f64 * s).ceil() as usize,
+    )
+}
+
 impl Mtcnn {
     /// Loads the three networks from `store` (each verified by sha256). `config.min_face`
     /// must lie in [`MIN_FACE_RANGE`].
@@ -209,8 +224,7 @@ impl Mtcnn {
         // result does not depend on the number of threads.
         let mut jobs = Vec::new();
         for s in self.scales(img.width, img.height) {
-            let ws = (img.width as f64 * s).ceil() as usize;
-            let hs = (img.height as f64 * s).ceil() as usize;
+            let (ws, hs) = level_size(img.width, img.height, s);
             jobs.push((s, ws, hs, self.pnet_plan(ws, hs)?));
         }
         let threshold = self.config.thresholds[0] as f64;
@@ -254,18 +268,13 @@ impl Mtcnn {
         let img = FloatImage::from_frame(frame);
         let mut out = Vec::new();
         if let Some(&s) = self.scales(img.width, img.height).first() {
-            let ws = (img.width as f64 * s).ceil() as usize;
-            let hs = (img.height as f64 * s).ceil() as usize;
+            let (ws, hs) = level_size(img.width, img.height, s);
             let plan = self.pnet_plan(ws, hs)?;
-            let mut input = Vec::new();
-            img.resize(ws, hs)
-                .push_x_major(127.5, 0.0078125, &mut input);
+            let input = net_input(&img.resize(ws, hs));
             out.push(("pnet", plan.profile(&[1, ws, hs, 3], input, runs)?));
         }
         for (name, runner, size) in [("rnet", &self.rnet, 24), ("onet", &self.onet, 48)] {
-            let mut input = Vec::new();
-            img.resize(size, size)
-                .push_x_major(127.5, 0.0078125, &mut input);
+            let input = net_input(&img.resize(size, size));
             out.push((name, runner.profile(&[1, size, size, 3], input, runs)?));
         }
         Ok(out)
@@ -280,12 +289,10 @@ impl Mtcnn {
                 let b = c.b;
                 let w = (b[2] - b[0] + 1.0).max(1.0) as usize;
                 let h = (b[3] - b[1] + 1.0).max(1.0) as usize;
-                let crop = img
-                    .crop(b[0] as i64 - 1, b[1] as i64 - 1, w, h)
-                    .resize(size, size);
-                let mut v = Vec::with_capacity(size * size * 3);
-                crop.push_x_major(127.5, 0.0078125, &mut v);
-                v
+                net_input(
+                    &img.crop(b[0] as i64 - 1, b[1] as i64 - 1, w, h)
+                        .resize(size, size),
+                )
             })
             .collect()
     }
@@ -450,10 +457,7 @@ fn pnet_scale(
     plan: &Runner,
     threshold: f64,
 ) -> Result<Vec<Cand>> {
-    let scaled = img.resize(ws, hs);
-    let mut input = Vec::new();
-    scaled.push_x_major(127.5, 0.0078125, &mut input);
-    drop(scaled);
+    let input = net_input(&img.resize(ws, hs));
     let out = plan.run(&[1, ws, hs, 3], input)?;
     let (shape, reg) = &out[0];
     let (_, logits) = &out[1];

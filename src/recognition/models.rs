@@ -314,16 +314,19 @@ impl Runner {
         })
     }
 
+    /// `data` as the plan's input tensor of `shape`.
+    fn input(&self, shape: &[usize], data: Vec<f32>) -> Result<TValue> {
+        let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)
+            .map_err(|e| Error::Invalid(format!("{}: input shape {shape:?}: {e}", self.model)))?;
+        Ok(Tensor::from(input).into_tvalue())
+    }
+
     /// Runs on one f32 tensor and returns every output as (shape, data).
     pub fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
-        let model = self.model.as_str();
-        let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)
-            .map_err(|e| Error::Invalid(format!("{model}: input shape {shape:?}: {e}")))?;
+        let input = self.input(shape, data)?;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = state
-            .run(tvec!(Tensor::from(input).into_tvalue()))
-            .map_err(tract_err(model))?;
-        to_vecs(model, &outputs)
+        let outputs = state.run(tvec!(input)).map_err(tract_err(&self.model))?;
+        to_vecs(&self.model, &outputs)
     }
 }
 
@@ -384,10 +387,7 @@ impl Runner {
     /// (every node is evaluated as [`Runner::run`] evaluates it), only timed one by one.
     pub fn profile(&self, shape: &[usize], data: Vec<f32>, runs: usize) -> Result<Vec<OpTime>> {
         use tract_onnx::tract_hir::tract_core::plan::eval;
-        let model = self.model.as_str();
-        let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)
-            .map_err(|e| Error::Invalid(format!("{model}: input shape {shape:?}: {e}")))?;
-        let input = Tensor::from(input).into_tvalue();
+        let input = self.input(shape, data)?;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         type Row = (std::collections::BTreeMap<usize, u64>, f64);
         let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
@@ -406,7 +406,7 @@ impl Runner {
                     }
                     out
                 })
-                .map_err(tract_err(model))?;
+                .map_err(tract_err(&self.model))?;
         }
         let mut out: Vec<OpTime> = rows
             .into_iter()
