@@ -37,20 +37,22 @@ struct Case {
     faces: Vec<Out>,
 }
 
+/// Detection runs once per photo (it is the same fp32 networks for both embedders, and under
+/// emulation it is most of the time); each embedder then embeds the same faces. The cases
+/// are in the reference file's order: per model, per image.
 fn outputs() -> Vec<Case> {
-    let mut cases = Vec::new();
-    for model in MODELS {
-        let mut rec = common::recognizer(model, 20.0);
-        for image in IMAGES {
-            let frame = load_image(common::data(image)).unwrap();
-            let faces = rec
-                .analyze(&frame)
-                .unwrap()
-                .into_iter()
-                .map(|f| Out {
-                    bbox: f.face.bbox,
-                    landmarks: f.face.landmarks,
-                    embedding: f.embedding.0,
+    let mut recs: Vec<_> = MODELS.iter().map(|m| common::recognizer(m, 20.0)).collect();
+    let mut per_model: Vec<Vec<Case>> = MODELS.iter().map(|_| Vec::new()).collect();
+    for image in IMAGES {
+        let frame = load_image(common::data(image)).unwrap();
+        let detected = recs[0].detect(&frame).unwrap();
+        for ((model, rec), cases) in MODELS.iter().zip(&recs).zip(&mut per_model) {
+            let faces = detected
+                .iter()
+                .map(|face| Out {
+                    bbox: face.bbox,
+                    landmarks: face.landmarks,
+                    embedding: rec.embed_face(&frame, face).unwrap().0,
                 })
                 .collect();
             cases.push(Case {
@@ -60,7 +62,7 @@ fn outputs() -> Vec<Case> {
             });
         }
     }
-    cases
+    per_model.into_iter().flatten().collect()
 }
 
 fn max_abs(a: impl Iterator<Item = f32>, b: impl Iterator<Item = f32>) -> f32 {
