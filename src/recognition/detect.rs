@@ -289,10 +289,7 @@ impl Mtcnn {
                 let b = c.b;
                 let w = (b[2] - b[0] + 1.0).max(1.0) as usize;
                 let h = (b[3] - b[1] + 1.0).max(1.0) as usize;
-                net_input(
-                    &img.crop(b[0] as i64 - 1, b[1] as i64 - 1, w, h)
-                        .resize(size, size),
-                )
+                net_input(&img.resize_region(b[0] as i64 - 1, b[1] as i64 - 1, w, h, size, size))
             })
             .collect()
     }

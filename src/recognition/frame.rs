@@ -155,40 +155,109 @@ pub fn shrink(frame: &Frame, k: u32) -> Frame {
     })
 }
 
-/// Per-axis resampling taps: for each output index, (source index, weight) pairs.
-pub type Taps = Vec<Vec<(usize, f32)>>;
+/// Per-axis resampling taps: output `i` is the sum over `j` of `weights[j] * source[first[i]
+/// + (j - offsets[i])]` for `j` in `offsets[i]..offsets[i + 1]`, in that order: each output
+/// reads consecutive source samples. One buffer for all outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taps {
+    offsets: Vec<usize>,
+    first: Vec<usize>,
+    weights: Vec<f32>,
+}
+
+impl Taps {
+    /// The number of output samples.
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    /// Whether there are no output samples.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty()
+    }
+
+    /// The (source index, weight) pairs of output `i`.
+    pub fn of(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let first = self.first[i];
+        self.weights[self.offsets[i]..self.offsets[i + 1]]
+            .iter()
+            .enumerate()
+            .map(move |(j, &w)| (first + j, w))
+    }
+
+    /// Output `i`'s taps restricted to source indices `lo..hi`: the first source index and
+    /// the weights, in order.
+    fn clipped(&self, i: usize, lo: usize, hi: usize) -> (usize, &[f32]) {
+        let (first, w) = (
+            self.first[i],
+            &self.weights[self.offsets[i]..self.offsets[i + 1]],
+        );
+        let skip = lo.saturating_sub(first).min(w.len());
+        let end = hi.saturating_sub(first).clamp(skip, w.len());
+        (first + skip, &w[skip..end])
+    }
+
+    /// Appends source sample `k` with weight `w` to the output being built; its samples
+    /// must be consecutive.
+    fn push(&mut self, k: usize, w: f32) {
+        let i = self.offsets.len() - 1;
+        if self.first.len() == i {
+            self.first.push(k);
+        }
+        debug_assert_eq!(k, self.first[i] + (self.weights.len() - self.offsets[i]));
+        self.weights.push(w);
+    }
+
+    /// Ends the output being built (one with no taps reads nothing).
+    fn end_output(&mut self) {
+        if self.first.len() < self.offsets.len() {
+            self.first.push(0);
+        }
+        self.offsets.push(self.weights.len());
+    }
+}
 
 /// Taps mapping `src` samples to `dst`: box-area averaging when shrinking, bilinear with
 /// half-pixel centres (clamped at the edges) when enlarging. Both the MTCNN pyramid and the
-/// R-Net/O-Net crops use it.
+/// R-Net/O-Net crops use it. The weights are computed in f64 and stored as f32.
 pub fn taps(src: usize, dst: usize) -> Taps {
     let scale = src as f64 / dst as f64;
-    (0..dst)
-        .map(|i| {
-            if dst <= src {
-                let (a, b) = (i as f64 * scale, (i as f64 + 1.0) * scale);
-                let mut v = Vec::new();
-                let mut k = a.floor() as usize;
-                while (k as f64) < b && k < src {
-                    let w = (b.min(k as f64 + 1.0) - a.max(k as f64)) / scale;
-                    if w > 1e-12 {
-                        v.push((k, w as f32));
-                    }
-                    k += 1;
+    let per = if dst <= src {
+        scale.ceil() as usize + 1
+    } else {
+        2
+    };
+    let mut t = Taps {
+        offsets: Vec::with_capacity(dst + 1),
+        first: Vec::with_capacity(dst),
+        weights: Vec::with_capacity(dst * per),
+    };
+    t.offsets.push(0);
+    for i in 0..dst {
+        if dst <= src {
+            let (a, b) = (i as f64 * scale, (i as f64 + 1.0) * scale);
+            let mut k = a.floor() as usize;
+            while (k as f64) < b && k < src {
+                let w = (b.min(k as f64 + 1.0) - a.max(k as f64)) / scale;
+                if w > 1e-12 {
+                    t.push(k, w as f32);
                 }
-                v
-            } else {
-                let x = ((i as f64 + 0.5) * scale - 0.5).clamp(0.0, (src - 1) as f64);
-                let k = x.floor() as usize;
-                let f = x - k as f64;
-                if k + 1 < src && f > 0.0 {
-                    vec![(k, (1.0 - f) as f32), (k + 1, f as f32)]
-                } else {
-                    vec![(k, 1.0)]
-                }
+                k += 1;
             }
-        })
-        .collect()
+        } else {
+            let x = ((i as f64 + 0.5) * scale - 0.5).clamp(0.0, (src - 1) as f64);
+            let k = x.floor() as usize;
+            let f = x - k as f64;
+            if k + 1 < src && f > 0.0 {
+                t.push(k, (1.0 - f) as f32);
+                t.push(k + 1, f as f32);
+            } else {
+                t.push(k, 1.0);
+            }
+        }
+        t.end_output();
+    }
+    t
 }
 
 /// A float RGB image, row-major `[y][x][c]`, values 0..255 in f32 (the weights are computed
@@ -241,35 +310,65 @@ impl FloatImage {
 
     /// Resized to `w x h` with [`taps`] on each axis.
     pub fn resize(&self, w: usize, h: usize) -> FloatImage {
-        let tx = taps(self.width, w);
-        let ty = taps(self.height, h);
-        // Horizontal pass: height x w.
-        let mut tmp = vec![0.0f32; self.height * w * 3];
-        for y in 0..self.height {
-            let row = &self.data[y * self.width * 3..(y + 1) * self.width * 3];
-            for (x, t) in tx.iter().enumerate() {
-                let mut acc = [0.0f32; 3];
-                for &(k, wt) in t {
-                    for c in 0..3 {
-                        acc[c] += row[k * 3 + c] * wt;
-                    }
+        self.resize_region(0, 0, self.width, self.height, w, h)
+    }
+
+    /// The `w x h` region whose top-left pixel is at (`x0`, `y0`) (it may reach outside the
+    /// image, where pixels are zero) resized to `dw x dh`: the same values as
+    /// `self.crop(x0, y0, w, h).resize(dw, dh)`, summed in the same order, without the copy.
+    pub fn resize_region(
+        &self,
+        x0: i64,
+        y0: i64,
+        w: usize,
+        h: usize,
+        dw: usize,
+        dh: usize,
+    ) -> FloatImage {
+        let tx = taps(w, dw);
+        let ty = taps(h, dh);
+        // Each output column's taps clipped to the region's columns inside the image: taps
+        // outside read zeros (adding 0 · weight to a sum changes nothing), as do rows outside.
+        let lo = (-x0).clamp(0, w as i64) as usize;
+        let hi = (self.width as i64 - x0).clamp(0, w as i64) as usize;
+        let cols: Vec<(usize, &[f32])> = (0..dw).map(|x| tx.clipped(x, lo, hi)).collect();
+        let mut tmp = vec![0.0f32; h * dw * 3];
+        for v in 0..h {
+            let y = y0 + v as i64;
+            if y < 0 || y >= self.height as i64 {
+                continue;
+            }
+            let row = &self.data[y as usize * self.width * 3..(y as usize + 1) * self.width * 3];
+            let out = &mut tmp[v * dw * 3..(v + 1) * dw * 3];
+            for (acc, &(k, wts)) in out.chunks_exact_mut(3).zip(&cols) {
+                if wts.is_empty() {
+                    continue;
                 }
-                tmp[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&acc);
+                let start = (x0 + k as i64) as usize * 3;
+                let src = &row[start..start + wts.len() * 3];
+                let mut a = [0.0f32; 3];
+                for (p, &wt) in src.chunks_exact(3).zip(wts) {
+                    a[0] += p[0] * wt;
+                    a[1] += p[1] * wt;
+                    a[2] += p[2] * wt;
+                }
+                acc.copy_from_slice(&a);
             }
         }
-        let mut data = vec![0.0f32; h * w * 3];
-        for (y, t) in ty.iter().enumerate() {
-            let out = &mut data[y * w * 3..(y + 1) * w * 3];
-            for &(k, wt) in t {
-                let src = &tmp[k * w * 3..(k + 1) * w * 3];
+        let mut data = vec![0.0f32; dh * dw * 3];
+        for (y, out) in data.chunks_exact_mut(dw * 3).enumerate() {
+            let (first, wts) = ty.clipped(y, 0, h);
+            for (j, &wt) in wts.iter().enumerate() {
+                let k = first + j;
+                let src = &tmp[k * dw * 3..(k + 1) * dw * 3];
                 for (o, s) in out.iter_mut().zip(src) {
                     *o += s * wt;
                 }
             }
         }
         FloatImage {
-            width: w,
-            height: h,
+            width: dw,
+            height: dh,
             data,
         }
     }
@@ -298,10 +397,10 @@ mod tests {
         for (s, d) in [(10, 3), (250, 75), (7, 7), (5, 12), (1, 4)] {
             let t = taps(s, d);
             assert_eq!(t.len(), d);
-            for v in &t {
-                let sum: f32 = v.iter().map(|p| p.1).sum();
+            for i in 0..d {
+                let sum: f32 = t.of(i).map(|p| p.1).sum();
                 assert!((sum - 1.0).abs() < 1e-5, "{s}->{d}: {sum}");
-                assert!(v.iter().all(|p| p.0 < s));
+                assert!(t.of(i).all(|p| p.0 < s));
             }
         }
     }
@@ -328,6 +427,41 @@ mod tests {
         assert_eq!(c.data[0], 0.0);
         assert_eq!(c.data[(3 + 1) * 3], 1.0);
         assert_eq!(c.data.iter().filter(|&&v| v == 1.0).count(), 12);
+    }
+
+    #[test]
+    fn a_resized_region_is_the_resized_crop_to_the_bit() {
+        let (w, h) = (37, 23);
+        let mut seed = 7u32;
+        let data = (0..w * h * 3)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as f32
+            })
+            .collect();
+        let img = FloatImage {
+            width: w,
+            height: h,
+            data,
+        };
+        // Inside, across every edge, enlarged and shrunk.
+        for (x0, y0, cw, ch, dw, dh) in [
+            (0, 0, 37, 23, 12, 9),
+            (-5, -3, 20, 18, 24, 24),
+            (30, 15, 20, 20, 24, 24),
+            (4, 2, 11, 7, 48, 48),
+            (-40, 0, 10, 10, 5, 5),
+        ] {
+            let want = img.crop(x0, y0, cw, ch).resize(dw, dh);
+            let got = img.resize_region(x0, y0, cw, ch, dw, dh);
+            assert_eq!((got.width, got.height), (dw, dh));
+            let same = got
+                .data
+                .iter()
+                .zip(&want.data)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "region {x0},{y0} {cw}x{ch} -> {dw}x{dh}");
+        }
     }
 
     #[test]
