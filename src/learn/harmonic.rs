@@ -125,6 +125,9 @@ pub struct Pairing {
 pub struct MapOptions {
     /// Mixed v1/v2 triplets as well as v2 ones (false: the plain control).
     pub harmonic: bool,
+    /// The map's output is normalised, `W x₂ / ‖W x₂‖` (true), or used as it is, `W x₂`
+    /// (false: as the least-squares bridge is compared, so a trained map can replace it).
+    pub unit_output: bool,
     /// People per batch.
     pub people: usize,
     /// Faces per person per batch.
@@ -145,6 +148,7 @@ impl Default for MapOptions {
     fn default() -> Self {
         MapOptions {
             harmonic: true,
+            unit_output: false,
             people: 32,
             per_person: 4,
             steps: 600,
@@ -201,7 +205,7 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
         people.entry(p.person).or_default().push(i);
     }
     let usable: Vec<&Vec<usize>> = people.values().filter(|v| v.len() >= 2).collect();
-    let score = |m: &Map| validate(m, val, o.harmonic);
+    let score = |m: &Map| validate(m, val, o.harmonic, o.unit_output);
     let (mut best, mut best_auc, mut since) = (start.clone(), score(start), 0);
     if usable.len() < 2 {
         return best;
@@ -220,7 +224,11 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
         }
         let b = batch.len();
         let z: Vec<Vec<f32>> = batch.iter().map(|&i| w.linear(&train[i].v2)).collect();
-        let mut y: Vec<Vec<f32>> = z.iter().map(|v| unit(v)).collect();
+        let mut y: Vec<Vec<f32>> = if o.unit_output {
+            z.iter().map(|v| unit(v)).collect()
+        } else {
+            z.clone()
+        };
         y.extend(batch.iter().map(|&i| train[i].v1.clone()));
         let labels: Vec<usize> = batch
             .iter()
@@ -231,8 +239,13 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
         let (_, gy, _) = loss_and_grad(&y, &triplets);
         let mut g = vec![0.0f32; n];
         for (k, &i) in batch.iter().enumerate() {
-            let norm = z[k].iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            let dot: f32 = y[k].iter().zip(&gy[k]).map(|(a, b)| a * b).sum();
+            // Through the normalisation: dL/dz = (g − y (y·g)) / ‖z‖; without it dL/dz = g.
+            let (norm, dot) = if o.unit_output {
+                let norm = z[k].iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                (norm, y[k].iter().zip(&gy[k]).map(|(a, b)| a * b).sum())
+            } else {
+                (1.0, 0.0)
+            };
             for r in 0..w.rows {
                 let gz = (gy[k][r] - y[k][r] * dot) / norm;
                 if gz == 0.0 {
@@ -302,7 +315,7 @@ pub fn fit_bridge(
     let ts: Vec<&[f32]> = train.iter().map(|r| r.v1.as_slice()).collect();
     let tried: Vec<(f64, f64, Map)> = RIDGES
         .iter()
-        .filter_map(|&r| least_squares(&xs, &ts, r).map(|m| (r, validate(&m, val, true), m)))
+        .filter_map(|&r| least_squares(&xs, &ts, r).map(|m| (r, validate(&m, val, true, false), m)))
         .collect();
     let (ridge, _, map) = tried.iter().max_by(|a, b| a.1.total_cmp(&b.1))?.clone();
     let y: Vec<Vec<f32>> = val.iter().map(|v| map.linear(&v.v2)).collect();
@@ -349,9 +362,19 @@ pub fn fit_bridge(
 }
 
 /// ROC AUC on `val`: every genuine pair and ten times as many impostor pairs (fixed seed);
-/// v1 template against mapped v2 probe (`cross`), else mapped v2 against mapped v2.
-fn validate(m: &Map, val: &[Pairing], cross: bool) -> f64 {
-    let y: Vec<Vec<f32>> = val.iter().map(|v| m.unit(&v.v2)).collect();
+/// v1 template against mapped v2 probe (`cross`), else mapped v2 against mapped v2; the map's
+/// output normalised (`unit_output`) or not.
+fn validate(m: &Map, val: &[Pairing], cross: bool, unit_output: bool) -> f64 {
+    let y: Vec<Vec<f32>> = val
+        .iter()
+        .map(|v| {
+            if unit_output {
+                m.unit(&v.v2)
+            } else {
+                m.linear(&v.v2)
+            }
+        })
+        .collect();
     let d = |i: usize, j: usize| {
         if cross {
             sq(&val[i].v1, &y[j])
@@ -376,6 +399,9 @@ fn validate(m: &Map, val: &[Pairing], cross: bool) -> f64 {
     }
     crate::eval::metrics::auc(&g, &im)
 }
+
+/// The fusion weights of v1 each fold chooses among (on the other folds' pairs).
+pub const FUSION_WEIGHTS: [f32; 10] = [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975];
 
 /// Every entry of the harmonic table, on the same folds (templates from each pair's first
 /// photo, probes from its second).
@@ -470,7 +496,7 @@ pub fn harmonic_protocol(
         let ls = RIDGES
             .iter()
             .filter_map(|&r| least_squares(&xs, &ts, r))
-            .map(|m| (validate(&m, &val, true), m))
+            .map(|m| (validate(&m, &val, true, false), m))
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map_or_else(|| Map::random(rows, cols, 1), |x| x.1);
         let h = train_map(&ls, &tr, &val, o);
@@ -484,15 +510,23 @@ pub fn harmonic_protocol(
             &val,
             MapOptions {
                 harmonic: false,
+                unit_output: true,
                 lambda: 0.0,
                 ..o
             },
         );
-        harm.push(all(&|p| dist(&unit(&p.v1[0]), &h.unit(&p.v2[1]))));
+        let head = |x: &[f32]| {
+            if o.unit_output {
+                h.unit(x)
+            } else {
+                h.linear(x)
+            }
+        };
+        harm.push(all(&|p| dist(&unit(&p.v1[0]), &head(&p.v2[1]))));
         plain.push(all(&|p| dist(&unit(&p.v1[0]), &pl.unit(&p.v2[1]))));
         lsq.push(all(&|p| dist(&unit(&p.v1[0]), &ls.linear(&p.v2[1]))));
         // The fusion weight: best mean accuracy over the other folds' pairs.
-        let w = [0.5f32, 0.6, 0.7, 0.8, 0.9]
+        let w = FUSION_WEIGHTS
             .into_iter()
             .map(|w| {
                 let d: Vec<(f32, bool, usize)> = pairs

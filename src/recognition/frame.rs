@@ -314,8 +314,13 @@ impl FloatImage {
     }
 
     /// The `w x h` region whose top-left pixel is at (`x0`, `y0`) (it may reach outside the
-    /// image, where pixels are zero) resized to `dw x dh`: the same values as
-    /// `self.crop(x0, y0, w, h).resize(dw, dh)`, summed in the same order, without the copy.
+    /// image, where pixels are zero) resized to `dw x dh`: the values of
+    /// `self.crop(x0, y0, w, h).resize(dw, dh)` (the same taps; the vertical pass runs first,
+    /// so the sums differ from that order's only by f32 rounding), without the copy.
+    ///
+    /// The vertical pass adds whole source rows (contiguous, so it vectorises) and shrinks
+    /// the rows first; the horizontal pass, one short sum per output pixel, then runs over
+    /// `dh` rows instead of `h`.
     pub fn resize_region(
         &self,
         x0: i64,
@@ -327,25 +332,38 @@ impl FloatImage {
     ) -> FloatImage {
         let tx = taps(w, dw);
         let ty = taps(h, dh);
-        // Each output column's taps clipped to the region's columns inside the image: taps
-        // outside read zeros (adding 0 · weight to a sum changes nothing), as do rows outside.
-        let lo = (-x0).clamp(0, w as i64) as usize;
-        let hi = (self.width as i64 - x0).clamp(0, w as i64) as usize;
-        let cols: Vec<(usize, &[f32])> = (0..dw).map(|x| tx.clipped(x, lo, hi)).collect();
-        let mut tmp = vec![0.0f32; h * dw * 3];
-        for v in 0..h {
-            let y = y0 + v as i64;
-            if y < 0 || y >= self.height as i64 {
-                continue;
-            }
-            let row = &self.data[y as usize * self.width * 3..(y as usize + 1) * self.width * 3];
-            let out = &mut tmp[v * dw * 3..(v + 1) * dw * 3];
-            for (acc, &(k, wts)) in out.chunks_exact_mut(3).zip(&cols) {
-                if wts.is_empty() {
-                    continue;
+        // The region's columns and rows inside the image; outside ones read zeros, and adding
+        // 0 · weight to a sum changes nothing, so every tap is clipped to them.
+        let (lo, hi) = (
+            (-x0).clamp(0, w as i64) as usize,
+            (self.width as i64 - x0).clamp(0, w as i64) as usize,
+        );
+        let (top, bottom) = (
+            (-y0).clamp(0, h as i64) as usize,
+            (self.height as i64 - y0).clamp(0, h as i64) as usize,
+        );
+        // Vertical pass: dh rows of the region's w columns.
+        let mut tmp = vec![0.0f32; dh * w * 3];
+        if lo < hi {
+            for (y, out) in tmp.chunks_exact_mut(w * 3).enumerate() {
+                let (first, wts) = ty.clipped(y, top, bottom);
+                let out = &mut out[lo * 3..hi * 3];
+                for (j, &wt) in wts.iter().enumerate() {
+                    let row = (y0 + (first + j) as i64) as usize * self.width;
+                    let start = (row as i64 + x0 + lo as i64) as usize * 3;
+                    let src = &self.data[start..start + (hi - lo) * 3];
+                    for (o, s) in out.iter_mut().zip(src) {
+                        *o += s * wt;
+                    }
                 }
-                let start = (x0 + k as i64) as usize * 3;
-                let src = &row[start..start + wts.len() * 3];
+            }
+        }
+        // Horizontal pass: dw short sums per row.
+        let cols: Vec<(usize, &[f32])> = (0..dw).map(|x| tx.clipped(x, lo, hi)).collect();
+        let mut data = vec![0.0f32; dh * dw * 3];
+        for (row, out) in tmp.chunks_exact(w * 3).zip(data.chunks_exact_mut(dw * 3)) {
+            for (acc, &(k, wts)) in out.chunks_exact_mut(3).zip(&cols) {
+                let src = &row[k * 3..(k + wts.len()) * 3];
                 let mut a = [0.0f32; 3];
                 for (p, &wt) in src.chunks_exact(3).zip(wts) {
                     a[0] += p[0] * wt;
@@ -353,17 +371,6 @@ impl FloatImage {
                     a[2] += p[2] * wt;
                 }
                 acc.copy_from_slice(&a);
-            }
-        }
-        let mut data = vec![0.0f32; dh * dw * 3];
-        for (y, out) in data.chunks_exact_mut(dw * 3).enumerate() {
-            let (first, wts) = ty.clipped(y, 0, h);
-            for (j, &wt) in wts.iter().enumerate() {
-                let k = first + j;
-                let src = &tmp[k * dw * 3..(k + 1) * dw * 3];
-                for (o, s) in out.iter_mut().zip(src) {
-                    *o += s * wt;
-                }
             }
         }
         FloatImage {
@@ -430,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn a_resized_region_is_the_resized_crop_to_the_bit() {
+    fn a_resized_region_is_the_resized_crop() {
         let (w, h) = (37, 23);
         let mut seed = 7u32;
         let data = (0..w * h * 3)
@@ -451,16 +458,22 @@ mod tests {
             (30, 15, 20, 20, 24, 24),
             (4, 2, 11, 7, 48, 48),
             (-40, 0, 10, 10, 5, 5),
+            (0, -30, 10, 10, 5, 5),
+            (-3, -3, 43, 29, 17, 11),
         ] {
             let want = img.crop(x0, y0, cw, ch).resize(dw, dh);
             let got = img.resize_region(x0, y0, cw, ch, dw, dh);
             assert_eq!((got.width, got.height), (dw, dh));
-            let same = got
+            let d = got
                 .data
                 .iter()
                 .zip(&want.data)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "region {x0},{y0} {cw}x{ch} -> {dw}x{dh}");
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                d <= 1e-3,
+                "region {x0},{y0} {cw}x{ch} -> {dw}x{dh}: off by {d}"
+            );
         }
     }
 
