@@ -196,6 +196,39 @@ pub fn mine_mixed(y: &[Vec<f32>], labels: &[usize], b: usize, harmonic: bool) ->
     out
 }
 
+/// The gradient with respect to `w`'s entries of a loss whose gradient with respect to the
+/// map's outputs for inputs `xs` is `gy`: outputs `W x / ‖W x‖` (`unit_output`), where
+/// `dL/dz = (g − y (y·g)) / ‖z‖`, or `W x`, where `dL/dz = g`.
+pub fn map_gradient(w: &Map, xs: &[&[f32]], gy: &[Vec<f32>], unit_output: bool) -> Vec<f32> {
+    let mut g = vec![0.0f32; w.w.len()];
+    for (x, gy) in xs.iter().zip(gy) {
+        let z = w.linear(x);
+        let (norm, y) = if unit_output {
+            (
+                z.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12),
+                unit(&z),
+            )
+        } else {
+            (1.0, z)
+        };
+        let dot: f32 = if unit_output {
+            y.iter().zip(gy).map(|(a, b)| a * b).sum()
+        } else {
+            0.0
+        };
+        for r in 0..w.rows {
+            let gz = (gy[r] - y[r] * dot) / norm;
+            if gz == 0.0 {
+                continue;
+            }
+            for (gw, xv) in g[r * w.cols..(r + 1) * w.cols].iter_mut().zip(x.iter()) {
+                *gw += gz * xv;
+            }
+        }
+    }
+    g
+}
+
 /// Trains `start` (v2 → v1's dimension) with the triplet loss on `train`; keeps the best map
 /// by validation AUC on `val` (v1 template against mapped v2 probe with `harmonic`, v2
 /// against v2 without), the start included.
@@ -237,25 +270,8 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
             .collect();
         let triplets = mine_mixed(&y, &labels, b, o.harmonic);
         let (_, gy, _) = loss_and_grad(&y, &triplets);
-        let mut g = vec![0.0f32; n];
-        for (k, &i) in batch.iter().enumerate() {
-            // Through the normalisation: dL/dz = (g − y (y·g)) / ‖z‖; without it dL/dz = g.
-            let (norm, dot) = if o.unit_output {
-                let norm = z[k].iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                (norm, y[k].iter().zip(&gy[k]).map(|(a, b)| a * b).sum())
-            } else {
-                (1.0, 0.0)
-            };
-            for r in 0..w.rows {
-                let gz = (gy[k][r] - y[k][r] * dot) / norm;
-                if gz == 0.0 {
-                    continue;
-                }
-                for (gw, x) in g[r * w.cols..(r + 1) * w.cols].iter_mut().zip(&train[i].v2) {
-                    *gw += gz * x;
-                }
-            }
-        }
+        let xs: Vec<&[f32]> = batch.iter().map(|&i| train[i].v2.as_slice()).collect();
+        let mut g = map_gradient(&w, &xs, &gy[..b], o.unit_output);
         for (k, gk) in g.iter_mut().enumerate() {
             *gk += 2.0 * o.lambda * (w.w[k] - start.w[k]);
         }
@@ -593,6 +609,47 @@ mod tests {
         .unwrap();
         for (got, want) in m.w.iter().zip(a) {
             assert!((got - want).abs() < 1e-3, "{:?} vs {a:?}", m.w);
+        }
+    }
+
+    /// The map's gradient against central finite differences of the triplet loss, with and
+    /// without the output normalisation.
+    #[test]
+    fn the_map_gradient_matches_finite_differences() {
+        let (rows, cols) = (3, 5);
+        let xs: Vec<Vec<f32>> = (0..6)
+            .map(|i| {
+                (0..cols)
+                    .map(|j| ((i * 7 + j * 3) as f32 * 0.37).sin())
+                    .collect()
+            })
+            .collect();
+        let xr: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
+        // Fixed triplets among the six outputs (anchor, positive, negative).
+        let triplets: Vec<Triplet> = vec![(0, 1, 2), (3, 4, 5), (1, 0, 4), (2, 5, 3)];
+        for unit_output in [false, true] {
+            let w = Map::random(rows, cols, 3);
+            let outputs = |m: &Map| -> Vec<Vec<f32>> {
+                xr.iter()
+                    .map(|x| if unit_output { m.unit(x) } else { m.linear(x) })
+                    .collect()
+            };
+            let loss = |m: &Map| loss_and_grad(&outputs(m), &triplets).0 as f64;
+            let (_, gy, _) = loss_and_grad(&outputs(&w), &triplets);
+            let g = map_gradient(&w, &xr, &gy, unit_output);
+            let h = 1e-3f32;
+            for k in 0..w.w.len() {
+                let (mut a, mut b) = (w.clone(), w.clone());
+                a.w[k] += h;
+                b.w[k] -= h;
+                let fd = (loss(&a) - loss(&b)) / (2.0 * h as f64);
+                assert!(
+                    (fd - g[k] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "unit_output {unit_output}, entry {k}: analytic {} vs numeric {fd}",
+                    g[k]
+                );
+            }
+            assert!(g.iter().any(|v| v.abs() > 1e-3), "the loss must be active");
         }
     }
 
