@@ -38,12 +38,17 @@ pub struct TrainArgs {
     /// Negatives: `semihard` (default), `hard` or `all`.
     #[arg(long, default_value = "semihard", value_parser = ["semihard", "hard", "all"])]
     mining: String,
-    /// Most optimiser steps (per fold with `--lfw-protocol`).
-    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    steps: u32,
+    /// Most optimiser steps (per fold with `--lfw-protocol`; default 600, with
+    /// `--compatible-with` 2000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    steps: Option<u32>,
     /// Seed of every random choice (same seed, same data: same head).
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Adam's learning rate (default 1e-3; with `--compatible-with` 3e-5, chosen on the
+    /// validation people, see the README).
+    #[arg(long, value_parser = learning_rate)]
+    lr: Option<f32>,
     /// `--lfw-protocol`: show every photo as this camera first: `clean` or `night` (test
     /// pairs under it; the head trains on clean and shifted photos of the training people).
     #[arg(long, default_value = "clean", value_parser = ["clean", "night"])]
@@ -70,8 +75,11 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
             "all" => Mining::All,
             _ => Mining::SemiHard,
         },
-        steps: a.steps as usize,
+        steps: a
+            .steps
+            .map_or(TrainOptions::default().steps, |s| s as usize),
         seed: a.seed,
+        lr: a.lr.unwrap_or(TrainOptions::default().lr),
         ..TrainOptions::default()
     };
     if a.lfw_protocol {
@@ -229,8 +237,9 @@ fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode
         )));
     }
     let o = MapOptions {
-        steps: a.steps as usize,
+        steps: a.steps.map_or(MapOptions::default().steps, |s| s as usize),
         seed: a.seed,
+        lr: a.lr.unwrap_or(MapOptions::default().lr),
         ..MapOptions::default()
     };
     let report = g.with_embed_run_in(a.no_cache, Domain::Clean, |run| {
@@ -378,4 +387,12 @@ fn write_curves(path: &Path, curve: &[Epoch], mining: &str) -> Result<()> {
             ("validation AUC", pts(&|e| e.validation as f32)),
         ],
     )
+}
+
+/// A learning rate: a finite number in (0, 1].
+fn learning_rate(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s}: the learning rate must be a number in (0, 1]")),
+    }
 }
