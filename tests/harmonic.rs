@@ -84,7 +84,10 @@ fn the_harmonic_protocol_refuses_a_map_from_a_model_into_itself_and_night_photos
         let out = facegate(&["train", "--lfw-protocol", &format!("--lr={lr}")]);
         assert_eq!(out.status.code(), Some(2), "--lr {lr}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("learning rate must be a number in (0, 1]"), "{err}");
+        assert!(
+            err.contains("learning rate must be a number in (0, 1]"),
+            "{err}"
+        );
     }
 }
 

@@ -652,15 +652,14 @@ mod tests {
             let (_, gy, _) = loss_and_grad(&outputs(&w), &triplets);
             let g = map_gradient(&w, &xr, &gy, unit_output);
             let h = 1e-3f32;
-            for k in 0..w.w.len() {
+            for (k, &gk) in g.iter().enumerate() {
                 let (mut a, mut b) = (w.clone(), w.clone());
                 a.w[k] += h;
                 b.w[k] -= h;
                 let fd = (loss(&a) - loss(&b)) / (2.0 * h as f64);
                 assert!(
-                    (fd - g[k] as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                    "unit_output {unit_output}, entry {k}: analytic {} vs numeric {fd}",
-                    g[k]
+                    (fd - gk as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "unit_output {unit_output}, entry {k}: analytic {gk} vs numeric {fd}"
                 );
             }
             assert!(g.iter().any(|v| v.abs() > 1e-3), "the loss must be active");

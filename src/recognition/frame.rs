@@ -155,9 +155,9 @@ pub fn shrink(frame: &Frame, k: u32) -> Frame {
     })
 }
 
-/// Per-axis resampling taps: output `i` is the sum over `j` of `weights[j] * source[first[i]
-/// + (j - offsets[i])]` for `j` in `offsets[i]..offsets[i + 1]`, in that order: each output
-/// reads consecutive source samples. One buffer for all outputs.
+/// Per-axis resampling taps: output `i` is the sum, for `j` in `offsets[i]..offsets[i + 1]`
+/// in that order, of `weights[j]` times source sample `first[i] + j - offsets[i]`: each
+/// output reads consecutive source samples. One buffer for all outputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Taps {
     offsets: Vec<usize>,
