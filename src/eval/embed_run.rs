@@ -94,12 +94,13 @@ impl<'a> EmbedRun<'a> {
         }
     }
 
-    /// What decides an embedding besides the image: facegate's version, the sha256 of the
-    /// four model files, the detector settings.
+    /// What decides an embedding besides the image: facegate's version and pipeline
+    /// revision, the sha256 of the four model files, the detector settings.
     fn cache_key(&self) -> Result<String> {
         let mut key = format!(
-            "facegate {} | min_face {} | {:?}",
+            "facegate {} r{} | min_face {} | {:?}",
             env!("CARGO_PKG_VERSION"),
+            crate::recognition::pipeline::PIPELINE_REVISION,
             self.min_face,
             MtcnnConfig::default()
         );

@@ -16,6 +16,12 @@ use crate::recognition::embed::{Embedder, Embedding, TractEmbedder};
 use crate::recognition::frame::Frame;
 use crate::recognition::models::ModelStore;
 
+/// The revision of the code that turns a photo into embeddings (decoding, resampling,
+/// detection, alignment), beside the model files' sha256 and the settings. It is part of the
+/// embedding cache's key, so cached embeddings are never reused across a change that moves
+/// any output; raise it with every such change. 2: resampling sums the vertical pass first.
+pub const PIPELINE_REVISION: u32 = 2;
+
 /// A face found in a frame with its embedding.
 #[derive(Debug, Clone)]
 pub struct FaceEmbedding {
