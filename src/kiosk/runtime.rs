@@ -130,7 +130,19 @@ impl Kiosk {
     ) -> Result<Self> {
         let door = Door::new(relay, Duration::from_millis(config.door.pulse_ms))?;
         door.install_panic_hook();
-        let rec = recognizer(config)?;
+        let mut rec = recognizer(config)?;
+        if config.source.kind == "camera" {
+            // The camera's frames have one size: the detector's plans for it are built now
+            // rather than on the first person's frame.
+            let (w, h) = (config.source.width, config.source.height);
+            let t = std::time::Instant::now();
+            rec.prepare(w, h)
+                .with_context(|| format!("preparing the detector for {w}x{h} camera frames"))?;
+            log::info!(
+                "detector prepared for {w}x{h} frames in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
         let matmul = MatmulThreads::new(config.detector.threads as usize)?;
         let key = config
             .gallery

@@ -65,6 +65,12 @@ pub trait Detector {
     fn redetect(&mut self, _frame: &Frame, _previous: &[Face]) -> Result<Option<Vec<Face>>> {
         Ok(None)
     }
+    /// Builds ahead what frames of `width x height` need (MTCNN: the P-Net plan of every
+    /// pyramid level), so that the first such frame takes no longer than the next ones.
+    /// Frames of other sizes still work; they build theirs when they come.
+    fn prepare(&mut self, _width: u32, _height: u32) -> Result<()> {
+        Ok(())
+    }
     /// The smallest face side looked for, in pixels.
     fn min_face(&self) -> f32;
     /// Changes the smallest face side looked for (within [`MIN_FACE_RANGE`]).
@@ -202,6 +208,13 @@ impl Mtcnn {
             k += 1;
         }
         out
+    }
+
+    /// The pyramid level sizes whose P-Net plans are built, sorted.
+    pub fn planned_sizes(&self) -> Vec<(usize, usize)> {
+        let mut v: Vec<(usize, usize)> = self.pnet_plans.keys().copied().collect();
+        v.sort_unstable();
+        v
     }
 
     fn pnet_plan(&mut self, w: usize, h: usize) -> Result<std::sync::Arc<Runner>> {
@@ -433,6 +446,21 @@ impl Detector for Mtcnn {
         };
         faces.retain(|f| f.score >= self.config.min_score);
         Ok(Some(faces))
+    }
+
+    fn prepare(&mut self, width: u32, height: u32) -> Result<()> {
+        let side = width.max(height);
+        let k = if side > DETECT_MAX_SIDE {
+            side.div_ceil(DETECT_MAX_SIDE)
+        } else {
+            1
+        };
+        let (w, h) = (width.div_ceil(k) as usize, height.div_ceil(k) as usize);
+        for s in self.scales(w, h) {
+            let (ws, hs) = level_size(w, h, s);
+            self.pnet_plan(ws, hs)?;
+        }
+        Ok(())
     }
 
     fn min_face(&self) -> f32 {

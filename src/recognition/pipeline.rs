@@ -72,6 +72,12 @@ impl Recognizer {
         self.embedder.dim()
     }
 
+    /// Builds ahead what the detector needs for frames of `width x height`
+    /// ([`Detector::prepare`]).
+    pub fn prepare(&mut self, width: u32, height: u32) -> Result<()> {
+        self.detector.prepare(width, height)
+    }
+
     /// Faces in `frame`, best score first.
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Face>> {
         self.detector.detect(frame)
