@@ -70,11 +70,7 @@ pub struct TrainArgs {
 /// Runs the chosen source.
 pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
     let opts = TrainOptions {
-        mining: match a.mining.as_str() {
-            "hard" => Mining::Hard,
-            "all" => Mining::All,
-            _ => Mining::SemiHard,
-        },
+        mining: mining_of(&a.mining),
         steps: a
             .steps
             .map_or(TrainOptions::default().steps, |s| s as usize),
@@ -240,6 +236,7 @@ fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode
         steps: a.steps.map_or(MapOptions::default().steps, |s| s as usize),
         seed: a.seed,
         lr: a.lr.unwrap_or(MapOptions::default().lr),
+        mining: mining_of(&a.mining),
         ..MapOptions::default()
     };
     let report = g.with_embed_run_in(a.no_cache, Domain::Clean, |run| {
@@ -394,5 +391,14 @@ fn learning_rate(s: &str) -> std::result::Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
         _ => Err(format!("{s}: the learning rate must be a number in (0, 1]")),
+    }
+}
+
+/// `--mining`'s value (the parser admits only these three).
+fn mining_of(s: &str) -> Mining {
+    match s {
+        "hard" => Mining::Hard,
+        "all" => Mining::All,
+        _ => Mining::SemiHard,
     }
 }

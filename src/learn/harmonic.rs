@@ -19,7 +19,7 @@
 
 use crate::learn::protocol::{summarise, Result10};
 use crate::learn::train::Rng;
-use crate::learn::triplet::{loss_and_grad, sq, Triplet, ALPHA};
+use crate::learn::triplet::{loss_and_grad, pick_negatives, sq, Mining, Triplet};
 use serde::Serialize;
 
 pub use crate::identity::bridge::{unit, Map};
@@ -126,6 +126,8 @@ pub struct Pairing {
 pub struct MapOptions {
     /// Mixed v1/v2 triplets as well as v2 ones (false: the plain control).
     pub harmonic: bool,
+    /// How negatives are chosen (semi-hard by default).
+    pub mining: Mining,
     /// The map's output is normalised, `W x₂ / ‖W x₂‖` (true), or used as it is, `W x₂`
     /// (false: as the least-squares bridge is compared, so a trained map can replace it).
     pub unit_output: bool,
@@ -149,6 +151,7 @@ impl Default for MapOptions {
     fn default() -> Self {
         MapOptions {
             harmonic: true,
+            mining: Mining::SemiHard,
             unit_output: false,
             people: 32,
             per_person: 4,
@@ -161,9 +164,16 @@ impl Default for MapOptions {
     }
 }
 
-/// The semi-hard triplets of a batch laid out as `[v2 outputs…, v1 targets…]` (`b` of
-/// each): plain `(v2, v2, v2)`, and with `harmonic` `(v2, v1, v1)` and `(v1, v2, v2)`.
-pub fn mine_mixed(y: &[Vec<f32>], labels: &[usize], b: usize, harmonic: bool) -> Vec<Triplet> {
+/// The triplets of a batch laid out as `[v2 outputs…, v1 targets…]` (`b` of each), negatives
+/// chosen by `mining`: plain `(v2, v2, v2)`, and with `harmonic` `(v2, v1, v1)` and
+/// `(v1, v2, v2)`.
+pub fn mine_mixed(
+    y: &[Vec<f32>],
+    labels: &[usize],
+    b: usize,
+    harmonic: bool,
+    mining: Mining,
+) -> Vec<Triplet> {
     let mut out = Vec::new();
     let mut pick = |a: usize, side: std::ops::Range<usize>| {
         for p in side.clone() {
@@ -171,16 +181,15 @@ pub fn mine_mixed(y: &[Vec<f32>], labels: &[usize], b: usize, harmonic: bool) ->
                 continue;
             }
             let dap = sq(&y[a], &y[p]);
-            if let Some(n) = side
+            let negatives = side
                 .clone()
                 .filter(|&k| labels[k] != labels[a])
-                .map(|k| (sq(&y[a], &y[k]), k))
-                .filter(|(d, _)| *d > dap && *d < dap + ALPHA)
-                .min_by(|x, y| x.0.total_cmp(&y.0))
-                .map(|x| x.1)
-            {
-                out.push((a, p, n));
-            }
+                .map(|k| (sq(&y[a], &y[k]), k));
+            out.extend(
+                pick_negatives(mining, dap, negatives)
+                    .into_iter()
+                    .map(|n| (a, p, n)),
+            );
         }
     };
     for a in 0..b {
@@ -269,7 +278,7 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
             .chain(&batch)
             .map(|&i| train[i].person)
             .collect();
-        let triplets = mine_mixed(&y, &labels, b, o.harmonic);
+        let triplets = mine_mixed(&y, &labels, b, o.harmonic, o.mining);
         let (_, gy, _) = loss_and_grad(&y, &triplets);
         let xs: Vec<&[f32]> = batch.iter().map(|&i| train[i].v2.as_slice()).collect();
         let mut g = map_gradient(&w, &xs, &gy[..b], o.unit_output);
@@ -596,6 +605,7 @@ pub fn harmonic_protocol(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::learn::triplet::ALPHA;
 
     #[test]
     fn least_squares_recovers_a_known_map() {
@@ -673,13 +683,28 @@ mod tests {
         let y: Vec<Vec<f32>> = [0.0, 0.5, 0.1, 0.45].iter().map(|&v| vec![v]).collect();
         let labels = [0, 1, 0, 1];
         // Without the harmonic term a person with one v2 face has no positive.
-        assert!(mine_mixed(&y, &labels, 2, false).is_empty());
-        let t = mine_mixed(&y, &labels, 2, true);
-        // (v2 A → v1 A, v1 B): d² 0.01 vs 0.2025, outside the margin 0.2: easy, skipped.
-        // (v2 B → v1 B, v1 A): 0.0025 vs 0.16: semi-hard.
+        assert!(mine_mixed(&y, &labels, 2, false, Mining::SemiHard).is_empty());
+        let t = mine_mixed(&y, &labels, 2, true, Mining::SemiHard);
+        // (v2 B → v1 B, v1 A): d² 0.0025 vs 0.16, inside the margin 0.2: semi-hard.
         assert!(t.contains(&(1, 3, 2)), "{t:?}");
         assert!(t
             .iter()
             .all(|&(a, p, n)| (a < 2) != (p < 2) && (p < 2) == (n < 2)));
+        // Hard mining: the nearest negative of every cross pair, violating or not; `all`:
+        // only those with a positive loss. Moving v1 B away to 0.9 makes (v2 A → v1 A, v1 B)
+        // easy (0.01 against 0.81): hard keeps it, semi-hard and all drop it.
+        let y: Vec<Vec<f32>> = [0.0, 0.5, 0.1, 0.9].iter().map(|&v| vec![v]).collect();
+        let hard = mine_mixed(&y, &labels, 2, true, Mining::Hard);
+        assert_eq!(hard.len(), 4, "{hard:?}");
+        assert!(hard.contains(&(0, 2, 3)), "{hard:?}");
+        for m in [Mining::SemiHard, Mining::All] {
+            let t = mine_mixed(&y, &labels, 2, true, m);
+            assert!(!t.contains(&(0, 2, 3)), "{m:?}: {t:?}");
+            assert!(
+                t.iter()
+                    .all(|&(a, p, n)| sq(&y[a], &y[p]) - sq(&y[a], &y[n]) + ALPHA > 0.0),
+                "{m:?}: {t:?}"
+            );
+        }
     }
 }

@@ -30,6 +30,28 @@ pub fn sq(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
+/// The negatives [`Mining`] picks for an anchor–positive pair at squared distance `dap`,
+/// among `candidates` (squared distance to the anchor, index).
+pub fn pick_negatives(
+    mining: Mining,
+    dap: f32,
+    candidates: impl Iterator<Item = (f32, usize)>,
+) -> Vec<usize> {
+    let nearest = |c: &mut dyn Iterator<Item = (f32, usize)>| {
+        c.min_by(|x, y| x.0.total_cmp(&y.0)).map(|x| x.1)
+    };
+    match mining {
+        Mining::SemiHard => nearest(&mut candidates.filter(|(d, _)| *d > dap && *d < dap + ALPHA))
+            .into_iter()
+            .collect(),
+        Mining::Hard => nearest(&mut { candidates }).into_iter().collect(),
+        Mining::All => candidates
+            .filter(|(d, _)| dap - d + ALPHA > 0.0)
+            .map(|x| x.1)
+            .collect(),
+    }
+}
+
 /// The triplets of a batch of normalised outputs `y` with person `labels`.
 pub fn mine(y: &[Vec<f32>], labels: &[usize], mining: Mining) -> Vec<Triplet> {
     let n = y.len();
@@ -40,33 +62,14 @@ pub fn mine(y: &[Vec<f32>], labels: &[usize], mining: Mining) -> Vec<Triplet> {
                 continue;
             }
             let dap = sq(&y[a], &y[p]);
-            let negatives = (0..n).filter(|&k| labels[k] != labels[a]);
-            match mining {
-                Mining::SemiHard => {
-                    if let Some(k) = negatives
-                        .map(|k| (sq(&y[a], &y[k]), k))
-                        .filter(|(d, _)| *d > dap && *d < dap + ALPHA)
-                        .min_by(|x, y| x.0.total_cmp(&y.0))
-                        .map(|x| x.1)
-                    {
-                        out.push((a, p, k));
-                    }
-                }
-                Mining::Hard => {
-                    if let Some(k) = negatives
-                        .map(|k| (sq(&y[a], &y[k]), k))
-                        .min_by(|x, y| x.0.total_cmp(&y.0))
-                        .map(|x| x.1)
-                    {
-                        out.push((a, p, k));
-                    }
-                }
-                Mining::All => out.extend(
-                    negatives
-                        .filter(|&k| dap - sq(&y[a], &y[k]) + ALPHA > 0.0)
-                        .map(|k| (a, p, k)),
-                ),
-            }
+            let negatives = (0..n)
+                .filter(|&k| labels[k] != labels[a])
+                .map(|k| (sq(&y[a], &y[k]), k));
+            out.extend(
+                pick_negatives(mining, dap, negatives)
+                    .into_iter()
+                    .map(|k| (a, p, k)),
+            );
         }
     }
     out
