@@ -32,7 +32,7 @@ pub fn sq(a: &[f32], b: &[f32]) -> f32 {
 
 /// The negatives [`Mining`] picks for an anchor–positive pair at squared distance `dap`,
 /// among `candidates` (squared distance to the anchor, index).
-pub fn pick_negatives(
+fn pick_negatives(
     mining: Mining,
     dap: f32,
     candidates: impl Iterator<Item = (f32, usize)>,
@@ -52,25 +52,38 @@ pub fn pick_negatives(
     }
 }
 
+/// Appends to `out` the triplets with anchor `a` whose positive and negative both lie in
+/// `side` (indices into `y`): every positive of `a`'s person there, negatives by `mining`.
+pub fn mine_anchor(
+    y: &[Vec<f32>],
+    labels: &[usize],
+    a: usize,
+    side: std::ops::Range<usize>,
+    mining: Mining,
+    out: &mut Vec<Triplet>,
+) {
+    for p in side.clone() {
+        if p == a || labels[p] != labels[a] {
+            continue;
+        }
+        let dap = sq(&y[a], &y[p]);
+        let negatives = side
+            .clone()
+            .filter(|&k| labels[k] != labels[a])
+            .map(|k| (sq(&y[a], &y[k]), k));
+        out.extend(
+            pick_negatives(mining, dap, negatives)
+                .into_iter()
+                .map(|n| (a, p, n)),
+        );
+    }
+}
+
 /// The triplets of a batch of normalised outputs `y` with person `labels`.
 pub fn mine(y: &[Vec<f32>], labels: &[usize], mining: Mining) -> Vec<Triplet> {
-    let n = y.len();
     let mut out = Vec::new();
-    for a in 0..n {
-        for p in 0..n {
-            if p == a || labels[p] != labels[a] {
-                continue;
-            }
-            let dap = sq(&y[a], &y[p]);
-            let negatives = (0..n)
-                .filter(|&k| labels[k] != labels[a])
-                .map(|k| (sq(&y[a], &y[k]), k));
-            out.extend(
-                pick_negatives(mining, dap, negatives)
-                    .into_iter()
-                    .map(|k| (a, p, k)),
-            );
-        }
+    for a in 0..y.len() {
+        mine_anchor(y, labels, a, 0..y.len(), mining, &mut out);
     }
     out
 }
