@@ -166,17 +166,20 @@ pub struct Taps {
 }
 
 impl Taps {
-    /// The number of output samples.
+    /// The number of output samples (what the tests inspect).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.first.len()
     }
 
-    /// Whether there are no output samples.
+    /// Whether there are no output samples (what the tests inspect).
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.first.is_empty()
     }
 
-    /// The (source index, weight) pairs of output `i`.
+    /// The (source index, weight) pairs of output `i` (what the tests inspect).
+    #[cfg(test)]
     pub fn of(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
         let first = self.first[i];
         self.weights[self.offsets[i]..self.offsets[i + 1]]
@@ -283,7 +286,9 @@ impl FloatImage {
     }
 
     /// The `w x h` crop whose top-left pixel is at (`x0`, `y0`) of `self` (may be outside
-    /// the image); pixels outside are zero.
+    /// the image); pixels outside are zero. The tests' reference for
+    /// [`FloatImage::resize_region`].
+    #[cfg(test)]
     pub fn crop(&self, x0: i64, y0: i64, w: usize, h: usize) -> FloatImage {
         let mut data = vec![0.0; w * h * 3];
         for v in 0..h {
