@@ -1,7 +1,8 @@
 //! Detection alone, in a loop, for measuring it: `cargo run --example detect_loop -- IMAGE
-//! [MIN_FACE] [RUNS]` prints how long the P-Net plans took to build, the faces found and the
-//! min and median ms per frame (the photo fitted into 640x480, as `facegate bench` does;
-//! one thread).
+//! [MIN_FACE] [RUNS] [track]` prints how long the P-Net plans took to build, the faces found
+//! and the min and median ms per frame (the photo fitted into 640x480, as `facegate bench`
+//! does; one thread). With `track`, each run re-finds the first detection's faces from their
+//! boxes (`Detector::redetect`, the kiosk's tracked frame) instead of detecting anew.
 //!
 //! Wall time on a shared machine drifts; instruction counts do not. Count the detections
 //! only, after the warm-up that builds the plans:
@@ -12,6 +13,8 @@
 //!     target/debug/examples/detect_loop photo.jpg 40 1
 //! callgrind_annotate callgrind.out.*
 //! ```
+//!
+//! (`--toggle-collect='*measured_track*'` with `track`.)
 
 use facegate::recognition::detect::{Detector, Mtcnn, MtcnnConfig};
 use facegate::recognition::frame::{load_image, Frame};
@@ -21,6 +24,16 @@ use facegate::recognition::models::ModelStore;
 #[inline(never)]
 fn measured_detect(m: &mut Mtcnn, frame: &Frame) -> facegate::Result<usize> {
     Ok(m.detect(frame)?.len())
+}
+
+/// One tracked frame: the function callgrind's `--toggle-collect` names.
+#[inline(never)]
+fn measured_track(
+    m: &mut Mtcnn,
+    frame: &Frame,
+    previous: &[facegate::recognition::detect::Face],
+) -> facegate::Result<usize> {
+    Ok(m.redetect(frame, previous)?.map_or(0, |f| f.len()))
 }
 
 fn main() -> facegate::Result<()> {
@@ -47,7 +60,8 @@ fn main() -> facegate::Result<()> {
     m.prepare(frame.width(), frame.height())?;
     let prepared = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
-    m.detect(&frame)?;
+    let first = m.detect(&frame)?;
+    let track = args.get(4).is_some_and(|a| a == "track");
     println!(
         "P-Net plans for {} levels built in {prepared:.2} s; the first frame then took {:.1} ms",
         m.planned_sizes().len(),
@@ -56,7 +70,11 @@ fn main() -> facegate::Result<()> {
     let (mut ms, mut faces) = (Vec::new(), 0);
     for _ in 0..runs {
         let t = std::time::Instant::now();
-        faces = measured_detect(&mut m, &frame)?;
+        faces = if track {
+            measured_track(&mut m, &frame, &first)?
+        } else {
+            measured_detect(&mut m, &frame)?
+        };
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     ms.sort_by(f64::total_cmp);

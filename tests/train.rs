@@ -36,8 +36,8 @@ fn site_head(dir: &Path) -> (PathBuf, LinearHead, Vec<(usize, Vec<f32>)>) {
         ..Default::default()
     };
     let model = store.model_id("dlib_fp32").unwrap();
-    let (head, curve) = train(&model, &tr, &val, opts, &|_, _| {});
-    let (again, _) = train(&model, &tr, &val, opts, &|_, _| {});
+    let (head, curve, _) = train(&model, &tr, &val, opts, &|_, _| {});
+    let (again, _, _) = train(&model, &tr, &val, opts, &|_, _| {});
     assert_eq!(head, again, "same seed, same data: same head");
     assert!(!curve.is_empty());
     let path = dir.join("site.fgh");

@@ -7,7 +7,7 @@ use facegate::eval::domain::Domain;
 use facegate::learn::data::{from_gallery, from_images, split_people, Labelled};
 use facegate::learn::harmonic::{fit_bridge, MapOptions, Pairing};
 use facegate::learn::protocol::{lfw_harmonic, lfw_protocol, Result10};
-use facegate::learn::train::{train_selected, Epoch, TrainOptions, LAMBDAS};
+use facegate::learn::train::{train_selected, Epoch, TrainOptions, LAMBDAS, LIFTS};
 use facegate::learn::triplet::{sq, Mining};
 use facegate::recognition::head::LinearHead;
 use facegate::{Error, Result};
@@ -103,10 +103,11 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
     {
         bar.set_style(style);
     }
-    bar.set_length((opts.steps * LAMBDAS.len()) as u64);
-    let (head, curve, lambda) = train_selected(&model, &tr, &val, opts, &LAMBDAS, &|s, _| {
-        bar.set_position(s as u64)
-    });
+    bar.set_length((opts.steps * LAMBDAS.len() * LIFTS.len()) as u64);
+    let (head, curve, chosen) =
+        train_selected(&model, &tr, &val, opts, &LAMBDAS, &LIFTS, &|s, _| {
+            bar.set_position(s as u64)
+        });
     bar.finish_and_clear();
     head.save(out)?;
     if let Some(png) = &a.curves {
@@ -130,7 +131,9 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
         "train_faces": tr.len(),
         "validation_faces": val.len(),
         "scale": head.scale,
-        "lambda": lambda,
+        "lambda": chosen.lambda,
+        "lift": chosen.lift,
+        "kept_step": chosen.step,
         "epochs": curve,
         "nearest_other_before": nearest_other(&items, None),
         "nearest_other_after": nearest_other(&items, Some(&head)),
@@ -138,13 +141,15 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
     });
     g.emit(&report, || {
         let mut s = format!(
-            "wrote {} ({}): {} people, {} faces ({} validate), {} mining, pull to identity {lambda}\n",
+            "wrote {} ({}): {} people, {} faces ({} validate), {} mining, pull to identity {}, lift {}\n",
             out.display(),
             head.id(),
             names.len(),
             items.len(),
             val.len(),
-            a.mining
+            a.mining,
+            chosen.lambda,
+            chosen.lift
         );
         for e in &curve {
             s += &format!(

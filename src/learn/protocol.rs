@@ -9,7 +9,7 @@ use crate::eval::domain::Domain;
 use crate::eval::embed_run::{embed_all, EmbedRun};
 use crate::eval::lfw::{data_folder, parse_pairs, Pair};
 use crate::eval::metrics::{cross_validate, eer, tar_at_far};
-use crate::learn::train::{train_selected, TrainOptions, LAMBDAS};
+use crate::learn::train::{train_selected, Chosen, TrainOptions, LAMBDAS, LIFTS};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -36,9 +36,9 @@ pub struct Result10 {
 pub struct ProtocolReport {
     /// The camera both photos of every test pair were shown as.
     pub domain: Domain,
-    /// The pull toward the identity each fold's head was trained with, chosen among
-    /// [`LAMBDAS`] on that fold's validation people.
-    pub lambdas: Vec<f32>,
+    /// The pull toward the identity (among [`LAMBDAS`]) and the lift (among [`LIFTS`]) of
+    /// each fold's head, chosen on that fold's validation people.
+    pub chosen: Vec<Chosen>,
     /// The network alone.
     pub baseline: Result10,
     /// With a head trained for each fold.
@@ -179,7 +179,7 @@ pub fn lfw_protocol(
         .collect();
     let model = run.store.model_id(run.model)?;
     let mut per_fold = Vec::new();
-    let mut lambdas = Vec::new();
+    let mut chosen = Vec::new();
     for (f, held) in fold_people.iter().enumerate() {
         progress(f, folds);
         let (mut tr, mut val) = (Vec::new(), Vec::new());
@@ -208,8 +208,8 @@ pub fn lfw_protocol(
                 tr.push((id, c[path].0 .0.clone()));
             }
         }
-        let (head, _, lambda) = train_selected(&model, &tr, &val, opts, &LAMBDAS, &|_, _| {});
-        lambdas.push(lambda);
+        let (head, _, c) = train_selected(&model, &tr, &val, opts, &LAMBDAS, &LIFTS, &|_, _| {});
+        chosen.push(c);
         let y = |p: &Path| head.apply(raw(p));
         per_fold.push(
             pairs
@@ -227,7 +227,7 @@ pub fn lfw_protocol(
     progress(folds, folds);
     Ok(ProtocolReport {
         domain: run.domain,
-        lambdas,
+        chosen,
         baseline: summarise(&vec![baseline; folds]),
         head: summarise(&per_fold),
     })

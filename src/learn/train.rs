@@ -1,7 +1,8 @@
 //! Training a [`LinearHead`] with the triplet loss: batches of P people × K faces, every
 //! anchor–positive pair, negatives by [`Mining`], Adam, a pull toward the identity map
 //! (`λ‖W − I‖²`, so a small identity set cannot drag the head far from the network it sits
-//! on), early stopping on held-out *people*. Seeded: a run is reproducible.
+//! on), early stopping on held-out *people*; the pull and the head's lift are chosen on those
+//! people too ([`train_selected`]). Seeded: a run is reproducible.
 
 use crate::learn::triplet::{loss_and_grad, mine, Mining};
 use crate::recognition::head::LinearHead;
@@ -22,6 +23,9 @@ pub struct TrainOptions {
     pub lr: f32,
     /// Weight of the pull toward the identity map.
     pub lambda: f32,
+    /// The head's lift ([`LinearHead::lift`]) in units of the training embeddings' median
+    /// norm (0: the output is `W x / ‖W x‖`).
+    pub lift: f32,
     /// Steps between validations; training stops after `patience` validations without a
     /// better validation accuracy, and the best head is kept.
     pub eval_every: usize,
@@ -40,6 +44,7 @@ impl Default for TrainOptions {
             steps: 600,
             lr: 1e-3,
             lambda: 1e-3,
+            lift: 0.0,
             eval_every: 50,
             patience: 3,
             seed: 7,
@@ -113,25 +118,29 @@ fn validate(head: &LinearHead, val: &[(usize, Vec<f32>)]) -> f64 {
 }
 
 /// Trains a head for embeddings of `model` on `train` (person, raw embedding), stopping
-/// early on `val` (other people). Returns the best head and the curve; `progress` hears
-/// (step, most steps) after every step.
+/// early on `val` (other people). Returns the best head, the curve and the step the head
+/// was kept at (0: no step beat the start); `progress` hears (step, most steps) after every
+/// step.
 pub fn train(
     model: &str,
     train: &[(usize, Vec<f32>)],
     val: &[(usize, Vec<f32>)],
     opts: TrainOptions,
     progress: &dyn Fn(usize, usize),
-) -> (LinearHead, Vec<Epoch>) {
+) -> (LinearHead, Vec<Epoch>, usize) {
     let dim = train.first().map_or(0, |t| t.1.len());
     let mut head = LinearHead::identity(model, dim);
-    // Distances at compare time keep the network's units (see `LinearHead::scale`).
+    // Distances at compare time keep the network's units (see `LinearHead::scale`): a face
+    // at the median norm n lies at `‖[x; c]‖ = √(n² + c²)` before normalising.
     let mut norms: Vec<f32> = train
         .iter()
         .map(|t| t.1.iter().map(|v| v * v).sum::<f32>().sqrt())
         .filter(|n| n.is_finite() && *n > 0.0)
         .collect();
     norms.sort_by(f32::total_cmp);
-    head.scale = norms.get(norms.len() / 2).copied().unwrap_or(1.0);
+    let median = norms.get(norms.len() / 2).copied().unwrap_or(1.0);
+    head.lift = opts.lift.max(0.0) * median;
+    head.scale = (median * median + head.lift * head.lift).sqrt();
     let mut by_person: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (i, (p, _)) in train.iter().enumerate() {
         by_person.entry(*p).or_default().push(i);
@@ -140,7 +149,7 @@ pub fn train(
     let mut rng = Rng(opts.seed | 1);
     let (mut m, mut v) = (vec![0.0f32; dim * dim], vec![0.0f32; dim * dim]);
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-    let mut best = (validate(&head, val), head.clone());
+    let mut best = (validate(&head, val), head.clone(), 0);
     let mut curve = Vec::new();
     let (mut since_best, mut acc_loss, mut acc_active, mut acc_trip) = (0, 0.0, 0.0, 0.0);
     let mut acc_pairs = 0.0f32;
@@ -201,7 +210,7 @@ pub fn train(
             });
             (acc_loss, acc_active, acc_trip, acc_pairs) = (0.0, 0.0, 0.0, 0.0);
             if validation > best.0 {
-                best = (validation, head.clone());
+                best = (validation, head.clone(), step);
                 since_best = 0;
             } else {
                 since_best += 1;
@@ -211,44 +220,80 @@ pub fn train(
             }
         }
     }
-    (best.1, curve)
+    (best.1, curve, best.2)
 }
 
 /// The pulls toward the identity map that [`train_selected`] tries.
 pub const LAMBDAS: [f32; 3] = [1e-3, 1e-2, 1e-1];
 
-/// [`train`] once for each weight in `lambdas` (replacing `opts.lambda`); keeps the head with
-/// the best accuracy on the validation people (the first on a tie), and says which weight
-/// that was. Nothing here looks at test data.
+/// The lifts ([`TrainOptions::lift`], in median norms) that [`train_selected`] tries: from
+/// the plain normalised output (0) to one that keeps nearly all of the norm (4).
+pub const LIFTS: [f32; 4] = [0.0, 0.5, 1.0, 4.0];
+
+/// What [`train_selected`] chose on the validation people.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Chosen {
+    /// The pull toward the identity map.
+    pub lambda: f32,
+    /// The lift, in median norms.
+    pub lift: f32,
+    /// The step the head was kept at (0: the start, no step beat it on validation).
+    pub step: usize,
+}
+
+/// [`train`] once for each pull in `lambdas` and each lift in `lifts` (replacing
+/// `opts.lambda` and `opts.lift`); keeps the head with the best ROC AUC on the validation
+/// people (the first on a tie), and says which settings those were. Nothing here looks at
+/// test data.
 pub fn train_selected(
     model: &str,
     train_set: &[(usize, Vec<f32>)],
     val: &[(usize, Vec<f32>)],
     opts: TrainOptions,
     lambdas: &[f32],
+    lifts: &[f32],
     progress: &dyn Fn(usize, usize),
-) -> (LinearHead, Vec<Epoch>, f32) {
-    let total = opts.steps * lambdas.len().max(1);
-    let mut best: Option<(f64, LinearHead, Vec<Epoch>, f32)> = None;
-    for (k, &lambda) in lambdas.iter().enumerate() {
+) -> (LinearHead, Vec<Epoch>, Chosen) {
+    let grid: Vec<Chosen> = lifts
+        .iter()
+        .flat_map(|&lift| {
+            lambdas.iter().map(move |&lambda| Chosen {
+                lambda,
+                lift,
+                step: 0,
+            })
+        })
+        .collect();
+    let total = opts.steps * grid.len().max(1);
+    let mut best: Option<(f64, LinearHead, Vec<Epoch>, Chosen)> = None;
+    for (k, &c) in grid.iter().enumerate() {
         let done = k * opts.steps;
-        let (head, curve) = train(
+        let (head, curve, step) = train(
             model,
             train_set,
             val,
-            TrainOptions { lambda, ..opts },
+            TrainOptions {
+                lambda: c.lambda,
+                lift: c.lift,
+                ..opts
+            },
             &|s, _| progress(done + s, total),
         );
         let score = validate(&head, val);
         if best.as_ref().is_none_or(|b| score > b.0) {
-            best = Some((score, head, curve, lambda));
+            best = Some((score, head, curve, Chosen { step, ..c }));
         }
     }
     match best {
-        Some((_, head, curve, lambda)) => (head, curve, lambda),
+        Some((_, head, curve, c)) => (head, curve, c),
         None => {
-            let (head, curve) = train(model, train_set, val, opts, progress);
-            (head, curve, opts.lambda)
+            let (head, curve, step) = train(model, train_set, val, opts, progress);
+            let c = Chosen {
+                lambda: opts.lambda,
+                lift: opts.lift,
+                step,
+            };
+            (head, curve, c)
         }
     }
 }
@@ -283,11 +328,42 @@ mod tests {
             lr: 1e-2,
             ..Default::default()
         };
-        let (a, curve) = train("m", &train_set, &val, opts, &|_, _| {});
-        let (b, _) = train("m", &train_set, &val, opts, &|_, _| {});
+        let (a, curve, step) = train("m", &train_set, &val, opts, &|_, _| {});
+        let (b, _, _) = train("m", &train_set, &val, opts, &|_, _| {});
+        assert!(step > 0, "a trained head is kept");
         assert_eq!(a, b, "same seed, same head");
         let before = validate(&LinearHead::identity("m", 3), &val);
         let after = validate(&a, &val);
         assert!(after > before, "{before} -> {after} ({curve:?})");
+    }
+
+    #[test]
+    fn a_lift_is_chosen_when_the_norm_tells_people_apart() {
+        // Eight people along one direction, told apart only by their embedding's norm (with
+        // a small jitter): normalising alone puts everyone on one point.
+        let people = |seed: u64, first: usize| {
+            let mut rng = Rng(seed);
+            let mut v = Vec::new();
+            for person in 0..8usize {
+                for _ in 0..5 {
+                    let n = 0.4 + 0.1 * person as f32 + 0.01 * rng.unit();
+                    v.push((first + person, vec![0.6 * n, 0.8 * n]));
+                }
+            }
+            v
+        };
+        let (train_set, val) = (people(3, 0), people(5, 100));
+        let opts = TrainOptions {
+            people: 4,
+            steps: 40,
+            eval_every: 20,
+            ..Default::default()
+        };
+        let (head, _, chosen) =
+            train_selected("m", &train_set, &val, opts, &LAMBDAS, &LIFTS, &|_, _| {});
+        assert!(chosen.lift > 0.0, "{chosen:?}");
+        assert!(validate(&head, &val) > 0.95, "{}", validate(&head, &val));
+        let flat = train_selected("m", &train_set, &val, opts, &LAMBDAS, &[0.0], &|_, _| {});
+        assert!(validate(&flat.0, &val) < 0.7);
     }
 }
