@@ -251,11 +251,12 @@ fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode
     g.emit(&report, || {
         let row = |name: &str, r: &Result10| result_row(name, 34, r);
         format!(
-            "LFW View 2, 10 folds, maps trained without each test fold's people; v1 {v1}, v2 {}\n{}{}{}{}{}{}",
+            "LFW View 2, 10 folds, maps trained without each test fold's people; v1 {v1}, v2 {}\n{}{}{}{}{}{}{}",
             g.model(),
             row("v1-v1", &report.v1_v1),
             row("v2-v2", &report.v2_v2),
             row("v1 template, v2 probe (harmonic)", &report.v1_template_v2_probe),
+            row("v1 template, v2 probe (MLP head)", &report.v1_template_v2_probe_mlp),
             row("v1 template, v2 probe (plain head)", &report.v1_template_v2_probe_plain),
             row("v1 template, v2 probe (least sq.)", &report.v1_template_v2_probe_lstsq),
             row("fusion-fusion", &report.fusion_fusion),

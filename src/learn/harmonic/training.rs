@@ -121,22 +121,72 @@ pub fn map_gradient(w: &Map, xs: &[&[f32]], gy: &[Vec<f32>], unit_output: bool) 
     g
 }
 
+/// What [`fit`] trains: flat parameters, the output for an input, and the gradient with
+/// respect to the parameters of a loss whose gradient at the outputs for `xs` is `gy`.
+pub trait Trainable: Clone {
+    /// Every parameter.
+    fn params(&self) -> &[f32];
+    /// Every parameter, to update.
+    fn params_mut(&mut self) -> &mut [f32];
+    /// The output for `x`.
+    fn output(&self, x: &[f32]) -> Vec<f32>;
+    /// The loss's gradient with respect to [`Trainable::params`].
+    fn gradient(&self, xs: &[&[f32]], gy: &[Vec<f32>]) -> Vec<f32>;
+}
+
+/// A [`Map`] as [`fit`] trains it: output `W x`, or `W x / ‖W x‖` with `unit_output`.
+#[derive(Clone)]
+struct Linear {
+    map: Map,
+    unit_output: bool,
+}
+
+impl Trainable for Linear {
+    fn params(&self) -> &[f32] {
+        &self.map.w
+    }
+    fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.map.w
+    }
+    fn output(&self, x: &[f32]) -> Vec<f32> {
+        if self.unit_output {
+            self.map.unit(x)
+        } else {
+            self.map.linear(x)
+        }
+    }
+    fn gradient(&self, xs: &[&[f32]], gy: &[Vec<f32>]) -> Vec<f32> {
+        map_gradient(&self.map, xs, gy, self.unit_output)
+    }
+}
+
 /// Trains `start` (v2 → v1's dimension) with the triplet loss on `train`; keeps the best map
 /// by validation AUC on `val` (v1 template against mapped v2 probe with `harmonic`, v2
 /// against v2 without), the start included.
 pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions) -> Map {
+    let start = Linear {
+        map: start.clone(),
+        unit_output: o.unit_output,
+    };
+    fit(&start, train, val, o).map
+}
+
+/// [`train_map`] for any [`Trainable`]: Adam on mixed triplets, a pull `λ‖θ − θ₀‖²` toward
+/// the start, early stopping on the validation people's AUC (the start kept unless a step
+/// beats it).
+pub fn fit<T: Trainable>(start: &T, train: &[Pairing], val: &[Pairing], o: MapOptions) -> T {
     let mut people: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (i, p) in train.iter().enumerate() {
         people.entry(p.person).or_default().push(i);
     }
     let usable: Vec<&Vec<usize>> = people.values().filter(|v| v.len() >= 2).collect();
-    let score = |m: &Map| validate(m, val, o.harmonic, o.unit_output);
+    let score = |m: &T| validate_with(val, o.harmonic, &|x| m.output(x));
     let (mut best, mut best_auc, mut since) = (start.clone(), score(start), 0);
     if usable.len() < 2 {
         return best;
     }
     let mut w = start.clone();
-    let n = w.w.len();
+    let n = w.params().len();
     let (mut m1, mut m2) = (vec![0.0f32; n], vec![0.0f32; n]);
     let mut rng = Rng(o.seed | 1);
     for step in 1..=o.steps {
@@ -148,12 +198,7 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
             }
         }
         let b = batch.len();
-        let z: Vec<Vec<f32>> = batch.iter().map(|&i| w.linear(&train[i].v2)).collect();
-        let mut y: Vec<Vec<f32>> = if o.unit_output {
-            z.iter().map(|v| unit(v)).collect()
-        } else {
-            z.clone()
-        };
+        let mut y: Vec<Vec<f32>> = batch.iter().map(|&i| w.output(&train[i].v2)).collect();
         y.extend(batch.iter().map(|&i| train[i].v1.clone()));
         let labels: Vec<usize> = batch
             .iter()
@@ -163,16 +208,16 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
         let triplets = mine_mixed(&y, &labels, b, o.harmonic, o.mining);
         let (_, gy, _) = loss_and_grad(&y, &triplets);
         let xs: Vec<&[f32]> = batch.iter().map(|&i| train[i].v2.as_slice()).collect();
-        let mut g = map_gradient(&w, &xs, &gy[..b], o.unit_output);
-        for (k, gk) in g.iter_mut().enumerate() {
-            *gk += 2.0 * o.lambda * (w.w[k] - start.w[k]);
+        let mut g = w.gradient(&xs, &gy[..b]);
+        for ((gk, wk), sk) in g.iter_mut().zip(w.params()).zip(start.params()) {
+            *gk += 2.0 * o.lambda * (wk - sk);
         }
         let (b1, b2) = (0.9f32, 0.999f32);
         let (c1, c2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
-        for k in 0..n {
+        for (k, p) in w.params_mut().iter_mut().enumerate() {
             m1[k] = b1 * m1[k] + (1.0 - b1) * g[k];
             m2[k] = b2 * m2[k] + (1.0 - b2) * g[k] * g[k];
-            w.w[k] -= o.lr * (m1[k] / c1) / ((m2[k] / c2).sqrt() + 1e-8);
+            *p -= o.lr * (m1[k] / c1) / ((m2[k] / c2).sqrt() + 1e-8);
         }
         if step % o.eval_every == 0 || step == o.steps {
             let auc = score(&w);
@@ -193,16 +238,16 @@ pub fn train_map(start: &Map, train: &[Pairing], val: &[Pairing], o: MapOptions)
 /// v1 template against mapped v2 probe (`cross`), else mapped v2 against mapped v2; the map's
 /// output normalised (`unit_output`) or not.
 pub(super) fn validate(m: &Map, val: &[Pairing], cross: bool, unit_output: bool) -> f64 {
-    let y: Vec<Vec<f32>> = val
-        .iter()
-        .map(|v| {
-            if unit_output {
-                m.unit(&v.v2)
-            } else {
-                m.linear(&v.v2)
-            }
-        })
-        .collect();
+    let l = Linear {
+        map: m.clone(),
+        unit_output,
+    };
+    validate_with(val, cross, &|x| l.output(x))
+}
+
+/// [`validate`] with the map given as its output function.
+pub(super) fn validate_with(val: &[Pairing], cross: bool, map: &dyn Fn(&[f32]) -> Vec<f32>) -> f64 {
+    let y: Vec<Vec<f32>> = val.iter().map(|v| map(&v.v2)).collect();
     let d = |i: usize, j: usize| {
         if cross {
             sq(&val[i].v1, &y[j])
