@@ -251,11 +251,12 @@ fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode
     g.emit(&report, || {
         let row = |name: &str, r: &Result10| result_row(name, 34, r);
         format!(
-            "LFW View 2, 10 folds, maps trained without each test fold's people; v1 {v1}, v2 {}\n{}{}{}{}{}{}{}",
+            "LFW View 2, 10 folds, maps trained without each test fold's people; v1 {v1}, v2 {}\n{}{}{}{}{}{}{}{}",
             g.model(),
             row("v1-v1", &report.v1_v1),
             row("v2-v2", &report.v2_v2),
             row("v1 template, v2 probe (harmonic)", &report.v1_template_v2_probe),
+            row("v1 template, v2 probe (linear head)", &report.v1_template_v2_probe_linear),
             row("v1 template, v2 probe (MLP head)", &report.v1_template_v2_probe_mlp),
             row("v1 template, v2 probe (plain head)", &report.v1_template_v2_probe_plain),
             row("v1 template, v2 probe (least sq.)", &report.v1_template_v2_probe_lstsq),
@@ -312,7 +313,7 @@ fn bridge(g: &Global, a: &TrainArgs, v1: &str) -> Result<ExitCode> {
     });
     g.emit(&report, || {
         let mut s = format!(
-            "wrote {} ({}): {from} -> {to}, {} people, {} faces train, {} validate; ridge {:e}\n\
+            "wrote {} ({}): {from} -> {to}, {} people, {} faces train, {} validate; ridge {:e}; {}\n\
              threshold curve on the validation people ({} genuine, {} impostor pairs):\n",
             out.display(),
             b.id(),
@@ -320,6 +321,11 @@ fn bridge(g: &Global, a: &TrainArgs, v1: &str) -> Result<ExitCode> {
             tr.len(),
             val.len(),
             fit.ridge,
+            if fit.hidden > 0 {
+                format!("MLP head ({} hidden units, validation AUC {:.6} over least squares' {:.6})", fit.hidden, fit.mlp_auc, fit.ridge_auc.iter().map(|r| r.1).fold(0.0, f64::max))
+            } else {
+                format!("least squares (the MLP head's validation AUC {:.6} did not beat it)", fit.mlp_auc)
+            },
             fit.genuine_pairs,
             fit.impostor_pairs
         );

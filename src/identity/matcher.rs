@@ -239,7 +239,7 @@ mod tests {
             .unwrap()
         };
         let c = Comparison::Upgrade {
-            bridge: Bridge::new("v2:b", "v1:a", map, curve(2.0)),
+            bridge: Bridge::new("v2:b", "v1:a", map.into(), curve(2.0)),
             model: "v2:b".into(),
             dim: 3,
             curve: curve(1.0),

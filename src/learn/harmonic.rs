@@ -26,8 +26,8 @@ mod residual;
 mod training;
 
 pub use crate::identity::bridge::{unit, Map};
-use training::validate;
 pub use residual::{Residual, HIDDEN};
+use training::validate;
 pub use training::{fit, map_gradient, mine_mixed, train_map, MapOptions, Pairing, Trainable};
 
 impl Map {
@@ -126,6 +126,11 @@ pub struct BridgeFit {
     pub ridge: f64,
     /// Validation cross AUC of each ridge tried.
     pub ridge_auc: Vec<(f64, f64)>,
+    /// Validation cross AUC of the MLP head trained from the chosen ridge's map.
+    pub mlp_auc: f64,
+    /// Hidden units of the map kept: [`HIDDEN`] when the MLP head beat least squares on
+    /// the validation people, else 0 (the least-squares map).
+    pub hidden: usize,
     /// Genuine and impostor pairs of the curve (v1 template of one photo, v2 probe of another).
     pub genuine_pairs: usize,
     /// Impostor pairs.
@@ -152,8 +157,17 @@ pub fn fit_bridge(
         .iter()
         .filter_map(|&r| least_squares(&xs, &ts, r).map(|m| (r, validate(&m, val, true, false), m)))
         .collect();
-    let (ridge, _, map) = tried.iter().max_by(|a, b| a.1.total_cmp(&b.1))?.clone();
-    let y: Vec<Vec<f32>> = val.iter().map(|v| map.linear(&v.v2)).collect();
+    let (ridge, lstsq_auc, ls) = tried.iter().max_by(|a, b| a.1.total_cmp(&b.1))?.clone();
+    // The MLP head, kept only if it beats least squares on the validation people.
+    let r0 = Residual::from_linear(&ls, HIDDEN, MapOptions::default().seed);
+    let r = fit(&r0, train, val, MapOptions::default());
+    let mlp_auc = training::validate_with(val, true, &|x| r.apply(x));
+    let map: Residual = if r != r0 && mlp_auc > lstsq_auc {
+        r
+    } else {
+        ls.into()
+    };
+    let y: Vec<Vec<f32>> = val.iter().map(|v| map.apply(&v.v2)).collect();
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for (i, a) in val.iter().enumerate() {
         for (j, b) in y.iter().enumerate() {
@@ -186,6 +200,8 @@ pub fn fit_bridge(
     let fit = BridgeFit {
         ridge,
         ridge_auc: tried.iter().map(|t| (t.0, t.1)).collect(),
+        mlp_auc,
+        hidden: map.hidden,
         genuine_pairs: genuine.len(),
         impostor_pairs: impostor.len(),
         tar,
@@ -211,8 +227,11 @@ pub struct HarmonicReport {
     pub v1_v1: Result10,
     /// v2 (FaceNet) against v2.
     pub v2_v2: Result10,
-    /// v1 template against a v2 probe through the harmonic head.
+    /// v1 template against a v2 probe through the harmonic head: per fold the linear or the
+    /// MLP head, whichever has the better cross AUC on that fold's validation people.
     pub v1_template_v2_probe: Result10,
+    /// The same through the linear harmonic head on every fold.
+    pub v1_template_v2_probe_linear: Result10,
     /// v1 template against a v2 probe through the MLP harmonic head ([`Residual`]: the
     /// least-squares map plus a trained residual hidden layer).
     pub v1_template_v2_probe_mlp: Result10,
@@ -233,6 +252,8 @@ pub struct HarmonicReport {
     pub mlp_trained_folds: usize,
     /// Per fold, the validation people's cross AUC of the MLP head kept.
     pub mlp_validation_auc: Vec<f64>,
+    /// Per fold, the harmonic head chosen: `"mlp"` or `"linear"`.
+    pub harmonic_chosen: Vec<&'static str>,
 }
 
 /// One LFW View 2 pair: both photos' embeddings by both networks, whether it is the same
@@ -287,6 +308,7 @@ pub fn harmonic_protocol(
     let (mut harm, mut plain, mut lsq, mut fusion) = (vec![], vec![], vec![], vec![]);
     let (mut weights, mut trained, mut val_auc) = (Vec::new(), 0, Vec::new());
     let (mut mlp, mut mlp_trained, mut mlp_auc) = (vec![], 0, Vec::new());
+    let (mut linear, mut chosen) = (vec![], Vec::new());
     for f in 0..folds {
         progress(f, folds);
         let (raw, val) = train_of(f);
@@ -329,8 +351,9 @@ pub fn harmonic_protocol(
         if r != r0 {
             mlp_trained += 1;
         }
-        mlp_auc.push(training::validate_with(&val, true, &|x| r.apply(x)));
-        mlp.push(all(&|p| dist(&unit(&p.v1[0]), &r.apply(&p.v2[1]))));
+        let r_auc = training::validate_with(&val, true, &|x| r.apply(x));
+        mlp_auc.push(r_auc);
+        let mlp_fold = all(&|p| dist(&unit(&p.v1[0]), &r.apply(&p.v2[1])));
         let start = Map::random(rows, cols, o.seed + f as u64);
         let pl = train_map(
             &start,
@@ -351,7 +374,16 @@ pub fn harmonic_protocol(
                 h.linear(x)
             }
         };
-        harm.push(all(&|p| dist(&unit(&p.v1[0]), &head(&p.v2[1]))));
+        let linear_fold = all(&|p| dist(&unit(&p.v1[0]), &head(&p.v2[1])));
+        let mlp_wins = r_auc > val_auc[f].1;
+        chosen.push(if mlp_wins { "mlp" } else { "linear" });
+        harm.push(if mlp_wins {
+            mlp_fold.clone()
+        } else {
+            linear_fold.clone()
+        });
+        linear.push(linear_fold);
+        mlp.push(mlp_fold);
         plain.push(all(&|p| dist(&unit(&p.v1[0]), &pl.unit(&p.v2[1]))));
         lsq.push(all(&|p| dist(&unit(&p.v1[0]), &ls.linear(&p.v2[1]))));
         // The fusion weight: best mean accuracy over the other folds' pairs.
@@ -384,6 +416,7 @@ pub fn harmonic_protocol(
         v1_v1: summarise(&vec![v1_v1; folds]),
         v2_v2: summarise(&vec![v2_v2; folds]),
         v1_template_v2_probe: summarise(&harm),
+        v1_template_v2_probe_linear: summarise(&linear),
         v1_template_v2_probe_mlp: summarise(&mlp),
         v1_template_v2_probe_plain: summarise(&plain),
         v1_template_v2_probe_lstsq: summarise(&lsq),
@@ -393,6 +426,7 @@ pub fn harmonic_protocol(
         harmonic_validation_auc: val_auc,
         mlp_trained_folds: mlp_trained,
         mlp_validation_auc: mlp_auc,
+        harmonic_chosen: chosen,
     }
 }
 

@@ -1,33 +1,14 @@
-//! A small MLP harmonic head: `y = W x + U relu(V x)`, a linear map plus a residual hidden
-//! layer. It starts as the least-squares map (`W = W₀`, `U = 0`, `V` seeded at random), so
-//! training only adds to what least squares already gives; [`super::training::fit`] trains
-//! it like the linear head.
+//! Training the MLP harmonic head, [`Residual`]: `y = W x + U relu(V x)`, a linear map plus a
+//! residual hidden layer. It starts as the least-squares map (`W = W₀`, `U = 0`, `V` seeded
+//! at random), so training only adds to what least squares already gives;
+//! [`super::training::fit`] trains it like the linear head.
 
 use super::training::Trainable;
 use super::Map;
+pub use crate::identity::bridge::Residual;
 
 /// Hidden units of the residual layer.
 pub const HIDDEN: usize = 128;
-
-/// `y = W x + U relu(V x)`; parameters in one buffer: `W` (rows × cols), `V` (hidden ×
-/// cols), `U` (rows × hidden), each row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Residual {
-    /// Output dimension.
-    pub rows: usize,
-    /// Input dimension.
-    pub cols: usize,
-    /// Hidden units.
-    pub hidden: usize,
-    /// `W`, `V`, `U`.
-    pub p: Vec<f32>,
-}
-
-fn matvec(m: &[f32], cols: usize, x: &[f32]) -> Vec<f32> {
-    m.chunks_exact(cols)
-        .map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum())
-        .collect()
-}
 
 impl Residual {
     /// `linear` with a hidden layer of `hidden` units that adds nothing yet (`U = 0`; `V`
@@ -45,28 +26,6 @@ impl Residual {
             hidden,
             p,
         }
-    }
-
-    fn parts(&self) -> (&[f32], &[f32], &[f32]) {
-        let (w, rest) = self.p.split_at(self.rows * self.cols);
-        let (v, u) = rest.split_at(self.hidden * self.cols);
-        (w, v, u)
-    }
-
-    /// The hidden layer's input `V x`.
-    fn pre(&self, x: &[f32]) -> Vec<f32> {
-        matvec(self.parts().1, self.cols, x)
-    }
-
-    /// `W x + U relu(V x)`.
-    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let (w, _, u) = self.parts();
-        let h: Vec<f32> = self.pre(x).into_iter().map(|a| a.max(0.0)).collect();
-        matvec(w, self.cols, x)
-            .into_iter()
-            .zip(matvec(u, self.hidden, &h))
-            .map(|(a, b)| a + b)
-            .collect()
     }
 }
 
