@@ -11,6 +11,8 @@
 //!   v1's normalised embeddings; compared as `‖x̂₁ − y‖`, as the least-squares map is, so a
 //!   trained map can replace it ([`MapOptions::unit_output`] normalises `y` instead). The
 //!   trained map is kept only where the validation people's cross AUC beats its start;
+//!   its MLP form ([`Residual`]: the least-squares map plus a residual ReLU layer) is trained
+//!   the same way, and each fold keeps whichever form separates its validation people better;
 //! - **plain**: the same head trained on v2 triplets alone from a random start, which learns
 //!   *a* face space but not v1's (the control that shows why the harmonic term is needed).
 //!
