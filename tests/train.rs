@@ -234,4 +234,22 @@ fn the_kiosk_with_a_head_grants_the_enrolled_and_refuses_strangers() {
         .unwrap_err()
         .to_string()
         .contains("mapped by a head"));
+    // A door that trusts only signed galleries trusts only a signed head: a head decides
+    // who matches whom (one that maps every face to one point would open for anyone).
+    use facegate::identity::signing::{keygen, sign_file, SigningKey};
+    let (secret, public) = keygen(dir.path()).unwrap();
+    let key = SigningKey::load(&secret).unwrap();
+    Gallery::load_any(&g)
+        .unwrap()
+        .save_signed(&g, Some(&key))
+        .unwrap();
+    cfg.gallery.public_key = Some(public);
+    let e = match Kiosk::new(&cfg, Box::new(SimulatedRelay::new())) {
+        Ok(_) => panic!("a kiosk started with an unsigned head"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("no signature") && e.contains("site.fgh"), "{e}");
+    sign_file(&key, cfg.models.head.as_ref().unwrap()).unwrap();
+    let mut k = Kiosk::new(&cfg, Box::new(SimulatedRelay::new())).unwrap();
+    assert_eq!(feed(&mut k, "faces/labeled/obama", 2..6, 0.0), ["Obama"]);
 }

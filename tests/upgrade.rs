@@ -240,9 +240,47 @@ fn a_busy_gallery_file_skips_the_migration_never_the_grant() {
     let before = std::fs::read(&gallery).unwrap();
     let mut signed = cfg.clone();
     signed.gallery.public_key = Some(public);
+    // Such a door trusts only a bridge signed by the same key: the bridge decides who
+    // matches whom as much as the gallery does. Unsigned: refused, the file named.
+    let copy = dir.path().join("site.bridge");
+    std::fs::copy(bridge(), &copy).unwrap();
+    signed.models.bridge = Some(copy.clone());
+    let refused = |cfg: &Config| match Kiosk::new(cfg, Box::new(SimulatedRelay::new())) {
+        Ok(_) => panic!("a kiosk started with an unverified bridge"),
+        Err(e) => e.to_string(),
+    };
+    let e = refused(&signed);
+    assert!(
+        e.contains("no signature") && e.contains("site.bridge"),
+        "{e}"
+    );
+    let out = facegate(&[
+        "--signing-key",
+        secret.to_str().unwrap(),
+        "sign",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (s, unlocks) = play(&signed, &frames, 1);
     assert_eq!((s.grants.len(), unlocks), (1, 1));
     assert_eq!(std::fs::read(&gallery).unwrap(), before);
+    // A signed bridge altered afterwards (one weight changed): refused.
+    let text = std::fs::read_to_string(&copy).unwrap();
+    let last = text.trim_end().len() - 5;
+    let flip = if &text[last..last + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let mut altered = text.clone();
+    altered.replace_range(last..last + 1, flip);
+    std::fs::write(&copy, altered).unwrap();
+    let e = refused(&signed);
+    assert!(e.contains("does not match"), "{e}");
 }
 
 #[test]

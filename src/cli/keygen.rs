@@ -1,8 +1,9 @@
-//! `facegate keygen --out DIR`: the key pair that signs galleries.
+//! `facegate keygen --out DIR`: the key pair that signs galleries; `facegate sign FILE`: a
+//! head's or a bridge's detached signature with it.
 
 use super::Global;
 use clap::Args;
-use facegate::Result;
+use facegate::{Error, Result};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,32 @@ pub fn run(g: &Global, a: &KeygenArgs) -> Result<ExitCode> {
              [gallery] public_key in its config)",
             secret.display(),
             public.display()
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `sign`.
+#[derive(Args)]
+pub struct SignArgs {
+    /// The head or bridge to sign; the signature is written to FILE.sig.
+    file: PathBuf,
+}
+
+/// Signs a head or a bridge with `--signing-key` (or `FACEGATE_SIGNING_KEY`).
+pub fn sign(g: &Global, a: &SignArgs) -> Result<ExitCode> {
+    let key = g.signing_key()?.ok_or_else(|| {
+        Error::Invalid(
+            "sign: give the secret key with --signing-key or FACEGATE_SIGNING_KEY".into(),
+        )
+    })?;
+    let sig = facegate::identity::signing::sign_file(&key, &a.file)?;
+    g.emit(&json!({"file": a.file, "signature": sig}), || {
+        format!(
+            "signed {} ({}): doors whose [gallery] public_key is {} accept it",
+            a.file.display(),
+            sig.display(),
+            key.verifying_key().fingerprint()
         )
     })?;
     Ok(ExitCode::SUCCESS)

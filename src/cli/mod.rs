@@ -67,8 +67,8 @@ pub struct Global {
     /// Print JSON.
     #[arg(long, global = true)]
     json: bool,
-    /// Secret key that signs the gallery when `enroll` or `people` change it (from
-    /// `facegate keygen`).
+    /// Secret key that signs the gallery when `enroll` or `people` change it, and the files
+    /// of `sign` (from `facegate keygen`).
     #[arg(long, global = true, env = "FACEGATE_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
 }
@@ -103,6 +103,8 @@ enum Cmd {
     Cluster(cluster::ClusterArgs),
     /// Make the key pair that signs galleries (secret key mode 0600; give doors the public).
     Keygen(keygen::KeygenArgs),
+    /// Sign a head or a bridge (FILE.sig) for doors that trust only signed files.
+    Sign(keygen::SignArgs),
     /// The reception desk: a local web page to enroll people and watch the door.
     #[cfg(feature = "desk")]
     Desk(desk::DeskArgs),
@@ -124,6 +126,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Bench(a) => bench::run(g, a),
         Cmd::Verify(a) => verify::run(g, a),
         Cmd::Keygen(a) => keygen::run(g, a),
+        Cmd::Sign(a) => keygen::sign(g, a),
         Cmd::Cluster(a) => cluster::run(g, a),
         Cmd::Train(a) => train::run(g, a),
         #[cfg(feature = "desk")]

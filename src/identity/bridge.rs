@@ -194,8 +194,18 @@ impl Bridge {
     /// The v1 model it targets is whatever the file says ([`Bridge::to`]): the gallery
     /// decides whether that is the one it was enrolled with.
     pub fn load(path: &Path, from: &str, from_dim: usize) -> Result<Self> {
+        Self::parse(
+            path,
+            crate::files::read_capped(path, 64 << 20)?,
+            from,
+            from_dim,
+        )
+    }
+
+    /// [`Bridge::load`] from the file's bytes (already read, e.g. to check a signature on
+    /// exactly these bytes); `path` names it in errors.
+    pub fn parse(path: &Path, bytes: Vec<u8>, from: &str, from_dim: usize) -> Result<Self> {
         let bad = |why: String| Error::model(path, format!("not a usable bridge: {why}"));
-        let bytes = crate::files::read_capped(path, 64 << 20)?;
         let text = String::from_utf8(bytes).map_err(|_| bad("not text".into()))?;
         let mut lines = text.lines();
         let header_line = lines.next().unwrap_or("");

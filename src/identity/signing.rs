@@ -106,6 +106,61 @@ impl VerifyingKey {
     }
 }
 
+const SIGNATURE_TAG: &str = "facegate-ed25519-signature";
+
+/// Where the detached signature of `file` lives: `file` with `.sig` appended.
+pub fn signature_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// Signs `file` (a head or a bridge, whose maps decide who matches whom just as the gallery
+/// does): writes [`signature_path`] with the signature of its bytes.
+pub fn sign_file(key: &SigningKey, file: &Path) -> Result<PathBuf> {
+    let bytes = crate::files::read_capped(file, 64 << 20)?;
+    let sig = signature_path(file);
+    let text = format!("{SIGNATURE_TAG} {}\n", key.sign(&bytes));
+    crate::files::write_atomic(&sig, text.as_bytes(), crate::files::Backup::None)?;
+    Ok(sig)
+}
+
+/// The bytes of `file` (a head or a bridge); with a `key`, only if its detached signature
+/// ([`signature_path`]) is that key's signature of exactly these bytes. Callers parse the
+/// returned bytes, never the file again, so that what was verified is what is used.
+pub fn read_verified(file: &Path, key: Option<&VerifyingKey>) -> Result<Vec<u8>> {
+    let bytes = crate::files::read_capped(file, 64 << 20)?;
+    let Some(key) = key else {
+        return Ok(bytes);
+    };
+    let sig_path = signature_path(file);
+    let refuse = |why: String| {
+        Error::Invalid(format!(
+            "{}: refused: {why}; this door only uses heads and bridges signed by key {} \
+             (sign it at the enrollment station: facegate --signing-key KEY sign {})",
+            file.display(),
+            key.fingerprint(),
+            file.display()
+        ))
+    };
+    let text = match std::fs::read_to_string(&sig_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse(format!(
+                "no signature ({} is missing)",
+                sig_path.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(&sig_path, e)),
+    };
+    let sig = text
+        .trim()
+        .strip_prefix(SIGNATURE_TAG)
+        .ok_or_else(|| refuse(format!("{} is not a signature file", sig_path.display())))?;
+    key.verify(&bytes, sig).map_err(refuse)?;
+    Ok(bytes)
+}
+
 /// Makes a new key pair in `dir`: [`SECRET_FILE`] (mode 0600) and [`PUBLIC_FILE`]. Refuses
 /// to overwrite an existing secret key (galleries signed with it would be orphaned).
 pub fn keygen(dir: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -136,6 +191,31 @@ pub fn keygen(dir: &Path) -> Result<(PathBuf, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_file_is_read_and_an_unsigned_altered_or_foreign_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, public) = keygen(dir.path()).unwrap();
+        let key = VerifyingKey::load(&public).unwrap();
+        let file = dir.path().join("site.fgh");
+        std::fs::write(&file, b"head body").unwrap();
+        // No key: read as it is; with a key and no signature: refused.
+        assert_eq!(read_verified(&file, None).unwrap(), b"head body");
+        let e = read_verified(&file, Some(&key)).unwrap_err().to_string();
+        assert!(e.contains("no signature") && e.contains("site.fgh"), "{e}");
+        sign_file(&SigningKey::load(&secret).unwrap(), &file).unwrap();
+        assert_eq!(read_verified(&file, Some(&key)).unwrap(), b"head body");
+        // The file changed after signing.
+        std::fs::write(&file, b"head bodz").unwrap();
+        let e = read_verified(&file, Some(&key)).unwrap_err().to_string();
+        assert!(e.contains("does not match"), "{e}");
+        // Signed by another key.
+        std::fs::write(&file, b"head body").unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let (s2, _) = keygen(other.path()).unwrap();
+        sign_file(&SigningKey::load(&s2).unwrap(), &file).unwrap();
+        assert!(read_verified(&file, Some(&key)).is_err());
+    }
 
     #[test]
     fn keys_round_trip_and_refuse_what_they_should() {

@@ -32,11 +32,25 @@ impl CompareSpace {
     /// The head at `path` for embeddings of `model` with `dim` values, if a path is given; a
     /// bare file name is looked for in `model_dir` (where `models/fetch` puts the networks).
     pub fn open(path: Option<&Path>, model_dir: &Path, model: &str, dim: usize) -> Result<Self> {
+        Self::open_verified(path, model_dir, model, dim, None)
+    }
+
+    /// [`CompareSpace::open`], the head accepted only with `key`'s signature when a key is
+    /// given ([`crate::identity::signing::read_verified`]): a door that trusts only signed
+    /// galleries trusts only signed heads.
+    pub fn open_verified(
+        path: Option<&Path>,
+        model_dir: &Path,
+        model: &str,
+        dim: usize,
+        key: Option<&crate::identity::signing::VerifyingKey>,
+    ) -> Result<Self> {
         let Some(p) = path else {
             return Ok(Self::network());
         };
         let file = crate::recognition::models::model_file(p, model_dir);
-        let head = LinearHead::load(&file, model, dim)?;
+        let bytes = crate::identity::signing::read_verified(&file, key)?;
+        let head = LinearHead::parse(&file, bytes, model, dim)?;
         log::info!("comparing faces through {} ({})", head.id(), file.display());
         Ok(Self::with_head(head))
     }

@@ -151,7 +151,10 @@ impl Kiosk {
             .map(crate::identity::signing::VerifyingKey::load)
             .transpose()?;
         if let Some(k) = &key {
-            log::info!("only galleries signed by key {} are used", k.fingerprint());
+            log::info!(
+                "only galleries, heads and bridges signed by key {} are used",
+                k.fingerprint()
+            );
         }
         let model_dir = config
             .models
@@ -163,18 +166,22 @@ impl Kiosk {
             .curve()?;
         let comparison = match &config.models.bridge {
             None => Comparison::Same {
-                space: CompareSpace::open(
+                space: CompareSpace::open_verified(
                     config.models.head.as_deref(),
                     &model_dir,
                     rec.model_id(),
                     rec.dim(),
+                    key.as_ref(),
                 )?,
                 curve,
             },
             Some(p) => {
+                // A door that trusts only signed galleries trusts only a signed bridge: a
+                // bridge decides who matches whom as much as the templates do.
                 let file = crate::recognition::models::model_file(p, &model_dir);
+                let bytes = crate::identity::signing::read_verified(&file, key.as_ref())?;
                 Comparison::Upgrade {
-                    bridge: Bridge::load(&file, rec.model_id(), rec.dim())?,
+                    bridge: Bridge::parse(&file, bytes, rec.model_id(), rec.dim())?,
                     model: rec.model_id().to_string(),
                     dim: rec.dim(),
                     curve,

@@ -140,8 +140,13 @@ impl LinearHead {
 
     /// Reads a head made for embeddings of `model` with `dim` values.
     pub fn load(path: &Path, model: &str, dim: usize) -> Result<Self> {
+        Self::parse(path, crate::files::read_capped(path, 64 << 20)?, model, dim)
+    }
+
+    /// [`LinearHead::load`] from the file's bytes (already read, e.g. to check a signature
+    /// on exactly these bytes); `path` names it in errors.
+    pub fn parse(path: &Path, bytes: Vec<u8>, model: &str, dim: usize) -> Result<Self> {
         let bad = |why: String| Error::model(path, format!("not a usable head: {why}"));
-        let bytes = crate::files::read_capped(path, 64 << 20)?;
         let text = String::from_utf8(bytes).map_err(|_| bad("not text".into()))?;
         let mut lines = text.lines();
         let header_line = lines.next().unwrap_or("");
