@@ -45,15 +45,7 @@ pub struct Map {
 impl Map {
     /// `W x`.
     pub fn linear(&self, x: &[f32]) -> Vec<f32> {
-        (0..self.rows)
-            .map(|i| {
-                self.w[i * self.cols..(i + 1) * self.cols]
-                    .iter()
-                    .zip(x)
-                    .map(|(a, b)| a * b)
-                    .sum()
-            })
-            .collect()
+        matvec(&self.w, self.cols, x)
     }
 
     /// `W x / ‖W x‖`.

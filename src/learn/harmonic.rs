@@ -164,11 +164,7 @@ pub fn fit_bridge(
     let r0 = Residual::from_linear(&ls, HIDDEN, MapOptions::default().seed);
     let r = fit(&r0, train, val, MapOptions::default());
     let mlp_auc = training::validate_with(val, true, &|x| r.apply(x));
-    let map: Residual = if r != r0 && mlp_auc > lstsq_auc {
-        r
-    } else {
-        ls.into()
-    };
+    let map: Residual = if mlp_auc > lstsq_auc { r } else { ls.into() };
     let y: Vec<Vec<f32>> = val.iter().map(|v| map.apply(&v.v2)).collect();
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for (i, a) in val.iter().enumerate() {

@@ -254,34 +254,28 @@ pub fn train_selected(
     lifts: &[f32],
     progress: &dyn Fn(usize, usize),
 ) -> (LinearHead, Vec<Epoch>, Chosen) {
-    let grid: Vec<Chosen> = lifts
+    let grid: Vec<(f32, f32)> = lifts
         .iter()
-        .flat_map(|&lift| {
-            lambdas.iter().map(move |&lambda| Chosen {
-                lambda,
-                lift,
-                step: 0,
-            })
-        })
+        .flat_map(|&lift| lambdas.iter().map(move |&lambda| (lambda, lift)))
         .collect();
     let total = opts.steps * grid.len().max(1);
     let mut best: Option<(f64, LinearHead, Vec<Epoch>, Chosen)> = None;
-    for (k, &c) in grid.iter().enumerate() {
+    for (k, &(lambda, lift)) in grid.iter().enumerate() {
         let done = k * opts.steps;
         let (head, curve, step) = train(
             model,
             train_set,
             val,
             TrainOptions {
-                lambda: c.lambda,
-                lift: c.lift,
+                lambda,
+                lift,
                 ..opts
             },
             &|s, _| progress(done + s, total),
         );
         let score = validate(&head, val);
         if best.as_ref().is_none_or(|b| score > b.0) {
-            best = Some((score, head, curve, Chosen { step, ..c }));
+            best = Some((score, head, curve, Chosen { lambda, lift, step }));
         }
     }
     match best {

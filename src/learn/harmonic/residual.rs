@@ -82,7 +82,6 @@ impl Trainable for Residual {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learn::triplet::{loss_and_grad, Triplet};
 
     #[test]
     fn it_starts_as_its_linear_map() {
@@ -103,30 +102,7 @@ mod tests {
         for (k, p) in r.p[n..].iter_mut().enumerate() {
             *p = ((k * 5) as f32 * 0.71).sin() * 0.5;
         }
-        let xs: Vec<Vec<f32>> = (0..6)
-            .map(|i| {
-                (0..cols)
-                    .map(|j| ((i * 7 + j * 3) as f32 * 0.37).sin())
-                    .collect()
-            })
-            .collect();
-        let xr: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
-        let triplets: Vec<Triplet> = vec![(0, 1, 2), (3, 4, 5), (1, 0, 4), (2, 5, 3)];
-        let outputs = |m: &Residual| -> Vec<Vec<f32>> { xr.iter().map(|x| m.apply(x)).collect() };
-        let loss = |m: &Residual| loss_and_grad(&outputs(m), &triplets).0 as f64;
-        let (_, gy, _) = loss_and_grad(&outputs(&r), &triplets);
-        let g = r.gradient(&xr, &gy);
-        let h = 1e-3f32;
-        for (k, &gk) in g.iter().enumerate() {
-            let (mut a, mut b) = (r.clone(), r.clone());
-            a.p[k] += h;
-            b.p[k] -= h;
-            let fd = (loss(&a) - loss(&b)) / (2.0 * h as f64);
-            assert!(
-                (fd - gk as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                "parameter {k}: analytic {gk} vs numeric {fd}"
-            );
-        }
+        let g = super::super::training::check_gradient(&r, cols);
         for part in [0..rows * cols, rows * cols..n, n..g.len()] {
             assert!(g[part.clone()].iter().any(|v| v.abs() > 1e-3), "{part:?}");
         }

@@ -273,6 +273,39 @@ pub(super) fn validate_with(val: &[Pairing], cross: bool, map: &dyn Fn(&[f32]) -
     crate::eval::metrics::auc(&g, &im)
 }
 
+/// Checks `m`'s [`Trainable::gradient`] against central finite differences of the triplet
+/// loss over six fixed inputs of `cols` values and four fixed triplets among their outputs;
+/// returns the gradient so that tests can check which parameters it reaches.
+#[cfg(test)]
+pub(super) fn check_gradient<T: Trainable>(m: &T, cols: usize) -> Vec<f32> {
+    let xs: Vec<Vec<f32>> = (0..6)
+        .map(|i| {
+            (0..cols)
+                .map(|j| ((i * 7 + j * 3) as f32 * 0.37).sin())
+                .collect()
+        })
+        .collect();
+    let xr: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
+    // Fixed triplets among the six outputs (anchor, positive, negative).
+    let triplets: Vec<Triplet> = vec![(0, 1, 2), (3, 4, 5), (1, 0, 4), (2, 5, 3)];
+    let outputs = |m: &T| -> Vec<Vec<f32>> { xr.iter().map(|x| m.output(x)).collect() };
+    let loss = |m: &T| loss_and_grad(&outputs(m), &triplets).0 as f64;
+    let (_, gy, _) = loss_and_grad(&outputs(m), &triplets);
+    let g = m.gradient(&xr, &gy);
+    let h = 1e-3f32;
+    for (k, &gk) in g.iter().enumerate() {
+        let (mut a, mut b) = (m.clone(), m.clone());
+        a.params_mut()[k] += h;
+        b.params_mut()[k] -= h;
+        let fd = (loss(&a) - loss(&b)) / (2.0 * h as f64);
+        assert!(
+            (fd - gk as f64).abs() < 2e-3 * (1.0 + fd.abs()),
+            "parameter {k}: analytic {gk} vs numeric {fd}"
+        );
+    }
+    g
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,38 +315,12 @@ mod tests {
     /// without the output normalisation.
     #[test]
     fn the_map_gradient_matches_finite_differences() {
-        let (rows, cols) = (3, 5);
-        let xs: Vec<Vec<f32>> = (0..6)
-            .map(|i| {
-                (0..cols)
-                    .map(|j| ((i * 7 + j * 3) as f32 * 0.37).sin())
-                    .collect()
-            })
-            .collect();
-        let xr: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
-        // Fixed triplets among the six outputs (anchor, positive, negative).
-        let triplets: Vec<Triplet> = vec![(0, 1, 2), (3, 4, 5), (1, 0, 4), (2, 5, 3)];
         for unit_output in [false, true] {
-            let w = Map::random(rows, cols, 3);
-            let outputs = |m: &Map| -> Vec<Vec<f32>> {
-                xr.iter()
-                    .map(|x| if unit_output { m.unit(x) } else { m.linear(x) })
-                    .collect()
+            let m = Linear {
+                map: Map::random(3, 5, 3),
+                unit_output,
             };
-            let loss = |m: &Map| loss_and_grad(&outputs(m), &triplets).0 as f64;
-            let (_, gy, _) = loss_and_grad(&outputs(&w), &triplets);
-            let g = map_gradient(&w, &xr, &gy, unit_output);
-            let h = 1e-3f32;
-            for (k, &gk) in g.iter().enumerate() {
-                let (mut a, mut b) = (w.clone(), w.clone());
-                a.w[k] += h;
-                b.w[k] -= h;
-                let fd = (loss(&a) - loss(&b)) / (2.0 * h as f64);
-                assert!(
-                    (fd - gk as f64).abs() < 2e-3 * (1.0 + fd.abs()),
-                    "unit_output {unit_output}, entry {k}: analytic {gk} vs numeric {fd}"
-                );
-            }
+            let g = check_gradient(&m, 5);
             assert!(g.iter().any(|v| v.abs() > 1e-3), "the loss must be active");
         }
     }
