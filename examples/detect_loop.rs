@@ -57,14 +57,10 @@ fn main() -> facegate::Result<()> {
         },
     )?;
     let t = std::time::Instant::now();
-    m.prepare(frame.width(), frame.height())?;
-    let prepared = t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
     let first = m.detect(&frame)?;
     let track = args.get(4).is_some_and(|a| a == "track");
     println!(
-        "P-Net plans for {} levels built in {prepared:.2} s; the first frame then took {:.1} ms",
-        m.planned_sizes().len(),
+        "the first frame took {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
     let (mut ms, mut faces) = (Vec::new(), 0);

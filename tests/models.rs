@@ -76,6 +76,125 @@ fn mtcnn_networks_load_with_concrete_shapes() {
     store.load("onet", &[1, 48, 48, 3]).unwrap();
 }
 
+/// facegate's own MTCNN kernels against tract on the same files and real inputs: a P-Net
+/// pyramid level of a photo, and R-Net and O-Net crops of faces and of background. They sum
+/// in other orders, so they agree to f32 rounding, not bit for bit.
+#[test]
+fn mtcnn_networks_match_tract_on_real_photos() {
+    use facegate::recognition::detect::net::{Map, Net};
+    use facegate::recognition::frame::FloatImage;
+    let store = common::store();
+    let photo =
+        FloatImage::from_frame(&load_image(common::data("faces/groups/multiface.jpg")).unwrap());
+    let input = |img: &FloatImage| {
+        let mut v = Vec::new();
+        img.push_x_major(127.5, 0.0078125, &mut v);
+        Map::new(img.width, img.height, 3, v).unwrap()
+    };
+    let (pw, ph) = (photo.width / 4, photo.height / 4);
+    let regions = [
+        (0, 0, photo.width, photo.height),
+        (40, 30, 90, 90),
+        (200, 10, 60, 70),
+    ];
+    let mut cases: Vec<(&str, Map)> = vec![("pnet", input(&photo.resize(pw, ph)))];
+    for (x, y, w, h) in regions {
+        for (name, size) in [("rnet", 24), ("onet", 48)] {
+            cases.push((name, input(&photo.resize_region(x, y, w, h, size, size))));
+        }
+    }
+    let mut worst = 0f32;
+    for (name, map) in cases {
+        let ours = Net::parse(
+            &store.path(name).unwrap(),
+            &store.verified_bytes(name).unwrap(),
+        )
+        .unwrap()
+        .run(map.clone())
+        .unwrap();
+        let plan = store.load(name, &[1, map.w, map.h, 3]).unwrap();
+        let tract = facegate::recognition::models::Runner::new(name, &plan)
+            .unwrap()
+            .run(&[1, map.w, map.h, 3], map.data.clone())
+            .unwrap();
+        assert_eq!(ours.len(), tract.len(), "{name}");
+        for (o, (shape, t)) in ours.iter().zip(&tract) {
+            assert_eq!(o.data.len(), t.len(), "{name} {shape:?}");
+            assert_eq!(o.w * o.h * o.c, shape.iter().product::<usize>(), "{name}");
+            let d = o
+                .data
+                .iter()
+                .zip(t)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(d <= 1e-4, "{name} {shape:?}: off by {d}");
+            worst = worst.max(d);
+        }
+    }
+    eprintln!("MTCNN kernels against tract: max |difference| {worst:e}");
+}
+
+/// R-Net and O-Net over a batch of real crops (the dense layers once for the whole batch,
+/// the convolutions on two threads) give each crop's single-run outputs bit for bit.
+#[test]
+fn a_batch_gives_every_crop_its_own_outputs() {
+    use facegate::recognition::detect::net::{Map, Net};
+    use facegate::recognition::frame::FloatImage;
+    let store = common::store();
+    let photo =
+        FloatImage::from_frame(&load_image(common::data("faces/groups/multiface.jpg")).unwrap());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (name, size) in [("rnet", 24), ("onet", 48)] {
+        let net = Net::parse(
+            &store.path(name).unwrap(),
+            &store.verified_bytes(name).unwrap(),
+        )
+        .unwrap();
+        // 11 crops: more than one kernel call's 8 rows, and a tail.
+        let crops: Vec<Map> = (0..11)
+            .map(|i| {
+                let img = photo.resize_region(20 * i, 7 * i, 50 + 3 * i as usize, 60, size, size);
+                let mut v = Vec::new();
+                img.push_x_major(127.5, 0.0078125, &mut v);
+                Map::new(size, size, 3, v).unwrap()
+            })
+            .collect();
+        let one_by_one: Vec<Vec<Map>> = crops.iter().map(|c| net.run(c.clone()).unwrap()).collect();
+        for parallel in [false, true] {
+            let batch = pool.install(|| net.run_batch(crops.clone(), parallel).unwrap());
+            assert_eq!(batch, one_by_one, "{name}, parallel {parallel}");
+        }
+        assert!(net.run_batch(Vec::new(), false).unwrap().is_empty());
+        // The crops are not all alike: the face probabilities differ.
+        let p: Vec<f32> = one_by_one
+            .iter()
+            .map(|o| o.last().unwrap().data[1])
+            .collect();
+        assert!(p.iter().any(|&v| (v - p[0]).abs() > 1e-3), "{name}: {p:?}");
+    }
+}
+
+/// A graph with operators the MTCNN kernels do not implement (the dlib ResNet) is refused at
+/// load, naming the file and the node, never run with wrong numbers.
+#[test]
+fn a_graph_the_mtcnn_kernels_do_not_implement_is_refused_by_name() {
+    use facegate::recognition::detect::net::Net;
+    let store = common::store();
+    let path = store.path("dlib_fp32").unwrap();
+    let e = Net::parse(&path, &store.verified_bytes("dlib_fp32").unwrap()).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Model { .. }), "{msg}");
+    assert!(
+        msg.contains("dlib_resnet_v1_fp32.onnx") && msg.contains("node "),
+        "{msg}"
+    );
+    let e = Net::parse(&path, b"not a protobuf at all").unwrap_err();
+    assert!(e.to_string().contains("dlib_resnet_v1_fp32.onnx"), "{e}");
+}
+
 fn copy_models() -> (tempfile::TempDir, ModelStore) {
     let src = common::store();
     let dir = tempfile::tempdir().unwrap();

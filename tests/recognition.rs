@@ -351,28 +351,3 @@ fn the_networks_on_several_threads_give_exactly_what_one_thread_gives() {
         assert_eq!(a.embedding.0, b.embedding.0);
     }
 }
-
-#[test]
-fn a_prepared_detector_builds_no_plan_on_its_first_frame() {
-    use facegate::recognition::detect::{Detector, Mtcnn, MtcnnConfig};
-    let store = common::store();
-    let frame = facegate::eval::bench::kiosk_frame(
-        &load_image(common::data("faces/labeled/obama/obama.jpg")).unwrap(),
-    );
-    let mut det = Mtcnn::new(&store, MtcnnConfig::default()).unwrap();
-    assert!(det.planned_sizes().is_empty());
-    det.prepare(frame.width(), frame.height()).unwrap();
-    let prepared = det.planned_sizes();
-    assert_eq!(prepared.len(), det.scales(640, 480).len());
-    assert_eq!(prepared.len(), 8, "{prepared:?}");
-    assert_eq!(det.detect(&frame).unwrap().len(), 1);
-    assert_eq!(
-        det.planned_sizes(),
-        prepared,
-        "the first frame built a plan"
-    );
-    // Another size still works, building its own plans.
-    let small = image::imageops::resize(&frame, 320, 240, image::imageops::FilterType::Triangle);
-    det.detect(&small).unwrap();
-    assert!(det.planned_sizes().len() > prepared.len());
-}

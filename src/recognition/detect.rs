@@ -3,14 +3,16 @@
 //! Pre- and post-processing follow the reference MTCNN exactly: inputs
 //! are RGB `(p - 127.5) / 128` in x-major tensors `[N, W, H, 3]`; thresholds 0.6 / 0.7 /
 //! 0.7; NMS 0.5 per scale, 0.7 across scales, 0.7 after R-Net, 0.7 by "min" overlap after
-//! O-Net; crops outside the frame are zero-filled. P-Net gets one concrete tract plan per
-//! pyramid size, built on first use and reused for every later frame of that size.
+//! O-Net; crops outside the frame are zero-filled. The three networks run on kernels of
+//! their own ([`net`]), which serve any input size: nothing is built per pyramid level.
 
 use crate::error::{Context, Result};
 use crate::recognition::frame::{FloatImage, Frame};
-use crate::recognition::models::{self, ModelStore, Runner};
+use crate::recognition::models::ModelStore;
 use serde::Serialize;
-use std::collections::HashMap;
+
+pub mod net;
+use net::{Map, Net};
 
 /// A detected face: box, confidence and 5 landmarks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,9 +67,9 @@ pub trait Detector {
     fn redetect(&mut self, _frame: &Frame, _previous: &[Face]) -> Result<Option<Vec<Face>>> {
         Ok(None)
     }
-    /// Builds ahead what frames of `width x height` need (MTCNN: the P-Net plan of every
-    /// pyramid level), so that the first such frame takes no longer than the next ones.
-    /// Frames of other sizes still work; they build theirs when they come.
+    /// Builds ahead what frames of `width x height` need, so that the first such frame takes
+    /// no longer than the next ones (MTCNN needs nothing per size). Frames of other sizes
+    /// still work; they build theirs when they come.
     fn prepare(&mut self, _width: u32, _height: u32) -> Result<()> {
         Ok(())
     }
@@ -115,36 +117,25 @@ impl Default for MtcnnConfig {
 /// The MTCNN detector running on tract.
 pub struct Mtcnn {
     config: MtcnnConfig,
-    pnet_bytes: Vec<u8>,
-    pnet_plans: HashMap<(usize, usize), std::sync::Arc<Runner>>,
-    rnet: Runner,
-    onet: Runner,
+    pnet: Net,
+    rnet: Net,
+    onet: Net,
     pool: Option<rayon::ThreadPool>,
 }
 
 mod boxes;
 use boxes::{nms, nms_indices, regress, square, Cand};
 
-const MAX_CACHED_PLANS: usize = 64;
-
-/// P-Net's outputs as its plans are built: the box regression and the two class logits
-/// before the graph's softmax. tract's softmax over a 2-value axis took 28% of a P-Net run
-/// (one row per output cell); [`face_probability`] computes the same value per cell.
-const PNET_OUTPUTS: &[&str] = &["conv2d_4", "push_transpose_out_2"];
-
-/// Softmax's second value for the two logits `[background, face]`, as the graph's softmax
-/// computes it (the larger logit subtracted before the exponentials).
-fn face_probability(l: &[f32]) -> f32 {
-    let m = l[0].max(l[1]);
-    let (e0, e1) = ((l[0] - m).exp(), (l[1] - m).exp());
-    e1 / (e0 + e1)
-}
-
 /// `img` as an MTCNN network input: x-major, `(p - 127.5) / 128`.
-fn net_input(img: &FloatImage) -> Vec<f32> {
-    let mut v = Vec::new();
+fn net_input(img: &FloatImage) -> Map {
+    let mut v = Vec::with_capacity(img.width * img.height * 3);
     img.push_x_major(127.5, 0.0078125, &mut v);
-    v
+    Map {
+        w: img.width,
+        h: img.height,
+        c: 3,
+        data: v,
+    }
 }
 
 /// The size of the pyramid level at scale `s` of a `w x h` frame.
@@ -167,9 +158,8 @@ impl Mtcnn {
                 MIN_FACE_RANGE.end()
             )));
         }
-        let pnet_bytes = store.verified_bytes("pnet")?;
-        let rnet = Runner::new("rnet", &store.load("rnet", &[1, 24, 24, 3])?)?;
-        let onet = Runner::new("onet", &store.load("onet", &[1, 48, 48, 3])?)?;
+        let net = |name: &str| Net::parse(&store.path(name)?, &store.verified_bytes(name)?);
+        let (pnet, rnet, onet) = (net("pnet")?, net("rnet")?, net("onet")?);
         let pool = match config.threads {
             0 | 1 => None,
             n => Some(
@@ -183,8 +173,7 @@ impl Mtcnn {
         };
         Ok(Mtcnn {
             config,
-            pnet_bytes,
-            pnet_plans: HashMap::new(),
+            pnet,
             rnet,
             onet,
             pool,
@@ -205,48 +194,30 @@ impl Mtcnn {
         out
     }
 
-    /// The pyramid level sizes whose P-Net plans are built, sorted.
-    pub fn planned_sizes(&self) -> Vec<(usize, usize)> {
-        let mut v: Vec<(usize, usize)> = self.pnet_plans.keys().copied().collect();
-        v.sort_unstable();
-        v
-    }
-
-    fn pnet_plan(&mut self, w: usize, h: usize) -> Result<std::sync::Arc<Runner>> {
-        if let Some(p) = self.pnet_plans.get(&(w, h)) {
-            return Ok(p.clone());
-        }
-        if self.pnet_plans.len() >= MAX_CACHED_PLANS {
-            self.pnet_plans.clear();
-        }
-        let plan =
-            models::load_plan_with_outputs("pnet", &self.pnet_bytes, &[1, w, h, 3], PNET_OUTPUTS)?;
-        let runner = std::sync::Arc::new(Runner::new("pnet", &plan)?);
-        self.pnet_plans.insert((w, h), runner.clone());
-        Ok(runner)
-    }
-
-    fn pnet_stage(&mut self, img: &FloatImage) -> Result<Vec<Cand>> {
+    fn pnet_stage(&self, img: &FloatImage) -> Result<Vec<Cand>> {
         // Plans first (they are built once per size), then every scale on its own: the
         // scales are independent, and their candidates are joined in scale order, so the
         // result does not depend on the number of threads.
-        let mut jobs = Vec::new();
-        for s in self.scales(img.width, img.height) {
-            let (ws, hs) = level_size(img.width, img.height, s);
-            jobs.push((s, ws, hs, self.pnet_plan(ws, hs)?));
-        }
+        let jobs: Vec<(f64, usize, usize)> = self
+            .scales(img.width, img.height)
+            .into_iter()
+            .map(|s| {
+                let (ws, hs) = level_size(img.width, img.height, s);
+                (s, ws, hs)
+            })
+            .collect();
         let threshold = self.config.thresholds[0] as f64;
-        let one_scale = |(s, ws, hs, plan): &(f64, usize, usize, std::sync::Arc<Runner>)| {
-            pnet_scale(img, *s, *ws, *hs, plan, threshold)
-        };
-        let per_scale: Vec<Result<Vec<Cand>>> = {
+        let pnet = &self.pnet;
+        let one_scale =
+            |&(s, ws, hs): &(f64, usize, usize)| pnet_scale(img, s, ws, hs, pnet, threshold);
+        let per_scale: Vec<Result<Vec<Cand>>> = self.threaded(|par| {
             use rayon::prelude::*;
-            match (&self.pool, self.config.threads) {
-                (_, 1) => jobs.iter().map(one_scale).collect(),
-                (Some(pool), _) => pool.install(|| jobs.par_iter().map(one_scale).collect()),
-                (None, _) => jobs.par_iter().map(one_scale).collect(),
+            if par {
+                jobs.par_iter().map(one_scale).collect()
+            } else {
+                jobs.iter().map(one_scale).collect()
             }
-        };
+        });
         let mut all = Vec::new();
         for c in per_scale {
             all.extend(c?);
@@ -266,7 +237,7 @@ impl Mtcnn {
     }
 
     /// Where the three networks spend their time on `frame`, per operator kind and kernel
-    /// ([`Runner::profile`]): P-Net on the pyramid's first (largest) level, R-Net and O-Net
+    /// ([`Net::profile`]): P-Net on the pyramid's first (largest) level, R-Net and O-Net
     /// on one candidate (the whole frame resized), each over `runs` runs.
     pub fn profile(
         &mut self,
@@ -277,38 +248,52 @@ impl Mtcnn {
         let mut out = Vec::new();
         if let Some(&s) = self.scales(img.width, img.height).first() {
             let (ws, hs) = level_size(img.width, img.height, s);
-            let plan = self.pnet_plan(ws, hs)?;
             let input = net_input(&img.resize(ws, hs));
-            out.push(("pnet", plan.profile(&[1, ws, hs, 3], input, runs)?));
+            out.push(("pnet", self.pnet.profile(input, runs)?));
         }
-        for (name, runner, size) in [("rnet", &self.rnet, 24), ("onet", &self.onet, 48)] {
+        for (name, net, size) in [("rnet", &self.rnet, 24), ("onet", &self.onet, 48)] {
             let input = net_input(&img.resize(size, size));
-            out.push((name, runner.profile(&[1, size, size, 3], input, runs)?));
+            out.push((name, net.profile(input, runs)?));
         }
         Ok(out)
     }
 
     /// The `size x size` network inputs of whole-pixel candidate boxes (1-based corners, as
     /// in the reference MTCNN: the crop starts at `x1 - 1`), zero-filled outside the frame.
-    fn crops(img: &FloatImage, cands: &[Cand], size: usize) -> Vec<Vec<f32>> {
-        cands
-            .iter()
-            .map(|c| {
-                let b = c.b;
-                let w = (b[2] - b[0] + 1.0).max(1.0) as usize;
-                let h = (b[3] - b[1] + 1.0).max(1.0) as usize;
-                net_input(&img.resize_region(b[0] as i64 - 1, b[1] as i64 - 1, w, h, size, size))
-            })
-            .collect()
+    /// On rayon's current pool when `parallel`.
+    fn crops(img: &FloatImage, cands: &[Cand], size: usize, parallel: bool) -> Vec<Map> {
+        use rayon::prelude::*;
+        let crop = |c: &Cand| {
+            let b = c.b;
+            let w = (b[2] - b[0] + 1.0).max(1.0) as usize;
+            let h = (b[3] - b[1] + 1.0).max(1.0) as usize;
+            net_input(&img.resize_region(b[0] as i64 - 1, b[1] as i64 - 1, w, h, size, size))
+        };
+        if parallel {
+            cands.par_iter().map(crop).collect()
+        } else {
+            cands.iter().map(crop).collect()
+        }
+    }
+
+    /// Runs `f` with `parallel` = whether the work may spread over threads, inside this
+    /// detector's pool when it has one (see [`MtcnnConfig::threads`]).
+    fn threaded<R: Send>(&self, f: impl FnOnce(bool) -> R + Send) -> R {
+        match (&self.pool, self.config.threads) {
+            (_, 1) => f(false),
+            (Some(pool), _) => pool.install(|| f(true)),
+            (None, _) => f(true),
+        }
     }
 
     fn rnet_stage(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Cand>> {
         let mut kept = Vec::new();
-        for (c, input) in cands.iter().zip(Self::crops(img, &cands, 24)) {
-            let out = self.rnet.run(&[1, 24, 24, 3], input)?;
-            let score = out[1].1[1] as f64;
+        let outs =
+            self.threaded(|par| self.rnet.run_batch(Self::crops(img, &cands, 24, par), par))?;
+        for (c, out) in cands.iter().zip(outs) {
+            let score = out[1].data[1] as f64;
             if score > self.config.thresholds[1] as f64 {
-                let r = &out[0].1;
+                let r = &out[0].data;
                 kept.push(Cand {
                     b: c.b,
                     score,
@@ -332,11 +317,12 @@ impl Mtcnn {
             })
             .collect();
         let mut kept = Vec::new();
-        for (c, input) in cands.iter().zip(Self::crops(img, &cands, 48)) {
-            let out = self.onet.run(&[1, 48, 48, 3], input)?;
-            let score = out[2].1[1] as f64;
+        let outs =
+            self.threaded(|par| self.onet.run_batch(Self::crops(img, &cands, 48, par), par))?;
+        for (c, out) in cands.iter().zip(outs) {
+            let score = out[2].data[1] as f64;
             if score > self.config.thresholds[2] as f64 {
-                let (r, lm) = (&out[0].1, &out[1].1);
+                let (r, lm) = (&out[0].data, &out[1].data);
                 let w = c.b[2] - c.b[0] + 1.0;
                 let h = c.b[3] - c.b[1] + 1.0;
                 let mut pts = [[0.0f32; 2]; 5];
@@ -443,21 +429,6 @@ impl Detector for Mtcnn {
         Ok(Some(faces))
     }
 
-    fn prepare(&mut self, width: u32, height: u32) -> Result<()> {
-        let side = width.max(height);
-        let k = if side > DETECT_MAX_SIDE {
-            side.div_ceil(DETECT_MAX_SIDE)
-        } else {
-            1
-        };
-        let (w, h) = (width.div_ceil(k) as usize, height.div_ceil(k) as usize);
-        for s in self.scales(w, h) {
-            let (ws, hs) = level_size(w, h, s);
-            self.pnet_plan(ws, hs)?;
-        }
-        Ok(())
-    }
-
     fn min_face(&self) -> f32 {
         self.config.min_face
     }
@@ -473,19 +444,17 @@ fn pnet_scale(
     s: f64,
     ws: usize,
     hs: usize,
-    plan: &Runner,
+    pnet: &Net,
     threshold: f64,
 ) -> Result<Vec<Cand>> {
-    let input = net_input(&img.resize(ws, hs));
-    let out = plan.run(&[1, ws, hs, 3], input)?;
-    let (shape, reg) = &out[0];
-    let (_, logits) = &out[1];
-    let (gw, gh) = (shape[1], shape[2]);
+    let out = pnet.run(net_input(&img.resize(ws, hs)))?;
+    let (reg, prob) = (&out[0].data, &out[1].data);
+    let (gw, gh) = (out[0].w, out[0].h);
     let mut cands = Vec::new();
     for i in 0..gw {
         for j in 0..gh {
             let cell = i * gh + j;
-            let score = face_probability(&logits[cell * 2..cell * 2 + 2]) as f64;
+            let score = prob[cell * 2 + 1] as f64;
             if score >= threshold {
                 let r = &reg[cell * 4..cell * 4 + 4];
                 cands.push(Cand {
@@ -502,25 +471,4 @@ fn pnet_scale(
         }
     }
     Ok(nms(cands, 0.5, false))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn face_probability_is_the_two_value_softmax() {
-        for l in [
-            [0.0f32, 0.0],
-            [1.5, -2.0],
-            [-3.0, 4.25],
-            [80.0, -80.0],
-            [-200.0, 300.0],
-        ] {
-            let (a, b) = (l[0] as f64, l[1] as f64);
-            let want = 1.0 / (1.0 + (a - b).exp());
-            let got = face_probability(&l) as f64;
-            assert!((got - want).abs() < 1e-6, "{l:?}: {got} vs {want}");
-        }
-    }
 }
