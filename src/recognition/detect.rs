@@ -7,7 +7,7 @@
 //! their own ([`net`]), which serve any input size: nothing is built per pyramid level.
 
 use crate::error::{Context, Result};
-use crate::recognition::frame::{FloatImage, Frame};
+use crate::recognition::frame::{x_major_region, Frame};
 use crate::recognition::models::ModelStore;
 use serde::Serialize;
 
@@ -126,16 +126,20 @@ pub struct Mtcnn {
 mod boxes;
 use boxes::{nms, nms_indices, regress, square, Cand};
 
-/// `img` as an MTCNN network input: x-major, `(p - 127.5) / 128`.
-fn net_input(img: &FloatImage) -> Map {
-    let mut v = Vec::with_capacity(img.width * img.height * 3);
-    img.push_x_major(127.5, 0.0078125, &mut v);
+/// The `w x h` region of `frame` from (`x0`, `y0`) on (zero outside the frame) resized to
+/// `dw x dh` as an MTCNN network input: x-major, `(p - 127.5) / 128`.
+fn net_input(frame: &Frame, region: (i64, i64, usize, usize), dw: usize, dh: usize) -> Map {
     Map {
-        w: img.width,
-        h: img.height,
+        w: dw,
+        h: dh,
         c: 3,
-        data: v,
+        data: x_major_region(frame, region, dw, dh, 127.5, 0.0078125),
     }
+}
+
+/// The whole frame as a region.
+fn whole(frame: &Frame) -> (i64, i64, usize, usize) {
+    (0, 0, frame.width() as usize, frame.height() as usize)
 }
 
 /// The size of the pyramid level at scale `s` of a `w x h` frame.
@@ -194,15 +198,15 @@ impl Mtcnn {
         out
     }
 
-    fn pnet_stage(&self, img: &FloatImage) -> Result<Vec<Cand>> {
+    fn pnet_stage(&self, img: &Frame) -> Result<Vec<Cand>> {
         // Plans first (they are built once per size), then every scale on its own: the
         // scales are independent, and their candidates are joined in scale order, so the
         // result does not depend on the number of threads.
         let jobs: Vec<(f64, usize, usize)> = self
-            .scales(img.width, img.height)
+            .scales(img.width() as usize, img.height() as usize)
             .into_iter()
             .map(|s| {
-                let (ws, hs) = level_size(img.width, img.height, s);
+                let (ws, hs) = level_size(img.width() as usize, img.height() as usize, s);
                 (s, ws, hs)
             })
             .collect();
@@ -244,15 +248,15 @@ impl Mtcnn {
         frame: &Frame,
         runs: usize,
     ) -> Result<Vec<(&'static str, Vec<crate::recognition::models::OpTime>)>> {
-        let img = FloatImage::from_frame(frame);
+        let (w, h) = (frame.width() as usize, frame.height() as usize);
         let mut out = Vec::new();
-        if let Some(&s) = self.scales(img.width, img.height).first() {
-            let (ws, hs) = level_size(img.width, img.height, s);
-            let input = net_input(&img.resize(ws, hs));
+        if let Some(&s) = self.scales(w, h).first() {
+            let (ws, hs) = level_size(w, h, s);
+            let input = net_input(frame, whole(frame), ws, hs);
             out.push(("pnet", self.pnet.profile(input, runs)?));
         }
         for (name, net, size) in [("rnet", &self.rnet, 24), ("onet", &self.onet, 48)] {
-            let input = net_input(&img.resize(size, size));
+            let input = net_input(frame, whole(frame), size, size);
             out.push((name, net.profile(input, runs)?));
         }
         Ok(out)
@@ -261,13 +265,13 @@ impl Mtcnn {
     /// The `size x size` network inputs of whole-pixel candidate boxes (1-based corners, as
     /// in the reference MTCNN: the crop starts at `x1 - 1`), zero-filled outside the frame.
     /// On rayon's current pool when `parallel`.
-    fn crops(img: &FloatImage, cands: &[Cand], size: usize, parallel: bool) -> Vec<Map> {
+    fn crops(img: &Frame, cands: &[Cand], size: usize, parallel: bool) -> Vec<Map> {
         use rayon::prelude::*;
         let crop = |c: &Cand| {
             let b = c.b;
             let w = (b[2] - b[0] + 1.0).max(1.0) as usize;
             let h = (b[3] - b[1] + 1.0).max(1.0) as usize;
-            net_input(&img.resize_region(b[0] as i64 - 1, b[1] as i64 - 1, w, h, size, size))
+            net_input(img, (b[0] as i64 - 1, b[1] as i64 - 1, w, h), size, size)
         };
         if parallel {
             cands.par_iter().map(crop).collect()
@@ -286,7 +290,7 @@ impl Mtcnn {
         }
     }
 
-    fn rnet_stage(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Cand>> {
+    fn rnet_stage(&self, img: &Frame, cands: Vec<Cand>) -> Result<Vec<Cand>> {
         let mut kept = Vec::new();
         let outs =
             self.threaded(|par| self.rnet.run_batch(Self::crops(img, &cands, 24, par), par))?;
@@ -308,7 +312,7 @@ impl Mtcnn {
         Ok(out)
     }
 
-    fn onet_stage(&self, img: &FloatImage, cands: Vec<Cand>) -> Result<Vec<Face>> {
+    fn onet_stage(&self, img: &Frame, cands: Vec<Cand>) -> Result<Vec<Face>> {
         let cands: Vec<Cand> = cands
             .into_iter()
             .map(|c| Cand {
@@ -373,19 +377,19 @@ impl Detector for Mtcnn {
             return Ok(faces.iter().map(|f| f.scaled(k as f32)).collect());
         }
         let t0 = std::time::Instant::now();
-        let img = FloatImage::from_frame(frame);
-        let c1 = self.pnet_stage(&img).context("P-Net stage")?;
+        let img = frame;
+        let c1 = self.pnet_stage(img).context("P-Net stage")?;
         let (n1, t1) = (c1.len(), t0.elapsed());
         let c2 = if c1.is_empty() {
             c1
         } else {
-            self.rnet_stage(&img, c1).context("R-Net stage")?
+            self.rnet_stage(img, c1).context("R-Net stage")?
         };
         let (n2, t2) = (c2.len(), t0.elapsed());
         let mut faces = if c2.is_empty() {
             Vec::new()
         } else {
-            self.onet_stage(&img, c2).context("O-Net stage")?
+            self.onet_stage(img, c2).context("O-Net stage")?
         };
         faces.retain(|f| f.score >= self.config.min_score);
         log::debug!(
@@ -407,7 +411,7 @@ impl Detector for Mtcnn {
         if previous.is_empty() || frame.width().max(frame.height()) > DETECT_MAX_SIDE {
             return Ok(None);
         }
-        let img = FloatImage::from_frame(frame);
+        let img = frame;
         let cands = previous
             .iter()
             .map(|f| Cand {
@@ -417,13 +421,12 @@ impl Detector for Mtcnn {
             })
             .collect();
         let c2 = self
-            .rnet_stage(&img, cands)
+            .rnet_stage(img, cands)
             .context("R-Net stage (tracking)")?;
         let mut faces = if c2.is_empty() {
             Vec::new()
         } else {
-            self.onet_stage(&img, c2)
-                .context("O-Net stage (tracking)")?
+            self.onet_stage(img, c2).context("O-Net stage (tracking)")?
         };
         faces.retain(|f| f.score >= self.config.min_score);
         Ok(Some(faces))
@@ -440,14 +443,14 @@ impl Detector for Mtcnn {
 
 /// P-Net on the frame resized by `s` to `ws x hs`: the candidates of that scale after NMS.
 fn pnet_scale(
-    img: &FloatImage,
+    img: &Frame,
     s: f64,
     ws: usize,
     hs: usize,
     pnet: &Net,
     threshold: f64,
 ) -> Result<Vec<Cand>> {
-    let out = pnet.run(net_input(&img.resize(ws, hs)))?;
+    let out = pnet.run(net_input(img, whole(img), ws, hs))?;
     let (reg, prob) = (&out[0].data, &out[1].data);
     let (gw, gh) = (out[0].w, out[0].h);
     let mut cands = Vec::new();
