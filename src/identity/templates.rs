@@ -81,15 +81,15 @@ pub fn decode_floats(text: &str) -> Result<Vec<f32>, String> {
     Ok(v)
 }
 
-/// Every template of a gallery in one contiguous matrix of its byte values (held as i16), each row tagged with its
-/// person.
+/// Every template of a gallery in one contiguous matrix of its byte values, each row tagged
+/// with its person.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TemplateMatrix {
     dim: usize,
     scale: f32,
-    /// The template bytes, widened to i16 so that the dot product vectorises as pairwise
-    /// 16-bit multiply-adds on every SIMD instruction set (twice the bytes in memory).
-    rows: Vec<i16>,
+    /// The template bytes, row after row: a search reads `dim` bytes per template, so 100k
+    /// templates of 128 values are 12.8 MB of memory traffic.
+    rows: Vec<i8>,
     /// `s² Σ q²` of each row.
     norms: Vec<f32>,
     /// The person (index into the gallery's people) of each row.
@@ -121,7 +121,7 @@ impl TemplateMatrix {
         let q = quantize(v, self.scale);
         let n: f32 = q.iter().map(|&b| (b as f32) * (b as f32)).sum();
         self.norms.push(n * self.scale * self.scale);
-        self.rows.extend(q.iter().map(|&b| b as i16));
+        self.rows.extend_from_slice(&q);
         self.owner.push(person);
     }
 
@@ -154,21 +154,43 @@ impl TemplateMatrix {
         let sp = if top > 0.0 { top / steps } else { 1.0 };
         let pq: Vec<i16> = probe.iter().map(|v| (v / sp).round() as i16).collect();
         let k = 2.0 * self.scale * sp;
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { self.scan_avx2(&pq, pp, k, &mut best) };
+            return best;
+        }
+        self.scan(&pq, pp, k, &mut best);
+        best
+    }
+
+    /// [`TemplateMatrix::scan`] compiled for AVX2 (16 bytes widened and multiplied per
+    /// instruction instead of 8); integer sums, so the same results.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn scan_avx2(&self, pq: &[i16], pp: f32, k: f32, best: &mut [f32]) {
+        self.scan(pq, pp, k, best)
+    }
+
+    /// Lowers `best[person]` to each row's squared distance `pp − k Σ pq·q + norm`.
+    #[inline(always)]
+    fn scan(&self, pq: &[i16], pp: f32, k: f32, best: &mut [f32]) {
+        let people = best.len();
         for (r, row) in self.rows.chunks_exact(self.dim).enumerate() {
-            let d = (pp - k * dot(&pq, row) as f32 + self.norms[r]).max(0.0);
+            let d = (pp - k * dot(pq, row) as f32 + self.norms[r]).max(0.0);
             let o = self.owner[r];
             if o < people && d < best[o] {
                 best[o] = d;
             }
         }
-        best
     }
 }
 
-/// `Σ p q` in integers: an integer reduction, which the compiler vectorises into pairwise
+/// `Σ p q` in integers: an integer reduction, which the compiler vectorises into widening
 /// 16-bit multiply-adds (it cannot overflow: the probe's steps are chosen so the whole sum
 /// fits; wrapping keeps debug builds' overflow checks out of the loop).
-fn dot(p: &[i16], q: &[i16]) -> i32 {
+#[inline(always)]
+fn dot(p: &[i16], q: &[i8]) -> i32 {
     p.iter()
         .zip(q)
         .map(|(&a, &b)| (a as i32).wrapping_mul(b as i32))
