@@ -818,6 +818,14 @@ trait Lanes: Copy {
     unsafe fn prelu(self, slope: *const f32) -> Self;
     /// Writes the lanes to `out`.
     unsafe fn store(self, out: *mut f32);
+    /// Writes the first `n` lanes (`n < NC`) to `out`, which has room for `n` only.
+    unsafe fn store_first(self, n: usize, out: *mut f32) {
+        let mut lanes = [0.0f32; NC];
+        self.store(lanes.as_mut_ptr());
+        for (k, v) in lanes.iter().enumerate().take(n) {
+            *out.add(k) = *v;
+        }
+    }
 }
 
 /// Plain f32 arithmetic (multiply, then add): CPUs without FMA.
@@ -888,6 +896,12 @@ mod x86 {
         #[target_feature(enable = "avx512f")]
         unsafe fn store(self, out: *mut f32) {
             _mm512_storeu_ps(out, self.0)
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn store_first(self, n: usize, out: *mut f32) {
+            // Masked-off lanes are neither written nor faulted on.
+            _mm512_mask_storeu_ps(out, ((1u32 << n) - 1) as u16, self.0)
         }
     }
 
@@ -967,9 +981,10 @@ mod arm {
     }
 }
 
-/// Output pixels per kernel call on x86-64 with AVX-512 (8 registers of accumulators).
+/// Output pixels per kernel call on x86-64 with AVX-512 (12 of its 32 registers hold
+/// accumulators: enough independent chains to keep both FMA units busy).
 #[cfg(target_arch = "x86_64")]
-const NP_AVX512: usize = 8;
+const NP_AVX512: usize = 12;
 /// Output pixels per kernel call elsewhere (8 AVX2 or 16 NEON registers of accumulators).
 const NP: usize = 4;
 
@@ -979,7 +994,7 @@ fn kernel_name() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            return "facegate_avx512_8x16";
+            return "facegate_avx512_12x16";
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
@@ -1011,32 +1026,37 @@ impl Conv {
             ));
         }
         let (wo, ho) = (x.w - self.k + 1, x.h - self.k + 1);
-        let mut out = vec![0.0; wo * ho * self.cout];
+        // Not zeroed: the kernels write every value (each output pixel, each channel) before
+        // the length is set below.
+        let mut out: Vec<f32> = Vec::with_capacity(wo * ho * self.cout);
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has AVX-512F (checked just above).
-                unsafe { conv_avx512(self, x, &mut out, wo, ho) };
+                unsafe { conv_avx512(self, x, out.as_mut_ptr(), wo, ho) };
             } else if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                unsafe { conv_avx2(self, x, &mut out, wo, ho) };
+                unsafe { conv_avx2(self, x, out.as_mut_ptr(), wo, ho) };
             } else {
                 // SAFETY: Scalar needs no CPU feature; the sizes were checked above.
-                unsafe { conv_all::<Scalar, NP>(self, x, &mut out, wo, ho) };
+                unsafe { conv_all::<Scalar, NP>(self, x, out.as_mut_ptr(), wo, ho) };
             }
         }
         #[cfg(target_arch = "aarch64")]
         // SAFETY: every aarch64 CPU has NEON; the sizes were checked above.
         unsafe {
-            conv_all::<arm::Neon, NP>(self, x, &mut out, wo, ho)
+            conv_all::<arm::Neon, NP>(self, x, out.as_mut_ptr(), wo, ho)
         };
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         // SAFETY: Scalar needs no CPU feature; the sizes were checked above.
         unsafe {
-            conv_all::<Scalar, NP>(self, x, &mut out, wo, ho)
+            conv_all::<Scalar, NP>(self, x, out.as_mut_ptr(), wo, ho)
         };
+        // SAFETY: the kernel above wrote all `wo · ho · cout` values (`conv_all` covers every
+        // output pixel, `tile` every channel of it), within the capacity.
+        unsafe { out.set_len(wo * ho * self.cout) };
         Ok(Map {
             w: wo,
             h: ho,
@@ -1050,7 +1070,7 @@ impl Conv {
 /// The CPU has AVX-512F; the sizes are as [`conv_all`] needs them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn conv_avx512(l: &Conv, x: &Map, out: &mut [f32], wo: usize, ho: usize) {
+unsafe fn conv_avx512(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize) {
     conv_all::<x86::Avx512, NP_AVX512>(l, x, out, wo, ho)
 }
 
@@ -1058,7 +1078,7 @@ unsafe fn conv_avx512(l: &Conv, x: &Map, out: &mut [f32], wo: usize, ho: usize) 
 /// The CPU has AVX2 and FMA; the sizes are as [`conv_all`] needs them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn conv_avx2(l: &Conv, x: &Map, out: &mut [f32], wo: usize, ho: usize) {
+unsafe fn conv_avx2(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize) {
     conv_all::<x86::Avx2, NP>(l, x, out, wo, ho)
 }
 
@@ -1069,18 +1089,18 @@ unsafe fn conv_avx2(l: &Conv, x: &Map, out: &mut [f32], wo: usize, ho: usize) {
 ///
 /// # Safety
 /// The CPU has the features of `L`; `x` is a valid map of `l.cin` channels with `wo =
-/// x.w - l.k + 1`, `ho = x.h - l.k + 1`, and `out` holds `wo · ho · l.cout` values.
+/// x.w - l.k + 1`, `ho = x.h - l.k + 1`, and `out` has room for `wo · ho · l.cout` values.
 #[inline(always)]
 unsafe fn conv_all<L: Lanes, const P: usize>(
     l: &Conv,
     x: &Map,
-    out: &mut [f32],
+    out: *mut f32,
     wo: usize,
     ho: usize,
 ) {
     let n = wo * ho;
     if n == 1 {
-        tile::<L, 1>(l, x, [0], 1, out.as_mut_ptr());
+        tile::<L, 1>(l, x, [0], 1, out);
         return;
     }
     let mut q = 0;
@@ -1090,7 +1110,7 @@ unsafe fn conv_all<L: Lanes, const P: usize>(
             let at = q + p.min(m - 1);
             ((at / ho) * x.h + at % ho) * l.cin
         });
-        tile::<L, P>(l, x, base, m, out.as_mut_ptr().add(q * l.cout));
+        tile::<L, P>(l, x, base, m, out.add(q * l.cout));
         q += P;
     }
 }
@@ -1138,9 +1158,7 @@ unsafe fn tile<L: Lanes, const P: usize>(
                 a.store(o);
             } else {
                 // The last, partial block: its padding lanes must not reach the next pixel.
-                let mut lanes = [0.0f32; NC];
-                a.store(lanes.as_mut_ptr());
-                std::ptr::copy_nonoverlapping(lanes.as_ptr(), o, n);
+                a.store_first(n, o);
             }
         }
     }
