@@ -342,7 +342,7 @@ impl FloatImage {
         FloatImage {
             width: dw,
             height: dh,
-            data: resample(&self.data, |v| v, region, dw, dh, Out::RowMajor),
+            data: resample(&self.data, region, dw, dh, Out::RowMajor),
         }
     }
 
@@ -382,20 +382,12 @@ enum Out {
     XMajor { mean: f32, scale: f32 },
 }
 
-/// The region of the RGB image `src` (`[y][x][c]`, each sample read through `value`)
-/// resized to `dw x dh` with [`taps`]; pixels outside the image are zero.
+/// The region of the RGB image `src` (`[y][x][c]`) resized to `dw x dh` with [`taps`]; pixels outside the image are zero.
 ///
 /// The vertical pass adds whole source rows (contiguous, so it vectorises) and shrinks the
 /// rows first; the horizontal pass, one short sum per output pixel, then runs over `dh`
 /// rows instead of `h`. The sums are the same whatever `T` (a `u8` read as `f32` is exact).
-fn resample<T: Copy>(
-    src: &[T],
-    value: impl Fn(T) -> f32,
-    r: Region,
-    dw: usize,
-    dh: usize,
-    out: Out,
-) -> Vec<f32> {
+fn resample<T: Sample>(src: &[T], r: Region, dw: usize, dh: usize, out: Out) -> Vec<f32> {
     let Region {
         width,
         height,
@@ -419,17 +411,16 @@ fn resample<T: Copy>(
     // Vertical pass: dh rows of the region's w columns.
     let mut tmp = vec![0.0f32; dh * w * 3];
     if lo < hi {
+        let mut rows: Vec<&[T]> = Vec::new();
         for (y, row_out) in tmp.chunks_exact_mut(w * 3).enumerate() {
             let (first, wts) = ty.clipped(y, top, bottom);
-            let row_out = &mut row_out[lo * 3..hi * 3];
-            for (j, &wt) in wts.iter().enumerate() {
+            rows.clear();
+            rows.extend((0..wts.len()).map(|j| {
                 let row = (y0 + (first + j) as i64) as usize * width;
                 let start = (row as i64 + x0 + lo as i64) as usize * 3;
-                let s = &src[start..start + (hi - lo) * 3];
-                for (o, &v) in row_out.iter_mut().zip(s) {
-                    *o += value(v) * wt;
-                }
-            }
+                &src[start..start + (hi - lo) * 3]
+            }));
+            weighted_rows(&mut row_out[lo * 3..hi * 3], &rows, wts);
         }
     }
     // Horizontal pass: dw short sums per row.
@@ -458,6 +449,52 @@ fn resample<T: Copy>(
     data
 }
 
+/// An image sample that [`resample`] reads: a byte or a float, as f32 (exactly).
+trait Sample: Copy {
+    fn value(self) -> f32;
+}
+impl Sample for u8 {
+    #[inline(always)]
+    fn value(self) -> f32 {
+        f32::from(self)
+    }
+}
+impl Sample for f32 {
+    #[inline(always)]
+    fn value(self) -> f32 {
+        self
+    }
+}
+
+/// `out[i] = Σ_j rows[j][i] · wts[j]`, summed in `j` order from 0 (`out` starts at zero):
+/// whole rows at a time, which vectorises; the same values whatever the vector width.
+fn weighted_rows<T: Sample>(out: &mut [f32], rows: &[&[T]], wts: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { weighted_rows_avx2(out, rows, wts) };
+        return;
+    }
+    weighted_rows_any(out, rows, wts)
+}
+
+/// [`weighted_rows_any`] compiled for AVX2 (multiplies and adds, no fused multiply-add:
+/// the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn weighted_rows_avx2<T: Sample>(out: &mut [f32], rows: &[&[T]], wts: &[f32]) {
+    weighted_rows_any(out, rows, wts)
+}
+
+#[inline(always)]
+fn weighted_rows_any<T: Sample>(out: &mut [f32], rows: &[&[T]], wts: &[f32]) {
+    for (row, &w) in rows.iter().zip(wts) {
+        for (o, v) in out.iter_mut().zip(row.iter()) {
+            *o += v.value() * w;
+        }
+    }
+}
+
 /// The `w x h` region of `frame` from (`x0`, `y0`) on (it may reach outside the frame,
 /// where pixels are zero) resized to `dw x dh`, as an x-major tensor `[x][y][c]` with
 /// `(p - mean) · scale` applied: the values of [`FloatImage::resize_region`] then
@@ -480,14 +517,7 @@ pub fn x_major_region(
         w,
         h,
     };
-    resample(
-        frame.as_raw(),
-        f32::from,
-        region,
-        dw,
-        dh,
-        Out::XMajor { mean, scale },
-    )
+    resample(frame.as_raw(), region, dw, dh, Out::XMajor { mean, scale })
 }
 
 #[cfg(test)]
