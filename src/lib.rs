@@ -22,7 +22,8 @@
 //!
 //! ```text
 //! error · files
-//! recognition   frame · models → photo · detect · align · source → embed · head · quality · draw
+//! recognition   frame · models → photo · detect (detect::net) · align · source → embed · head
+//!               · quality · draw
 //!               → pipeline → track
 //! identity      threshold · verify · templates → bridge · gallery → space → identify
 //!               → matcher · enroll · cluster                                       (recognition)

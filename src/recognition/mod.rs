@@ -1,7 +1,7 @@
 //! Recognition: a photo or camera frame → faces → aligned chips → embeddings.
 //!
 //! [`frame`] decodes and resamples images, [`models`] verifies and loads the networks,
-//! [`detect`] finds faces (MTCNN), [`align`] warps each to the embedder's template,
+//! [`detect`] finds faces (MTCNN; its networks on kernels of its own, [`detect::net`]), [`align`] warps each to the embedder's template,
 //! [`embed`] runs the embedding network, [`head`] is a learned map on its embeddings,
 //! [`quality`] gates faces, [`draw`] marks them,
 //! [`source`] yields frames, [`pipeline`] wires detector, aligner and embedder, and [`track`]

@@ -102,6 +102,11 @@ enum Op {
     Flatten,
     /// Softmax over the channels of every cell.
     Softmax,
+    /// Channels `start..start + len` of every cell (a head's share of merged heads).
+    Channels {
+        start: usize,
+        len: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -335,6 +340,7 @@ impl Net {
                     data: x.data.clone(),
                 }),
                 Op::Softmax => Ok(softmax(x)),
+                Op::Channels { start, len } => Ok(channels(x, *start, *len)),
             }
             .map_err(|e| self.fail(format!("{}: {e}", step.name)))?;
             slots[step.output] = y;
@@ -370,6 +376,7 @@ impl Net {
                     Op::MaxPool { .. } => ("MaxPool", 0),
                     Op::Flatten => ("Flatten", 0),
                     Op::Softmax => ("Softmax", 0),
+                    Op::Channels { .. } => ("Split", 0),
                 };
                 let row = rows.entry(kind.to_string()).or_default();
                 row.0.insert(step.name.clone(), macs);
@@ -409,6 +416,7 @@ impl Net {
                 ),
                 Op::Flatten => (1, 1, w * h * c),
                 Op::Softmax => (w, h, c),
+                Op::Channels { len, .. } => (w, h, *len),
             };
         }
         Ok(s)
@@ -535,6 +543,7 @@ impl Builder {
         for node in &graph.node {
             self.node(node)?;
         }
+        self.steps = merge_heads(std::mem::take(&mut self.steps), &mut self.slots);
         let mut outputs = Vec::new();
         for o in &graph.output {
             match self.values.get(&o.name) {
@@ -734,6 +743,100 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// Convolutions of one kernel size that read the same map and have no PReLU (the networks'
+/// heads: box offsets, landmarks, class logits) merged into one, whose channels are then
+/// split back in order: their input is read once and their few channels share vector lanes
+/// (P-Net's two heads had 4 and 2 of 16). Every channel is computed exactly as before.
+fn merge_heads(steps: Vec<Step>, slots: &mut usize) -> Vec<Step> {
+    let head = |s: &Step| match &s.op {
+        Op::Conv(c) if c.slope.is_none() => Some((s.input, c.k, c.cin)),
+        _ => None,
+    };
+    let mut done = vec![false; steps.len()];
+    let mut out = Vec::with_capacity(steps.len() + 2);
+    for i in 0..steps.len() {
+        if done[i] {
+            continue;
+        }
+        let group: Vec<usize> = match head(&steps[i]) {
+            Some(key) => (i..steps.len())
+                .filter(|&j| !done[j] && head(&steps[j]) == Some(key))
+                .collect(),
+            None => vec![i],
+        };
+        let convs: Vec<&Conv> = group
+            .iter()
+            .filter_map(|&j| match &steps[j].op {
+                Op::Conv(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if group.len() < 2 || convs.len() != group.len() {
+            out.push(steps[i].clone());
+            done[i] = true;
+            continue;
+        }
+        let (k, cin) = (convs[0].k, convs[0].cin);
+        let cout: usize = convs.iter().map(|c| c.cout).sum();
+        let cp = coutp(cout);
+        let mut weights = vec![0.0; k * k * cin * cp];
+        let mut bias = vec![0.0; cp];
+        let mut at = 0;
+        for c in &convs {
+            for r in 0..k * k * cin {
+                weights[r * cp + at..r * cp + at + c.cout]
+                    .copy_from_slice(&c.weights[r * c.coutp..r * c.coutp + c.cout]);
+            }
+            bias[at..at + c.cout].copy_from_slice(&c.bias[..c.cout]);
+            at += c.cout;
+        }
+        let merged = *slots;
+        *slots += 1;
+        out.push(Step {
+            name: group
+                .iter()
+                .map(|&j| steps[j].name.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            op: Op::Conv(Conv {
+                k,
+                cin,
+                cout,
+                coutp: cp,
+                weights,
+                bias,
+                slope: None,
+            }),
+            input: steps[i].input,
+            output: merged,
+        });
+        let mut at = 0;
+        for (&j, c) in group.iter().zip(&convs) {
+            out.push(Step {
+                name: steps[j].name.clone(),
+                op: Op::Channels {
+                    start: at,
+                    len: c.cout,
+                },
+                input: merged,
+                output: steps[j].output,
+            });
+            at += c.cout;
+            done[j] = true;
+        }
+    }
+    out
+}
+
+/// Channels `start..start + len` of every cell of `x`.
+fn channels(x: &Map, start: usize, len: usize) -> Map {
+    let mut data = Vec::with_capacity(x.w * x.h * len);
+    for cell in x.data.chunks_exact(x.c.max(1)) {
+        data.extend_from_slice(&cell[start..start + len]);
+    }
+    Map { c: len, data, ..*x }
 }
 
 fn coutp(cout: usize) -> usize {
