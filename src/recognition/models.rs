@@ -408,19 +408,28 @@ impl Runner {
                 })
                 .map_err(tract_err(&self.model))?;
         }
-        let mut out: Vec<OpTime> = rows
-            .into_iter()
-            .map(|((op, kernel), (nodes, ms))| OpTime {
-                op,
-                kernel,
-                nodes: nodes.len(),
-                macs: nodes.values().sum(),
-                ms: ms / runs as f64,
-            })
-            .collect();
-        out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-        Ok(out)
+        Ok(op_times(rows, runs))
     }
+}
+
+/// The rows of a profile, slowest first: per (operator, kernel), each node's
+/// multiply-accumulates and the time summed over `runs` runs.
+pub(crate) fn op_times<K>(
+    rows: BTreeMap<(String, String), (BTreeMap<K, u64>, f64)>,
+    runs: usize,
+) -> Vec<OpTime> {
+    let mut out: Vec<OpTime> = rows
+        .into_iter()
+        .map(|((op, kernel), (nodes, ms))| OpTime {
+            op,
+            kernel,
+            nodes: nodes.len(),
+            macs: nodes.values().sum(),
+            ms: ms / runs.max(1) as f64,
+        })
+        .collect();
+    out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    out
 }
 
 #[cfg(test)]

@@ -355,7 +355,8 @@ impl Net {
     pub fn profile(&self, input: Map, runs: usize) -> Result<Vec<super::super::models::OpTime>> {
         use std::collections::BTreeMap;
         let runs = runs.max(1);
-        let mut rows: BTreeMap<String, (BTreeMap<String, u64>, f64)> = BTreeMap::new();
+        type Row = (BTreeMap<String, u64>, f64);
+        let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
         let shapes = self.shapes(&input)?;
         for run in 0..=runs {
             self.run_timed(input.clone(), &mut |step, t| {
@@ -378,27 +379,18 @@ impl Net {
                     Op::Softmax => ("Softmax", 0),
                     Op::Channels { .. } => ("Split", 0),
                 };
-                let row = rows.entry(kind.to_string()).or_default();
+                let kernel = match kind {
+                    "Conv" | "Dense" => kernel_name(),
+                    _ => "",
+                };
+                let row = rows
+                    .entry((kind.to_string(), kernel.to_string()))
+                    .or_default();
                 row.0.insert(step.name.clone(), macs);
                 row.1 += t.as_secs_f64() * 1e3;
             })?;
         }
-        let mut out: Vec<_> = rows
-            .into_iter()
-            .map(|(op, (nodes, ms))| super::super::models::OpTime {
-                kernel: if op == "Conv" || op == "Dense" {
-                    kernel_name().to_string()
-                } else {
-                    String::new()
-                },
-                op,
-                nodes: nodes.len(),
-                macs: nodes.values().sum(),
-                ms: ms / runs as f64,
-            })
-            .collect();
-        out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-        Ok(out)
+        Ok(crate::recognition::models::op_times(rows, runs))
     }
 
     /// `(w, h, c)` of every slot for `input`'s size.
@@ -490,6 +482,17 @@ impl Builder {
             .get(name)
             .copied()
             .ok_or_else(|| self.err(node, format!("input {name} is not computed before it")))
+    }
+
+    /// The slot of a windowed operator's input `name` (which must be NCHW) and the side of
+    /// its square window.
+    fn window(&self, node: &pb::NodeProto, name: &str) -> Result<(usize, usize)> {
+        let (slot, layout) = self.value(node, name)?;
+        if layout != Layout::Nchw {
+            return Err(self.err(node, "input not in NCHW"));
+        }
+        let k = square_kernel(node).map_err(|e| self.err(node, e))?;
+        Ok((slot, k))
     }
 
     fn init(&self, node: &pb::NodeProto, k: usize) -> Result<&Init> {
@@ -599,11 +602,7 @@ impl Builder {
                 self.values.insert(out, (slot, to));
             }
             "Conv" => {
-                let (slot, layout) = self.value(node, &first)?;
-                if layout != Layout::Nchw {
-                    return Err(self.err(node, "input not in NCHW"));
-                }
-                let k = square_kernel(node).map_err(|e| self.err(node, e))?;
+                let (slot, k) = self.window(node, &first)?;
                 let unit = |name: &str| ints(node, name).iter().all(|&v| v == 1);
                 let group = attr(node, "group").map(|a| a.i).unwrap_or(1);
                 if !unit("strides") || !unit("dilations") || group != 1 {
@@ -703,11 +702,7 @@ impl Builder {
                 self.values.insert(out, (slot, layout));
             }
             "MaxPool" => {
-                let (slot, layout) = self.value(node, &first)?;
-                if layout != Layout::Nchw {
-                    return Err(self.err(node, "input not in NCHW"));
-                }
-                let k = square_kernel(node).map_err(|e| self.err(node, e))?;
+                let (slot, k) = self.window(node, &first)?;
                 let s = match ints(node, "strides").as_slice() {
                     [a, b] if a == b && *a > 0 => *a as usize,
                     other => return Err(self.err(node, format!("strides {other:?}"))),
