@@ -1324,6 +1324,32 @@ mod tests {
                 .collect();
             let x = Map::new(iw, ih, cin, data).unwrap();
             let y = conv.apply(&x).unwrap();
+            // Every kernel this CPU can run: the fused ones give the dispatched result bit for
+            // bit whatever their width; the plain one (CPUs without FMA) within rounding.
+            let (wo, ho) = (iw - k + 1, ih - k + 1);
+            let run = |f: &dyn Fn(*mut f32)| {
+                let mut out = vec![f32::NAN; wo * ho * cout];
+                f(out.as_mut_ptr());
+                out
+            };
+            let scalar = run(&|o| unsafe { conv_all::<Scalar, NP>(&conv, &x, o, wo, ho) });
+            assert!(scalar
+                .iter()
+                .zip(&y.data)
+                .all(|(a, b)| (a - b).abs() < 1e-5));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    let avx2 = run(&|o| unsafe { conv_avx2(&conv, &x, o, wo, ho) });
+                    assert_eq!(avx2, y.data, "case {case}: AVX2");
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    let avx512 = run(&|o| unsafe { conv_avx512(&conv, &x, o, wo, ho) });
+                    assert_eq!(avx512, y.data, "case {case}: AVX-512");
+                }
+            }
             assert_eq!(
                 (y.w, y.h, y.c),
                 (iw - k + 1, ih - k + 1, cout),
