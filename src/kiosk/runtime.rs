@@ -132,8 +132,9 @@ impl Kiosk {
         door.install_panic_hook();
         let mut rec = recognizer(config)?;
         if config.source.kind == "camera" {
-            // The camera's frames have one size: the detector's plans for it are built now
-            // rather than on the first person's frame.
+            // The camera's frames have one size: what a detector builds per frame size is
+            // built now rather than on the first person's frame (MTCNN on its own kernels
+            // needs nothing).
             let (w, h) = (config.source.width, config.source.height);
             let t = std::time::Instant::now();
             rec.prepare(w, h)
