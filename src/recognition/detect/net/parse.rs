@@ -1,0 +1,452 @@
+//! The ONNX graph of an MTCNN network turned into [`Step`]s: every node checked against the
+//! operators and attributes the kernels implement, each bias `Add` and PReLU folded into the
+//! convolution or dense layer before it, the heads that read one map merged.
+
+use super::kernels::{coutp, Conv};
+use super::{Net, Op, Step};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tract_onnx::pb;
+
+/// How a tensor of the graph is laid out logically (its storage is always `[x][y][c]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Layout {
+    /// `[N, W, H, C]`, as the graph's input and outputs.
+    Nhwc,
+    /// `[N, C, W, H]`, as ONNX convolutions take it.
+    Nchw,
+    /// `[N, K]`.
+    Flat,
+}
+
+/// What an initializer holds.
+struct Init {
+    dims: Vec<usize>,
+    data: Vec<f32>,
+}
+
+fn init_of(t: &pb::TensorProto) -> std::result::Result<Init, String> {
+    if t.data_type != 1 {
+        return Err(format!("initializer {} is not f32", t.name));
+    }
+    let dims = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("initializer {}: dim {d}", t.name)))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let data: Vec<f32> = if !t.raw_data.is_empty() {
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else {
+        t.float_data.clone()
+    };
+    if data.len() != dims.iter().product::<usize>() {
+        return Err(format!(
+            "initializer {}: {} values for dims {dims:?}",
+            t.name,
+            data.len()
+        ));
+    }
+    Ok(Init { dims, data })
+}
+
+fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+
+fn ints(n: &pb::NodeProto, name: &str) -> Vec<i64> {
+    attr(n, name).map(|a| a.ints.clone()).unwrap_or_default()
+}
+
+/// `VALID`, `SAME_UPPER`, or `NOTSET` with explicit pads that must all be 0 (= `VALID`).
+fn same_padding(n: &pb::NodeProto) -> std::result::Result<bool, String> {
+    let pad = attr(n, "auto_pad")
+        .map(|a| String::from_utf8_lossy(&a.s).to_string())
+        .unwrap_or_else(|| "NOTSET".into());
+    match pad.as_str() {
+        "VALID" => Ok(false),
+        "SAME_UPPER" => Ok(true),
+        "NOTSET" if ints(n, "pads").iter().all(|&p| p == 0) => Ok(false),
+        other => Err(format!("padding {other} {:?}", ints(n, "pads"))),
+    }
+}
+
+/// A square kernel side from `kernel_shape`, with unit strides/dilations where required.
+fn square_kernel(n: &pb::NodeProto) -> std::result::Result<usize, String> {
+    match ints(n, "kernel_shape").as_slice() {
+        [a, b] if a == b && *a > 0 => Ok(*a as usize),
+        other => Err(format!("kernel shape {other:?}")),
+    }
+}
+
+/// Turns the graph's nodes into [`Step`]s, fusing each PReLU and bias `Add` into the
+/// convolution or dense layer before it.
+pub(super) struct Builder {
+    path: PathBuf,
+    inits: HashMap<String, Init>,
+    /// Consumers of every tensor name (graph outputs count as one).
+    uses: HashMap<String, usize>,
+    /// Tensor name → (slot, layout).
+    values: HashMap<String, (usize, Layout)>,
+    /// Slot → index of the step that wrote it.
+    producer: HashMap<usize, usize>,
+    steps: Vec<Step>,
+    slots: usize,
+}
+
+impl Builder {
+    pub(super) fn new(path: PathBuf, graph: &pb::GraphProto) -> Result<Builder> {
+        let mut inits = HashMap::new();
+        // Only f32 constants are read; a node that needs another kind fails by name below.
+        for t in graph.initializer.iter().filter(|t| t.data_type == 1) {
+            inits.insert(
+                t.name.clone(),
+                init_of(t).map_err(|e| Error::model(&path, e))?,
+            );
+        }
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for n in &graph.node {
+            for i in &n.input {
+                *uses.entry(i.clone()).or_default() += 1;
+            }
+        }
+        for o in &graph.output {
+            *uses.entry(o.name.clone()).or_default() += 1;
+        }
+        Ok(Builder {
+            path,
+            inits,
+            uses,
+            values: HashMap::new(),
+            producer: HashMap::new(),
+            steps: Vec::new(),
+            slots: 0,
+        })
+    }
+
+    fn err(&self, node: &pb::NodeProto, reason: impl std::fmt::Display) -> Error {
+        Error::model(
+            &self.path,
+            format!(
+                "node {} ({}): {reason}; this model is not one facegate's MTCNN runs",
+                node.name, node.op_type
+            ),
+        )
+    }
+
+    fn value(&self, node: &pb::NodeProto, name: &str) -> Result<(usize, Layout)> {
+        self.values
+            .get(name)
+            .copied()
+            .ok_or_else(|| self.err(node, format!("input {name} is not computed before it")))
+    }
+
+    /// The slot of a windowed operator's input `name` (which must be NCHW) and the side of
+    /// its square window.
+    fn window(&self, node: &pb::NodeProto, name: &str) -> Result<(usize, usize)> {
+        let (slot, layout) = self.value(node, name)?;
+        if layout != Layout::Nchw {
+            return Err(self.err(node, "input not in NCHW"));
+        }
+        let k = square_kernel(node).map_err(|e| self.err(node, e))?;
+        Ok((slot, k))
+    }
+
+    fn init(&self, node: &pb::NodeProto, k: usize) -> Result<&Init> {
+        node.input
+            .get(k)
+            .and_then(|n| self.inits.get(n))
+            .ok_or_else(|| self.err(node, format!("input {k} is not a constant")))
+    }
+
+    fn push(&mut self, node: &pb::NodeProto, op: Op, input: usize, layout: Layout) -> Result<()> {
+        let output = self.slots;
+        self.slots += 1;
+        let out = node
+            .output
+            .first()
+            .ok_or_else(|| self.err(node, "no output"))?;
+        self.values.insert(out.clone(), (output, layout));
+        self.producer.insert(output, self.steps.len());
+        self.steps.push(Step {
+            name: node.name.clone(),
+            op,
+            input,
+            output,
+        });
+        Ok(())
+    }
+
+    /// The convolution that wrote `slot`, if its output has no other reader than `name`'s
+    /// node (so a bias or PReLU can be folded into it).
+    fn fusable(&mut self, slot: usize, name: &str) -> Option<&mut Conv> {
+        if self.uses.get(name).copied() != Some(1) {
+            return None;
+        }
+        let i = *self.producer.get(&slot)?;
+        match &mut self.steps[i].op {
+            Op::Conv(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(super) fn build(mut self, graph: &pb::GraphProto) -> Result<Net> {
+        let path = self.path.clone();
+        let input = graph
+            .input
+            .iter()
+            .find(|i| !self.inits.contains_key(&i.name))
+            .ok_or_else(|| Error::model(&path, "the graph has no input"))?;
+        self.values
+            .insert(input.name.clone(), (self.slots, Layout::Nhwc));
+        self.slots += 1;
+        for node in &graph.node {
+            self.node(node)?;
+        }
+        self.steps = merge_heads(std::mem::take(&mut self.steps), &mut self.slots);
+        let mut outputs = Vec::new();
+        for o in &graph.output {
+            match self.values.get(&o.name) {
+                Some(&(slot, Layout::Nhwc | Layout::Flat)) => outputs.push(slot),
+                _ => {
+                    return Err(Error::model(
+                        &path,
+                        format!("output {} is not computed in an x-major layout", o.name),
+                    ))
+                }
+            }
+        }
+        let batch_from = self
+            .steps
+            .iter()
+            .position(|s| matches!(s.op, Op::Flatten))
+            .filter(|&f| {
+                let mut written: std::collections::HashSet<usize> = [self.steps[f].output].into();
+                self.steps[f + 1..].iter().all(|s| {
+                    let ok = written.contains(&s.input);
+                    written.insert(s.output);
+                    ok
+                }) && outputs.iter().all(|o| written.contains(o))
+            });
+        Ok(Net {
+            batch_from,
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            steps: self.steps,
+            slots: self.slots,
+            outputs,
+            input_channels: 3,
+        })
+    }
+
+    fn node(&mut self, node: &pb::NodeProto) -> Result<()> {
+        let first = node
+            .input
+            .first()
+            .ok_or_else(|| self.err(node, "no input"))?
+            .clone();
+        match node.op_type.as_str() {
+            "Transpose" => {
+                let (slot, layout) = self.value(node, &first)?;
+                let to = match (layout, ints(node, "perm").as_slice()) {
+                    (Layout::Nhwc, [0, 3, 1, 2]) => Layout::Nchw,
+                    (Layout::Nchw, [0, 2, 3, 1]) => Layout::Nhwc,
+                    (l, p) => return Err(self.err(node, format!("permutation {p:?} of {l:?}"))),
+                };
+                let out = node.output.first().cloned().unwrap_or_default();
+                self.values.insert(out, (slot, to));
+            }
+            "Conv" => {
+                let (slot, k) = self.window(node, &first)?;
+                let unit = |name: &str| ints(node, name).iter().all(|&v| v == 1);
+                let group = attr(node, "group").map(|a| a.i).unwrap_or(1);
+                if !unit("strides") || !unit("dilations") || group != 1 {
+                    return Err(self.err(node, "only stride 1, dilation 1, group 1"));
+                }
+                if same_padding(node).map_err(|e| self.err(node, e))? {
+                    return Err(self.err(node, "padded convolution"));
+                }
+                let w = self.init(node, 1)?;
+                let [cout, cin, kx, ky] = w.dims[..] else {
+                    return Err(self.err(node, format!("weights of dims {:?}", w.dims)));
+                };
+                if kx != k || ky != k {
+                    return Err(self.err(node, "weights do not match kernel_shape"));
+                }
+                let mut bias = vec![0.0; cout];
+                if node.input.len() > 2 {
+                    let b = self.init(node, 2)?;
+                    if b.data.len() != cout {
+                        return Err(self.err(node, "bias length"));
+                    }
+                    bias.copy_from_slice(&b.data);
+                }
+                let conv = Conv::new(k, cin, cout, &w.data, &bias);
+                self.push(node, Op::Conv(conv), slot, Layout::Nchw)?;
+            }
+            "MatMul" => {
+                let (slot, layout) = self.value(node, &first)?;
+                if layout != Layout::Flat {
+                    return Err(self.err(node, "input is not a flat vector"));
+                }
+                let w = self.init(node, 1)?;
+                let [cin, cout] = w.dims[..] else {
+                    return Err(self.err(node, format!("weights of dims {:?}", w.dims)));
+                };
+                let conv = Conv::dense(cin, cout, &w.data);
+                self.push(node, Op::Conv(conv), slot, Layout::Flat)?;
+            }
+            "Add" | "PRelu" => {
+                let (slot, layout) = self.value(node, &first)?;
+                let constant = self.init(node, 1)?.data.clone();
+                let is_add = node.op_type == "Add";
+                let out = node.output.first().cloned().unwrap_or_default();
+                let Some(conv) = self.fusable(slot, &first) else {
+                    return Err(self.err(node, "not after a convolution or dense layer"));
+                };
+                if constant.len() != conv.cout {
+                    let n = conv.cout;
+                    return Err(
+                        self.err(node, format!("{} values for {n} channels", constant.len()))
+                    );
+                }
+                if is_add {
+                    if conv.slope.is_some() {
+                        return Err(self.err(node, "a bias after the PReLU"));
+                    }
+                    for (b, a) in conv.bias.iter_mut().zip(&constant) {
+                        *b += a;
+                    }
+                } else {
+                    conv.set_slope(constant);
+                }
+                self.values.insert(out, (slot, layout));
+            }
+            "MaxPool" => {
+                let (slot, k) = self.window(node, &first)?;
+                let s = match ints(node, "strides").as_slice() {
+                    [a, b] if a == b && *a > 0 => *a as usize,
+                    other => return Err(self.err(node, format!("strides {other:?}"))),
+                };
+                if attr(node, "ceil_mode").map(|a| a.i).unwrap_or(0) != 0 {
+                    return Err(self.err(node, "ceil_mode"));
+                }
+                let same = same_padding(node).map_err(|e| self.err(node, e))?;
+                self.push(node, Op::MaxPool { k, s, same }, slot, Layout::Nchw)?;
+            }
+            "Flatten" => {
+                let (slot, layout) = self.value(node, &first)?;
+                let axis = attr(node, "axis").map(|a| a.i).unwrap_or(1);
+                if layout != Layout::Nhwc || axis != 1 {
+                    return Err(self.err(node, "only axis 1 of an NHWC tensor"));
+                }
+                self.push(node, Op::Flatten, slot, Layout::Flat)?;
+            }
+            "Softmax" => {
+                let (slot, layout) = self.value(node, &first)?;
+                let axis = attr(node, "axis").map(|a| a.i).unwrap_or(-1);
+                let last = match layout {
+                    Layout::Nhwc => axis == 3 || axis == -1,
+                    Layout::Flat => axis == 1 || axis == -1,
+                    Layout::Nchw => false,
+                };
+                if !last {
+                    return Err(self.err(node, format!("axis {axis} of {layout:?}")));
+                }
+                self.push(node, Op::Softmax, slot, layout)?;
+            }
+            other => return Err(self.err(node, format!("operator {other} is not implemented"))),
+        }
+        Ok(())
+    }
+}
+
+/// Convolutions of one kernel size that read the same map and have no PReLU (the networks'
+/// heads: box offsets, landmarks, class logits) merged into one, whose channels are then
+/// split back in order: their input is read once and their few channels share vector lanes
+/// (P-Net's two heads had 4 and 2 of 16). Every channel is computed exactly as before.
+fn merge_heads(steps: Vec<Step>, slots: &mut usize) -> Vec<Step> {
+    let head = |s: &Step| match &s.op {
+        Op::Conv(c) if c.slope.is_none() => Some((s.input, c.k, c.cin)),
+        _ => None,
+    };
+    let mut done = vec![false; steps.len()];
+    let mut out = Vec::with_capacity(steps.len() + 2);
+    for i in 0..steps.len() {
+        if done[i] {
+            continue;
+        }
+        let group: Vec<usize> = match head(&steps[i]) {
+            Some(key) => (i..steps.len())
+                .filter(|&j| !done[j] && head(&steps[j]) == Some(key))
+                .collect(),
+            None => vec![i],
+        };
+        let convs: Vec<&Conv> = group
+            .iter()
+            .filter_map(|&j| match &steps[j].op {
+                Op::Conv(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if group.len() < 2 || convs.len() != group.len() {
+            out.push(steps[i].clone());
+            done[i] = true;
+            continue;
+        }
+        let (k, cin) = (convs[0].k, convs[0].cin);
+        let cout: usize = convs.iter().map(|c| c.cout).sum();
+        let cp = coutp(cout);
+        let mut weights = vec![0.0; k * k * cin * cp];
+        let mut bias = vec![0.0; cp];
+        let mut at = 0;
+        for c in &convs {
+            for r in 0..k * k * cin {
+                weights[r * cp + at..r * cp + at + c.cout]
+                    .copy_from_slice(&c.weights[r * c.coutp..r * c.coutp + c.cout]);
+            }
+            bias[at..at + c.cout].copy_from_slice(&c.bias[..c.cout]);
+            at += c.cout;
+        }
+        let merged = *slots;
+        *slots += 1;
+        out.push(Step {
+            name: group
+                .iter()
+                .map(|&j| steps[j].name.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            op: Op::Conv(Conv {
+                k,
+                cin,
+                cout,
+                coutp: cp,
+                weights,
+                bias,
+                slope: None,
+            }),
+            input: steps[i].input,
+            output: merged,
+        });
+        let mut at = 0;
+        for (&j, c) in group.iter().zip(&convs) {
+            out.push(Step {
+                name: steps[j].name.clone(),
+                op: Op::Channels {
+                    start: at,
+                    len: c.cout,
+                },
+                input: merged,
+                output: steps[j].output,
+            });
+            at += c.cout;
+            done[j] = true;
+        }
+    }
+    out
+}
