@@ -4,7 +4,7 @@
 mod common;
 
 use common::facegate;
-use facegate::recognition::embed::TractEmbedder;
+use facegate::recognition::embed::NetEmbedder;
 use facegate::recognition::frame::load_image;
 use facegate::recognition::models::ModelStore;
 use facegate::recognition::pipeline::largest;
@@ -52,7 +52,7 @@ fn a_missing_optional_model_names_the_fetch_that_makes_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = ModelStore::open(dir.path()).unwrap();
     // The default set verifies without it; asking for it says how to get it.
-    let err = TractEmbedder::new(&store, "facenet")
+    let err = NetEmbedder::new(&store, "facenet")
         .err()
         .unwrap()
         .to_string();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use facegate::recognition::embed::{distance, Embedder, TractEmbedder};
+use facegate::recognition::embed::{distance, Embedder, NetEmbedder};
 use facegate::recognition::frame::load_image;
 use facegate::recognition::models::ModelStore;
 use facegate::Error;
@@ -26,7 +26,7 @@ fn references() -> Vec<DlibRef> {
 #[test]
 fn fp32_embedder_matches_dlib_itself() {
     let store = common::store();
-    let e = TractEmbedder::new(&store, "dlib_fp32").unwrap();
+    let e = NetEmbedder::new(&store, "dlib_fp32").unwrap();
     let refs = references();
     assert_eq!(refs.len(), 5);
     for r in refs {
@@ -45,8 +45,8 @@ fn fp32_embedder_matches_dlib_itself() {
 #[test]
 fn int8_embedder_stays_close_to_fp32() {
     let store = common::store();
-    let fp = TractEmbedder::new(&store, "dlib_fp32").unwrap();
-    let q = TractEmbedder::new(&store, "dlib_int8").unwrap();
+    let fp = NetEmbedder::new(&store, "dlib_fp32").unwrap();
+    let q = NetEmbedder::new(&store, "dlib_int8").unwrap();
     let mut pairs = Vec::new();
     for r in references() {
         let chip = centre_chip(&common::data(&r.image));
@@ -81,8 +81,8 @@ fn mtcnn_networks_load_with_concrete_shapes() {
 /// in other orders, so they agree to f32 rounding, not bit for bit.
 #[test]
 fn mtcnn_networks_match_tract_on_real_photos() {
-    use facegate::recognition::detect::net::{Map, Net};
     use facegate::recognition::frame::FloatImage;
+    use facegate::recognition::net::{Map, Net};
     let store = common::store();
     let photo =
         FloatImage::from_frame(&load_image(common::data("faces/groups/multiface.jpg")).unwrap());
@@ -138,8 +138,8 @@ fn mtcnn_networks_match_tract_on_real_photos() {
 /// the convolutions on two threads) give each crop's single-run outputs bit for bit.
 #[test]
 fn a_batch_gives_every_crop_its_own_outputs() {
-    use facegate::recognition::detect::net::{Map, Net};
     use facegate::recognition::frame::FloatImage;
+    use facegate::recognition::net::{Map, Net};
     let store = common::store();
     let photo =
         FloatImage::from_frame(&load_image(common::data("faces/groups/multiface.jpg")).unwrap());
@@ -181,7 +181,7 @@ fn a_batch_gives_every_crop_its_own_outputs() {
 /// load, naming the file and the node, never run with wrong numbers.
 #[test]
 fn a_graph_the_mtcnn_kernels_do_not_implement_is_refused_by_name() {
-    use facegate::recognition::detect::net::Net;
+    use facegate::recognition::net::Net;
     let store = common::store();
     let path = store.path("dlib_fp32").unwrap();
     let e = Net::parse(&path, &store.verified_bytes("dlib_fp32").unwrap()).unwrap_err();
@@ -220,12 +220,12 @@ fn missing_truncated_or_altered_model_files_are_refused_by_name() {
     let f = dir.path().join("dlib_resnet_v1_fp32.onnx");
 
     std::fs::remove_file(&f).unwrap();
-    let e = TractEmbedder::new(&store, "dlib_fp32").err().unwrap();
+    let e = NetEmbedder::new(&store, "dlib_fp32").err().unwrap();
     assert_model_error(e, "dlib_resnet_v1_fp32.onnx", "cannot read");
 
     let full = std::fs::read(common::store().path("dlib_fp32").unwrap()).unwrap();
     std::fs::write(&f, &full[..full.len() / 2]).unwrap();
-    let e = TractEmbedder::new(&store, "dlib_fp32").err().unwrap();
+    let e = NetEmbedder::new(&store, "dlib_fp32").err().unwrap();
     assert_model_error(e, "dlib_resnet_v1_fp32.onnx", "sha256 mismatch");
 
     let mut flipped = full.clone();
@@ -253,7 +253,7 @@ fn the_profile_names_the_kernels_and_counts_the_network_s_products() {
     let store = common::store();
     let chip = centre_chip(&common::data("lfw/images/Zico/Zico_0001.jpg"));
     for name in ["dlib_fp32", "dlib_int8"] {
-        let e = TractEmbedder::new(&store, name).unwrap();
+        let e = NetEmbedder::new(&store, name).unwrap();
         let rows = e.profile(&chip, 1).unwrap();
         for r in rows.iter().filter(|r| !r.kernel.is_empty()) {
             eprintln!(

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::identity::gallery::Gallery;
 use crate::recognition::align::align;
 use crate::recognition::detect::{Detector, Face, Mtcnn, MtcnnConfig};
-use crate::recognition::embed::{Embedder, Embedding, TractEmbedder};
+use crate::recognition::embed::{Embedder, Embedding, NetEmbedder};
 use crate::recognition::frame::Frame;
 use crate::recognition::models::ModelStore;
 use crate::recognition::pipeline::largest;
@@ -109,8 +109,8 @@ fn stages_at(
     let (mut det40, mut det80) = (detector(40.0)?, detector(80.0)?);
     let faces = det40.detect(frame)?;
     let face = largest_face(&faces)?;
-    let fp = TractEmbedder::new(store, "dlib_fp32")?;
-    let q = TractEmbedder::new(store, "dlib_int8")?;
+    let fp = NetEmbedder::new(store, "dlib_fp32")?;
+    let q = NetEmbedder::new(store, "dlib_int8")?;
     let chip = align(frame, &face.landmarks, &fp.template(), fp.chip_size());
     let mut out = vec![
         time("detect_40", runs, || det40.detect(frame).map(|_| ()))?,
@@ -128,7 +128,7 @@ fn stages_at(
         ("facenet_int8", "embed_facenet_int8"),
     ] {
         if store.path(name)?.exists() {
-            let f = TractEmbedder::new(store, name)?;
+            let f = NetEmbedder::new(store, name)?;
             let chip = align(frame, &face.landmarks, &f.template(), f.chip_size());
             out.push(time(stage, runs, || f.embed(&chip).map(|_| ()))?);
         }
@@ -229,7 +229,7 @@ pub fn profile(store: &ModelStore, frame: &Frame, runs: usize) -> Result<Vec<Pro
     let mut named = Vec::new();
     for name in crate::recognition::embed::EMBEDDERS {
         if store.path(name)?.exists() {
-            let e = TractEmbedder::new(store, name)?;
+            let e = NetEmbedder::new(store, name)?;
             let chip = align(frame, &face.landmarks, &e.template(), e.chip_size());
             named.push((name.to_string(), e.profile(&chip, runs)?));
         }

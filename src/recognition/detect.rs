@@ -11,8 +11,7 @@ use crate::recognition::frame::{x_major_region, Frame};
 use crate::recognition::models::ModelStore;
 use serde::Serialize;
 
-pub mod net;
-use net::{Map, Net};
+use crate::recognition::net::{Map, Net};
 
 /// A detected face: box, confidence and 5 landmarks.
 #[derive(Debug, Clone, PartialEq, Serialize)]

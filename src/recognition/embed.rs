@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 use crate::recognition::frame::Frame;
 use crate::recognition::models::{ModelSpec, ModelStore, Runner};
+use crate::recognition::net::{Map, Net};
 use serde::{Deserialize, Serialize};
 
 /// The embedding models a user can choose (manifest names), the default first. `facenet`
@@ -82,20 +83,57 @@ pub trait Embedder {
     fn model_id(&self) -> &str;
 }
 
-/// An embedding network run by tract.
-pub struct TractEmbedder {
+/// What evaluates an embedding network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// facegate's own kernels ([`crate::recognition::net`]): graphs of convolutions, ReLU,
+    /// pooling and residual adds, such as dlib's ResNet.
+    Facegate,
+    /// tract's optimised plan: any ONNX graph, int8 included.
+    Tract,
+}
+
+impl Engine {
+    /// The manifest's `engine` for `spec` (absent: tract).
+    fn of(spec: &ModelSpec, path: &std::path::Path) -> Result<Engine> {
+        match spec.engine.as_deref() {
+            None | Some("tract") => Ok(Engine::Tract),
+            Some("facegate") => Ok(Engine::Facegate),
+            Some(other) => Err(Error::model(
+                path,
+                format!("models.toml: engine {other:?} is neither \"facegate\" nor \"tract\""),
+            )),
+        }
+    }
+}
+
+enum Runtime {
+    Facegate(Net),
+    Tract(Runner),
+}
+
+/// An embedding network, on the engine its manifest entry names.
+pub struct NetEmbedder {
     name: String,
     id: String,
     spec: ModelSpec,
-    runner: Runner,
+    runtime: Runtime,
     size: u32,
     dim: usize,
     template: [[f32; 2]; 5],
 }
 
-impl TractEmbedder {
-    /// Loads embedder `name` (one of [`EMBEDDERS`]) from `store`, verified by sha256.
+impl NetEmbedder {
+    /// Loads embedder `name` (one of [`EMBEDDERS`]) from `store`, verified by sha256, on the
+    /// engine its manifest entry names.
     pub fn new(store: &ModelStore, name: &str) -> Result<Self> {
+        let engine = Engine::of(store.spec(name)?, &store.path(name)?)?;
+        Self::with_engine(store, name, engine)
+    }
+
+    /// [`NetEmbedder::new`] on `engine`. A graph facegate's kernels do not implement is
+    /// refused by file and node.
+    pub fn with_engine(store: &ModelStore, name: &str, engine: Engine) -> Result<Self> {
         let spec = store.spec(name)?.clone();
         let bad = |what: &str| {
             Error::model(
@@ -106,17 +144,42 @@ impl TractEmbedder {
         let size = spec.chip_size.ok_or_else(|| bad("chip_size"))?;
         let dim = spec.embedding_dim.ok_or_else(|| bad("embedding_dim"))?;
         let template = spec.template.ok_or_else(|| bad("template"))?;
-        let shape = input_shape(&spec, size);
-        let runner = Runner::new(name, &store.load(name, &shape)?)?;
-        Ok(TractEmbedder {
+        let runtime = match engine {
+            Engine::Tract => {
+                let shape = input_shape(&spec, size);
+                Runtime::Tract(Runner::new(name, &store.load(name, &shape)?)?)
+            }
+            Engine::Facegate => {
+                let path = store.path(name)?;
+                if spec.layout != "NCHW" {
+                    return Err(Error::model(
+                        &path,
+                        format!(
+                            "facegate's kernels take NCHW embedders, not {}",
+                            spec.layout
+                        ),
+                    ));
+                }
+                Runtime::Facegate(Net::parse(&path, &store.verified_bytes(name)?)?)
+            }
+        };
+        Ok(NetEmbedder {
             name: name.into(),
             id: store.model_id(name)?,
             spec,
-            runner,
+            runtime,
             size,
             dim,
             template,
         })
+    }
+
+    /// The engine it runs on.
+    pub fn engine(&self) -> Engine {
+        match self.runtime {
+            Runtime::Facegate(_) => Engine::Facegate,
+            Runtime::Tract(_) => Engine::Tract,
+        }
     }
 
     /// The model's manifest entry.
@@ -129,8 +192,10 @@ impl TractEmbedder {
         &self.name
     }
 
-    /// The network's input tensor for `chip` (its shape and values), or an error if the chip
-    /// is not the model's size.
+    /// The network's input for `chip`: its shape as the graph declares it and the values in
+    /// the engine's order (NCHW for tract; for facegate's kernels `[row][column][channel]`,
+    /// which is their `[x][y][c]` of an NCHW graph), or an error if the chip is not the
+    /// model's size.
     fn input(&self, chip: &Frame) -> Result<([usize; 4], Vec<f32>)> {
         if chip.width() != self.size || chip.height() != self.size {
             return Err(Error::Invalid(format!(
@@ -146,25 +211,33 @@ impl TractEmbedder {
         let raw = chip.as_raw();
         let (m, k) = (self.spec.mean, self.spec.scale);
         let mut input = vec![0.0f32; 3 * s * s];
-        let nchw = self.spec.layout == "NCHW";
+        let planar = self.spec.layout == "NCHW" && matches!(self.runtime, Runtime::Tract(_));
         for i in 0..s * s {
             for c in 0..3 {
                 let v = (raw[i * 3 + c] as f32 - m[c]) * k;
-                input[if nchw { c * s * s + i } else { i * 3 + c }] = v;
+                input[if planar { c * s * s + i } else { i * 3 + c }] = v;
             }
         }
         Ok((input_shape(&self.spec, self.size), input))
     }
 
     /// Where embedding `chip` spends its time, per operator kind and kernel, over `runs`
-    /// runs ([`Runner::profile`]).
+    /// runs ([`Runner::profile`], [`Net::profile`]).
     pub fn profile(
         &self,
         chip: &Frame,
         runs: usize,
     ) -> Result<Vec<crate::recognition::models::OpTime>> {
         let (shape, input) = self.input(chip)?;
-        self.runner.profile(&shape, input, runs)
+        match &self.runtime {
+            Runtime::Tract(r) => r.profile(&shape, input, runs),
+            Runtime::Facegate(n) => n.profile(self.map(input)?, runs),
+        }
+    }
+
+    fn map(&self, input: Vec<f32>) -> Result<Map> {
+        let s = self.size as usize;
+        Map::new(s, s, 3, input)
     }
 }
 
@@ -177,11 +250,14 @@ fn input_shape(spec: &ModelSpec, size: u32) -> [usize; 4] {
     }
 }
 
-impl Embedder for TractEmbedder {
+impl Embedder for NetEmbedder {
     fn embed(&self, chip: &Frame) -> Result<Embedding> {
         let (shape, input) = self.input(chip)?;
-        let out = self.runner.run(&shape, input)?;
-        let v = out.into_iter().next().map(|o| o.1).unwrap_or_default();
+        let v = match &self.runtime {
+            Runtime::Tract(r) => r.run(&shape, input)?.into_iter().next().map(|o| o.1),
+            Runtime::Facegate(n) => n.run(self.map(input)?)?.into_iter().next().map(|o| o.data),
+        }
+        .unwrap_or_default();
         if v.len() != self.dim {
             return Err(Error::Inference {
                 model: self.name.clone(),

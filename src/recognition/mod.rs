@@ -14,6 +14,7 @@ pub mod embed;
 pub mod frame;
 pub mod head;
 pub mod models;
+pub mod net;
 pub mod photo;
 pub mod pipeline;
 pub mod quality;

@@ -46,6 +46,11 @@ pub struct ModelSpec {
     pub chip_size: Option<u32>,
     /// 5-point alignment template in chip pixels (embedders only).
     pub template: Option<[[f32; 2]; 5]>,
+    /// What runs an embedder's network: `"facegate"`, the kernels of
+    /// [`crate::recognition::net`], or `"tract"` (the default). The detector's networks always
+    /// run on facegate's kernels.
+    #[serde(default)]
+    pub engine: Option<String>,
     /// Produced only on request (`models/fetch --with NAME`).
     #[serde(default)]
     pub optional: bool,

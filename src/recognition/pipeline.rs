@@ -12,7 +12,7 @@
 use crate::error::Result;
 use crate::recognition::align::align;
 use crate::recognition::detect::{Detector, Face, Mtcnn, MtcnnConfig};
-use crate::recognition::embed::{Embedder, Embedding, TractEmbedder};
+use crate::recognition::embed::{Embedder, Embedding, NetEmbedder};
 use crate::recognition::frame::Frame;
 use crate::recognition::models::ModelStore;
 
@@ -46,7 +46,7 @@ impl Recognizer {
     pub fn new(store: &ModelStore, model: &str, detector: MtcnnConfig) -> Result<Self> {
         Ok(Self::from_parts(
             Box::new(Mtcnn::new(store, detector)?),
-            Box::new(TractEmbedder::new(store, model)?),
+            Box::new(NetEmbedder::new(store, model)?),
         ))
     }
 

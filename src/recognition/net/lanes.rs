@@ -15,6 +15,8 @@ pub(super) trait Lanes: Copy {
     unsafe fn fma(self, x: f32, w: Self) -> Self;
     /// PReLU: each lane `v`, or `v · slope` where `v < 0`.
     unsafe fn prelu(self, slope: *const f32) -> Self;
+    /// ReLU: each lane `v`, or 0 where `v < 0` (NaN and −0 kept).
+    unsafe fn relu(self) -> Self;
     /// Writes the lanes to `out`.
     unsafe fn store(self, out: *mut f32);
     /// Writes the first `n` lanes (`n < NC`) to `out`, which has room for `n` only.
@@ -51,6 +53,10 @@ impl Lanes for Scalar {
                 v
             }
         }))
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        Scalar(self.0.map(|v| if v < 0.0 { 0.0 } else { v }))
     }
     #[inline(always)]
     unsafe fn store(self, out: *mut f32) {
@@ -90,6 +96,12 @@ pub(super) mod x86 {
                 self.0,
                 _mm512_loadu_ps(slope),
             ))
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn relu(self) -> Self {
+            // `max(0, v)` returns its second operand for NaN and for ±0: `v`.
+            Avx512(_mm512_max_ps(_mm512_setzero_ps(), self.0))
         }
         #[inline]
         #[target_feature(enable = "avx512f")]
@@ -134,6 +146,13 @@ pub(super) mod x86 {
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
+        unsafe fn relu(self) -> Self {
+            // `max(0, v)` returns its second operand for NaN and for ±0: `v`.
+            let z = _mm256_setzero_ps();
+            Avx2([_mm256_max_ps(z, self.0[0]), _mm256_max_ps(z, self.0[1])])
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn store(self, out: *mut f32) {
             _mm256_storeu_ps(out, self.0[0]);
             _mm256_storeu_ps(out.add(8), self.0[1]);
@@ -169,6 +188,15 @@ pub(super) mod arm {
                 let scaled = vmulq_f32(v, vld1q_f32(slope.add(4 * k)));
                 vbslq_f32(vcltzq_f32(v), scaled, v)
             }))
+        }
+        #[inline]
+        #[target_feature(enable = "neon")]
+        unsafe fn relu(self) -> Self {
+            // A select, not `vmaxq_f32` (which turns −0 into +0): the same bits as x86.
+            Neon(
+                self.0
+                    .map(|v| vbslq_f32(vcltzq_f32(v), vdupq_n_f32(0.0), v)),
+            )
         }
         #[inline]
         #[target_feature(enable = "neon")]

@@ -23,7 +23,7 @@
 //!
 //! ```no_run
 //! # fn main() -> facegate::error::Result<()> {
-//! use facegate::recognition::detect::net::{Map, Net};
+//! use facegate::recognition::net::{Map, Net};
 //! let store = facegate::recognition::models::ModelStore::open_default()?;
 //! let rnet = Net::parse(&store.path("rnet")?, &store.verified_bytes("rnet")?)?;
 //! let crop = Map::new(24, 24, 3, vec![0.0; 24 * 24 * 3])?;
@@ -66,9 +66,11 @@ impl Map {
 
 mod kernels;
 mod lanes;
+mod ops;
 mod parse;
 
-use kernels::{channels, kernel_name, max_pool, pool_dim, softmax, Conv};
+use kernels::{kernel_name, Conv};
+use ops::pool_dim;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -79,6 +81,29 @@ enum Op {
         k: usize,
         s: usize,
         same: bool,
+    },
+    /// Mean over `k x k` windows with stride `s`, windows inside the map (`VALID`).
+    AvgPool {
+        k: usize,
+        s: usize,
+    },
+    /// The mean of each channel over the map, a `1 x 1` map.
+    GlobalAvg,
+    /// `(v − sub[k]) · mul[k]` for each value of channel `k`.
+    Scale {
+        sub: Vec<f32>,
+        mul: Vec<f32>,
+    },
+    /// Zeros appended: `x` columns, `y` rows, `c` channels.
+    PadEnd {
+        x: usize,
+        y: usize,
+        c: usize,
+    },
+    /// The step's input plus slot `other` (same shape), then ReLU where `relu`.
+    Add {
+        other: usize,
+        relu: bool,
     },
     /// The map read as one vector, in storage order.
     Flatten,
@@ -97,6 +122,17 @@ struct Step {
     op: Op,
     input: usize,
     output: usize,
+}
+
+impl Step {
+    /// The slots it reads.
+    fn reads(&self) -> impl Iterator<Item = usize> {
+        let other = match self.op {
+            Op::Add { other, .. } => Some(other),
+            _ => None,
+        };
+        std::iter::once(self.input).chain(other)
+    }
 }
 
 /// One MTCNN network, ready to run. Immutable: one `Net` serves any number of threads.
@@ -241,15 +277,20 @@ impl Net {
             let x = &slots[step.input];
             let y = match &step.op {
                 Op::Conv(c) => c.apply(x),
-                Op::MaxPool { k, s, same } => max_pool(x, *k, *s, *same),
+                Op::MaxPool { k, s, same } => ops::max_pool(x, *k, *s, *same),
+                Op::AvgPool { k, s } => ops::avg_pool(x, *k, *s),
+                Op::GlobalAvg => ops::global_avg(x),
+                Op::Scale { sub, mul } => ops::scale(x, sub, mul),
+                Op::PadEnd { x: dx, y: dy, c } => Ok(ops::pad_end(x, *dx, *dy, *c)),
+                Op::Add { other, relu } => ops::add(x, &slots[*other], *relu),
                 Op::Flatten => Ok(Map {
                     w: 1,
                     h: 1,
                     c: x.data.len(),
                     data: x.data.clone(),
                 }),
-                Op::Softmax => Ok(softmax(x)),
-                Op::Channels { start, len } => Ok(channels(x, *start, *len)),
+                Op::Softmax => Ok(ops::softmax(x)),
+                Op::Channels { start, len } => Ok(ops::channels(x, *start, *len)),
             }
             .map_err(|e| self.fail(format!("{}: {e}", step.name)))?;
             slots[step.output] = y;
@@ -261,7 +302,7 @@ impl Net {
     /// Runs `runs` times after a warm-up and returns each operator kind's time per run,
     /// slowest first, with the multiply-accumulates of its convolutions and the kernel
     /// this CPU runs them with.
-    pub fn profile(&self, input: Map, runs: usize) -> Result<Vec<super::super::models::OpTime>> {
+    pub fn profile(&self, input: Map, runs: usize) -> Result<Vec<super::models::OpTime>> {
         use std::collections::BTreeMap;
         let runs = runs.max(1);
         type Row = (BTreeMap<String, u64>, f64);
@@ -284,6 +325,11 @@ impl Net {
                         (kind, macs)
                     }
                     Op::MaxPool { .. } => ("MaxPool", 0),
+                    Op::AvgPool { .. } => ("AvgPool", 0),
+                    Op::GlobalAvg => ("GlobalAvg", 0),
+                    Op::Scale { .. } => ("Scale", 0),
+                    Op::PadEnd { .. } => ("Pad", 0),
+                    Op::Add { .. } => ("Add", 0),
                     Op::Flatten => ("Flatten", 0),
                     Op::Softmax => ("Softmax", 0),
                     Op::Channels { .. } => ("Split", 0),
@@ -309,12 +355,23 @@ impl Net {
         for step in &self.steps {
             let (w, h, c) = s[step.input];
             s[step.output] = match &step.op {
-                Op::Conv(k) => (w.saturating_sub(k.k - 1), h.saturating_sub(k.k - 1), k.cout),
+                Op::Conv(k) => {
+                    let (w, h) = k.out_dims(w, h).unwrap_or((0, 0));
+                    (w, h, k.cout)
+                }
                 Op::MaxPool { k, s: st, same } => (
                     pool_dim(w, *k, *st, *same).0,
                     pool_dim(h, *k, *st, *same).0,
                     c,
                 ),
+                Op::AvgPool { k, s: st } => (
+                    pool_dim(w, *k, *st, false).0,
+                    pool_dim(h, *k, *st, false).0,
+                    c,
+                ),
+                Op::GlobalAvg => (1, 1, c),
+                Op::Scale { .. } | Op::Add { .. } => (w, h, c),
+                Op::PadEnd { x, y, c: dc } => (w + x, h + y, c + dc),
                 Op::Flatten => (1, 1, w * h * c),
                 Op::Softmax => (w, h, c),
                 Op::Channels { len, .. } => (w, h, *len),

@@ -1,8 +1,9 @@
-//! The ONNX graph of an MTCNN network turned into [`Step`]s: every node checked against the
-//! operators and attributes the kernels implement, each bias `Add` and PReLU folded into the
-//! convolution or dense layer before it, the heads that read one map merged.
+//! An ONNX graph turned into [`Step`]s: every node checked against the operators and
+//! attributes the kernels implement, each bias `Add`, PReLU and ReLU folded into the
+//! convolution or dense layer before it (a ReLU after a residual add into the add), an
+//! input's `Sub` and `Mul` into one scaling, the heads that read one map merged.
 
-use super::kernels::{coutp, Conv};
+use super::kernels::{coutp, packed, Act, Conv};
 use super::{Net, Op, Step};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -14,7 +15,8 @@ use tract_onnx::pb;
 enum Layout {
     /// `[N, W, H, C]`, as the graph's input and outputs.
     Nhwc,
-    /// `[N, C, W, H]`, as ONNX convolutions take it.
+    /// `[N, C, W, H]`, as ONNX convolutions take it (the storage's x is the graph's axis 2:
+    /// MTCNN's image columns, the rows of an ordinary NCHW image).
     Nchw,
     /// `[N, K]`.
     Flat,
@@ -74,11 +76,46 @@ fn same_padding(n: &pb::NodeProto) -> std::result::Result<bool, String> {
     }
 }
 
-/// A square kernel side from `kernel_shape`, with unit strides/dilations where required.
+/// A square kernel side from `kernel_shape`.
 fn square_kernel(n: &pb::NodeProto) -> std::result::Result<usize, String> {
     match ints(n, "kernel_shape").as_slice() {
         [a, b] if a == b && *a > 0 => Ok(*a as usize),
         other => Err(format!("kernel shape {other:?}")),
+    }
+}
+
+/// The equal strides of both spatial axes (1 when absent).
+fn square_strides(n: &pb::NodeProto) -> std::result::Result<usize, String> {
+    match ints(n, "strides").as_slice() {
+        [] => Ok(1),
+        [a, b] if a == b && *a > 0 => Ok(*a as usize),
+        other => Err(format!("strides {other:?}")),
+    }
+}
+
+/// A convolution's zero border: `VALID` or explicit pads, equal on every side.
+fn conv_padding(n: &pb::NodeProto) -> std::result::Result<usize, String> {
+    let pad = attr(n, "auto_pad")
+        .map(|a| String::from_utf8_lossy(&a.s).to_string())
+        .unwrap_or_else(|| "NOTSET".into());
+    let pads = ints(n, "pads");
+    match pad.as_str() {
+        "VALID" => Ok(0),
+        "NOTSET" if pads.is_empty() => Ok(0),
+        "NOTSET" if pads.len() == 4 && pads.iter().all(|&p| p == pads[0] && p >= 0) => {
+            Ok(pads[0] as usize)
+        }
+        other => Err(format!("padding {other} {pads:?}")),
+    }
+}
+
+/// A per-channel constant of an elementwise operator on an NCHW tensor: one value for all
+/// channels (`[]` or `[1]`) or one per channel (`[1, C, 1, 1]`).
+fn channel_constant(c: &Init) -> std::result::Result<Vec<f32>, String> {
+    match c.dims[..] {
+        [] | [1] => Ok(c.data.clone()),
+        [1, _, 1, 1] => Ok(c.data.clone()),
+        ref d => Err(format!("a constant of dims {d:?}")),
     }
 }
 
@@ -87,6 +124,8 @@ fn square_kernel(n: &pb::NodeProto) -> std::result::Result<usize, String> {
 pub(super) struct Builder {
     path: PathBuf,
     inits: HashMap<String, Init>,
+    /// The graph's int64 constants (pads).
+    int_inits: HashMap<String, Vec<i64>>,
     /// Consumers of every tensor name (graph outputs count as one).
     uses: HashMap<String, usize>,
     /// Tensor name → (slot, layout).
@@ -107,6 +146,22 @@ impl Builder {
                 init_of(t).map_err(|e| Error::model(&path, e))?,
             );
         }
+        let int_inits = graph
+            .initializer
+            .iter()
+            .filter(|t| t.data_type == 7)
+            .map(|t| {
+                let v = if t.raw_data.is_empty() {
+                    t.int64_data.clone()
+                } else {
+                    t.raw_data
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default()))
+                        .collect()
+                };
+                (t.name.clone(), v)
+            })
+            .collect();
         let mut uses: HashMap<String, usize> = HashMap::new();
         for n in &graph.node {
             for i in &n.input {
@@ -119,6 +174,7 @@ impl Builder {
         Ok(Builder {
             path,
             inits,
+            int_inits,
             uses,
             values: HashMap::new(),
             producer: HashMap::new(),
@@ -131,7 +187,7 @@ impl Builder {
         Error::model(
             &self.path,
             format!(
-                "node {} ({}): {reason}; this model is not one facegate's MTCNN runs",
+                "node {} ({}): {reason}; facegate's own kernels do not run this graph",
                 node.name, node.op_type
             ),
         )
@@ -180,17 +236,20 @@ impl Builder {
         Ok(())
     }
 
-    /// The convolution that wrote `slot`, if its output has no other reader than `name`'s
-    /// node (so a bias or PReLU can be folded into it).
-    fn fusable(&mut self, slot: usize, name: &str) -> Option<&mut Conv> {
+    /// The step that wrote `slot`, if its output `name` has no other reader than the node
+    /// being read (so that node can be folded into it).
+    fn fusable(&mut self, slot: usize, name: &str) -> Option<&mut Op> {
         if self.uses.get(name).copied() != Some(1) {
             return None;
         }
         let i = *self.producer.get(&slot)?;
-        match &mut self.steps[i].op {
-            Op::Conv(c) => Some(c),
-            _ => None,
-        }
+        Some(&mut self.steps[i].op)
+    }
+
+    /// The output name of `node`, now standing for `slot` (a node folded into its producer).
+    fn alias(&mut self, node: &pb::NodeProto, slot: usize, layout: Layout) {
+        let out = node.output.first().cloned().unwrap_or_default();
+        self.values.insert(out, (slot, layout));
     }
 
     pub(super) fn build(mut self, graph: &pb::GraphProto) -> Result<Net> {
@@ -200,8 +259,29 @@ impl Builder {
             .iter()
             .find(|i| !self.inits.contains_key(&i.name))
             .ok_or_else(|| Error::model(&path, "the graph has no input"))?;
-        self.values
-            .insert(input.name.clone(), (self.slots, Layout::Nhwc));
+        // `[N, 3, ·, ·]` is an NCHW input (dlib), anything else x-major NHWC (MTCNN).
+        let dims: Vec<Option<i64>> = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(pb::type_proto::Value::TensorType(t)) => t
+                .shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(v),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let layout = if dims.len() == 4 && dims[1] == Some(3) {
+            Layout::Nchw
+        } else {
+            Layout::Nhwc
+        };
+        self.values.insert(input.name.clone(), (self.slots, layout));
         self.slots += 1;
         for node in &graph.node {
             self.node(node)?;
@@ -226,7 +306,7 @@ impl Builder {
             .filter(|&f| {
                 let mut written: std::collections::HashSet<usize> = [self.steps[f].output].into();
                 self.steps[f + 1..].iter().all(|s| {
-                    let ok = written.contains(&s.input);
+                    let ok = s.reads().all(|r| written.contains(&r));
                     written.insert(s.output);
                     ok
                 }) && outputs.iter().all(|o| written.contains(o))
@@ -265,12 +345,11 @@ impl Builder {
                 let (slot, k) = self.window(node, &first)?;
                 let unit = |name: &str| ints(node, name).iter().all(|&v| v == 1);
                 let group = attr(node, "group").map(|a| a.i).unwrap_or(1);
-                if !unit("strides") || !unit("dilations") || group != 1 {
-                    return Err(self.err(node, "only stride 1, dilation 1, group 1"));
+                if !unit("dilations") || group != 1 {
+                    return Err(self.err(node, "only dilation 1, group 1"));
                 }
-                if same_padding(node).map_err(|e| self.err(node, e))? {
-                    return Err(self.err(node, "padded convolution"));
-                }
+                let stride = square_strides(node).map_err(|e| self.err(node, e))?;
+                let pad = conv_padding(node).map_err(|e| self.err(node, e))?;
                 let w = self.init(node, 1)?;
                 let [cout, cin, kx, ky] = w.dims[..] else {
                     return Err(self.err(node, format!("weights of dims {:?}", w.dims)));
@@ -286,7 +365,7 @@ impl Builder {
                     }
                     bias.copy_from_slice(&b.data);
                 }
-                let conv = Conv::new(k, cin, cout, &w.data, &bias);
+                let conv = Conv::new(k, cin, cout, &w.data, &bias).strided(stride, pad);
                 self.push(node, Op::Conv(conv), slot, Layout::Nchw)?;
             }
             "MatMul" => {
@@ -301,12 +380,29 @@ impl Builder {
                 let conv = Conv::dense(cin, cout, &w.data);
                 self.push(node, Op::Conv(conv), slot, Layout::Flat)?;
             }
+            "Add"
+                if !node
+                    .input
+                    .get(1)
+                    .is_some_and(|n| self.inits.contains_key(n)) =>
+            {
+                let (a, layout) = self.value(node, &first)?;
+                let second = node.input.get(1).cloned().unwrap_or_default();
+                let (b, other) = self.value(node, &second)?;
+                if layout != other {
+                    return Err(self.err(node, format!("adding {layout:?} to {other:?}")));
+                }
+                let op = Op::Add {
+                    other: b,
+                    relu: false,
+                };
+                self.push(node, op, a, layout)?;
+            }
             "Add" | "PRelu" => {
                 let (slot, layout) = self.value(node, &first)?;
                 let constant = self.init(node, 1)?.data.clone();
                 let is_add = node.op_type == "Add";
-                let out = node.output.first().cloned().unwrap_or_default();
-                let Some(conv) = self.fusable(slot, &first) else {
+                let Some(Op::Conv(conv)) = self.fusable(slot, &first) else {
                     return Err(self.err(node, "not after a convolution or dense layer"));
                 };
                 if constant.len() != conv.cout {
@@ -315,24 +411,117 @@ impl Builder {
                         self.err(node, format!("{} values for {n} channels", constant.len()))
                     );
                 }
+                if conv.act != Act::Linear {
+                    return Err(self.err(node, "after the activation"));
+                }
                 if is_add {
-                    if conv.slope.is_some() {
-                        return Err(self.err(node, "a bias after the PReLU"));
-                    }
                     for (b, a) in conv.bias.iter_mut().zip(&constant) {
                         *b += a;
                     }
                 } else {
                     conv.set_slope(constant);
                 }
-                self.values.insert(out, (slot, layout));
+                self.alias(node, slot, layout);
+            }
+            "Relu" => {
+                let (slot, layout) = self.value(node, &first)?;
+                match self.fusable(slot, &first) {
+                    Some(Op::Conv(c)) if c.act == Act::Linear => c.act = Act::Relu,
+                    Some(Op::Add { relu, .. }) if !*relu => *relu = true,
+                    _ => return Err(self.err(node, "not after a convolution or a residual add")),
+                }
+                self.alias(node, slot, layout);
+            }
+            "Sub" | "Mul" => {
+                let (slot, layout) = self.value(node, &first)?;
+                let c = channel_constant(self.init(node, 1)?).map_err(|e| self.err(node, e))?;
+                if layout != Layout::Nchw {
+                    return Err(self.err(node, "input not in NCHW"));
+                }
+                if node.op_type == "Mul" {
+                    // (x − m) · s: the scaling of the `Sub` just before, if only it reads it.
+                    if let Some(Op::Scale { mul, .. }) = self.fusable(slot, &first) {
+                        if mul[..] == [1.0] {
+                            *mul = c;
+                            self.alias(node, slot, layout);
+                            return Ok(());
+                        }
+                    }
+                }
+                let op = match node.op_type.as_str() {
+                    "Sub" => Op::Scale {
+                        sub: c,
+                        mul: vec![1.0],
+                    },
+                    _ => Op::Scale {
+                        sub: vec![0.0],
+                        mul: c,
+                    },
+                };
+                self.push(node, op, slot, layout)?;
+            }
+            "Pad" => {
+                let (slot, layout) = self.value(node, &first)?;
+                let mode = attr(node, "mode").map(|a| String::from_utf8_lossy(&a.s).to_string());
+                if mode.as_deref().unwrap_or("constant") != "constant" {
+                    return Err(self.err(node, format!("mode {mode:?}")));
+                }
+                if let Some(v) = node.input.get(2).filter(|n| !n.is_empty()) {
+                    if self
+                        .inits
+                        .get(v)
+                        .is_none_or(|c| c.data.iter().any(|&x| x != 0.0))
+                    {
+                        return Err(self.err(node, "a padding value other than 0"));
+                    }
+                }
+                let pads = match node.input.get(1) {
+                    Some(n) => self.int_inits.get(n).cloned().unwrap_or_default(),
+                    None => ints(node, "pads"),
+                };
+                let [0, 0, 0, 0, 0, e1, e2, e3] = pads[..] else {
+                    return Err(self.err(node, format!("pads {pads:?} (only zeros at the ends)")));
+                };
+                let [e1, e2, e3] = [e1, e2, e3].map(|e| e.max(0) as usize);
+                let op = match layout {
+                    Layout::Nchw => Op::PadEnd {
+                        c: e1,
+                        x: e2,
+                        y: e3,
+                    },
+                    Layout::Nhwc => Op::PadEnd {
+                        x: e1,
+                        y: e2,
+                        c: e3,
+                    },
+                    Layout::Flat => return Err(self.err(node, "a flat input")),
+                };
+                if pads.iter().any(|&p| p < 0) {
+                    return Err(self.err(node, format!("negative pads {pads:?}")));
+                }
+                self.push(node, op, slot, layout)?;
+            }
+            "AveragePool" => {
+                let (slot, k) = self.window(node, &first)?;
+                let s = square_strides(node).map_err(|e| self.err(node, e))?;
+                if attr(node, "ceil_mode").map(|a| a.i).unwrap_or(0) != 0
+                    || same_padding(node).map_err(|e| self.err(node, e))?
+                {
+                    return Err(self.err(node, "only windows inside the map"));
+                }
+                self.push(node, Op::AvgPool { k, s }, slot, Layout::Nchw)?;
+            }
+            "GlobalAveragePool" => {
+                let (slot, layout) = self.value(node, &first)?;
+                if layout != Layout::Nchw {
+                    return Err(self.err(node, "input not in NCHW"));
+                }
+                // A 1 x 1 map is stored alike in both layouts; its Flatten is channel order.
+                self.push(node, Op::GlobalAvg, slot, Layout::Nhwc)?;
             }
             "MaxPool" => {
                 let (slot, k) = self.window(node, &first)?;
-                let s = match ints(node, "strides").as_slice() {
-                    [a, b] if a == b && *a > 0 => *a as usize,
-                    other => return Err(self.err(node, format!("strides {other:?}"))),
-                };
+                let s = square_strides(node).map_err(|e| self.err(node, e))?;
                 if attr(node, "ceil_mode").map(|a| a.i).unwrap_or(0) != 0 {
                     return Err(self.err(node, "ceil_mode"));
                 }
@@ -372,7 +561,7 @@ impl Builder {
 /// (P-Net's two heads had 4 and 2 of 16). Every channel is computed exactly as before.
 fn merge_heads(steps: Vec<Step>, slots: &mut usize) -> Vec<Step> {
     let head = |s: &Step| match &s.op {
-        Op::Conv(c) if c.slope.is_none() => Some((s.input, c.k, c.cin)),
+        Op::Conv(c) if c.act == Act::Linear => Some((s.input, c.k, c.cin, c.stride, c.pad)),
         _ => None,
     };
     let mut done = vec![false; steps.len()];
@@ -399,16 +588,18 @@ fn merge_heads(steps: Vec<Step>, slots: &mut usize) -> Vec<Step> {
             done[i] = true;
             continue;
         }
-        let (k, cin) = (convs[0].k, convs[0].cin);
+        let (k, cin, stride, pad) = (convs[0].k, convs[0].cin, convs[0].stride, convs[0].pad);
         let cout: usize = convs.iter().map(|c| c.cout).sum();
         let cp = coutp(cout);
         let mut weights = vec![0.0; k * k * cin * cp];
         let mut bias = vec![0.0; cp];
         let mut at = 0;
         for c in &convs {
-            for r in 0..k * k * cin {
-                weights[r * cp + at..r * cp + at + c.cout]
-                    .copy_from_slice(&c.weights[r * c.coutp..r * c.coutp + c.cout]);
+            let rows = k * k * cin;
+            for r in 0..rows {
+                for o in 0..c.cout {
+                    weights[packed(rows, r, at + o)] = c.weights[packed(rows, r, o)];
+                }
             }
             bias[at..at + c.cout].copy_from_slice(&c.bias[..c.cout]);
             at += c.cout;
@@ -423,12 +614,14 @@ fn merge_heads(steps: Vec<Step>, slots: &mut usize) -> Vec<Step> {
                 .join("+"),
             op: Op::Conv(Conv {
                 k,
+                stride,
+                pad,
                 cin,
                 cout,
                 coutp: cp,
                 weights,
                 bias,
-                slope: None,
+                act: Act::Linear,
             }),
             input: steps[i].input,
             output: merged,

@@ -1,0 +1,571 @@
+//! The convolution kernel on `[x][y][c]` maps: any square kernel, stride and zero padding,
+//! with its bias and a ReLU or PReLU fused into the store, on AVX-512, AVX2, NEON or plain
+//! f32. A dense layer is the `1 x 1` kernel on a `1 x 1` map (or on a column of them: a
+//! batch).
+
+#[cfg(target_arch = "aarch64")]
+use super::lanes::arm;
+#[cfg(target_arch = "x86_64")]
+use super::lanes::x86;
+use super::lanes::Lanes;
+#[cfg(any(test, not(target_arch = "aarch64")))]
+use super::lanes::Scalar;
+use super::Map;
+
+/// Output channels computed together by one kernel call (one AVX-512 register, two AVX2 or
+/// four NEON registers).
+pub(super) const NC: usize = 16;
+
+/// What a convolution's store applies to each value.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Act {
+    /// The value as summed.
+    Linear,
+    /// `max(v, 0)` (a negative value becomes 0; NaN stays NaN).
+    Relu,
+    /// PReLU: `v` for `v ≥ 0`, `slope · v` below, `coutp` slopes (the extra ones 0).
+    Prelu(Vec<f32>),
+}
+
+/// A convolution of a square `k x k` kernel with stride `stride` over the input with `pad`
+/// cells of zeros around it, its bias, and an activation.
+#[derive(Debug, Clone)]
+pub(super) struct Conv {
+    pub(super) k: usize,
+    pub(super) stride: usize,
+    pub(super) pad: usize,
+    pub(super) cin: usize,
+    pub(super) cout: usize,
+    /// `cout` rounded up to a multiple of [`NC`]; the extra weights and biases are 0.
+    pub(super) coutp: usize,
+    /// Per block of [`NC`] output channels, `[kernel x][kernel y][input channel][NC]`
+    /// ([`packed`]): one block's weights are one contiguous run, read front to back.
+    pub(super) weights: Vec<f32>,
+    /// `coutp` values.
+    pub(super) bias: Vec<f32>,
+    pub(super) act: Act,
+}
+
+pub(super) fn coutp(cout: usize) -> usize {
+    cout.div_ceil(NC) * NC
+}
+
+/// Where the weight of row `r` (`(kernel x · k + kernel y) · cin + input channel`, of `rows`)
+/// for output channel `co` is stored in [`Conv::weights`].
+pub(super) fn packed(rows: usize, r: usize, co: usize) -> usize {
+    ((co / NC) * rows + r) * NC + co % NC
+}
+
+/// Output pixels per kernel call on x86-64 with AVX-512 (12 of its 32 registers hold
+/// accumulators: enough independent chains to keep both FMA units busy).
+#[cfg(target_arch = "x86_64")]
+const NP_AVX512: usize = 12;
+/// Output pixels per kernel call elsewhere (8 AVX2 or 16 NEON registers of accumulators).
+const NP: usize = 4;
+
+/// The kernel [`Conv::apply`] runs on this CPU, as `bench --profile` names it: the vector
+/// registers, then output pixels x channels per call.
+pub(super) fn kernel_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "facegate_avx512_12x16";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "facegate_avx2_4x16";
+        }
+        "facegate_scalar_4x16"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "facegate_neon_4x16"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "facegate_scalar_4x16"
+    }
+}
+
+/// `x` inside a border of `p` cells of zeros on each side of both spatial axes.
+fn zero_border(x: &Map, p: usize) -> Map {
+    let (w, h, c) = (x.w + 2 * p, x.h + 2 * p, x.c);
+    let mut data = vec![0.0f32; w * h * c];
+    for xi in 0..x.w {
+        let from = &x.data[xi * x.h * c..][..x.h * c];
+        data[((xi + p) * h + p) * c..][..x.h * c].copy_from_slice(from);
+    }
+    Map { w, h, c, data }
+}
+
+impl Conv {
+    /// The stride-1, unpadded convolution of ONNX weights `oihw` (`[cout][cin][k][k]`, the
+    /// first kernel axis along x) and `cout` biases, packed for the kernels.
+    pub(super) fn new(k: usize, cin: usize, cout: usize, oihw: &[f32], bias: &[f32]) -> Conv {
+        let cp = coutp(cout);
+        let mut weights = vec![0.0; k * k * cin * cp];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for dx in 0..k {
+                    for dy in 0..k {
+                        weights[packed(k * k * cin, (dx * k + dy) * cin + ci, co)] =
+                            oihw[((co * cin + ci) * k + dx) * k + dy];
+                    }
+                }
+            }
+        }
+        let mut b = vec![0.0; cp];
+        b[..cout].copy_from_slice(bias);
+        Conv {
+            k,
+            stride: 1,
+            pad: 0,
+            cin,
+            cout,
+            coutp: cp,
+            weights,
+            bias: b,
+            act: Act::Linear,
+        }
+    }
+
+    /// The same convolution with stride `stride` (≥ 1) over the input bordered by `pad` zeros.
+    pub(super) fn strided(self, stride: usize, pad: usize) -> Conv {
+        Conv {
+            stride: stride.max(1),
+            pad,
+            ..self
+        }
+    }
+
+    /// The dense layer of weights `kn` (`[cin][cout]`, ONNX `MatMul`), without bias.
+    pub(super) fn dense(cin: usize, cout: usize, kn: &[f32]) -> Conv {
+        let oi: Vec<f32> = (0..cout * cin)
+            .map(|i| kn[(i % cin) * cout + i / cin])
+            .collect();
+        Conv::new(1, cin, cout, &oi, &vec![0.0; cout])
+    }
+
+    /// A PReLU after the convolution, with `cout` slopes.
+    pub(super) fn set_slope(&mut self, mut slope: Vec<f32>) {
+        slope.resize(self.coutp, 0.0);
+        self.act = Act::Prelu(slope);
+    }
+
+    /// The output's `(w, h)` for a `w x h` input, if the padded input holds one window.
+    pub(super) fn out_dims(&self, w: usize, h: usize) -> Option<(usize, usize)> {
+        let (w, h) = (w + 2 * self.pad, h + 2 * self.pad);
+        if w < self.k || h < self.k {
+            return None;
+        }
+        Some((
+            (w - self.k) / self.stride + 1,
+            (h - self.k) / self.stride + 1,
+        ))
+    }
+
+    pub(super) fn apply(&self, x: &Map) -> std::result::Result<Map, String> {
+        let dims = self.out_dims(x.w, x.h);
+        let Some((wo, ho)) = dims.filter(|_| x.c == self.cin && x.data.len() == x.w * x.h * x.c)
+        else {
+            return Err(format!(
+                "input {}x{}x{} ({} values) for a {k}x{k} convolution of {} channels",
+                x.w,
+                x.h,
+                x.c,
+                x.data.len(),
+                self.cin,
+                k = self.k
+            ));
+        };
+        let bordered;
+        let x = if self.pad > 0 {
+            bordered = zero_border(x, self.pad);
+            &bordered
+        } else {
+            x
+        };
+        // Not zeroed: the kernels write every value (each output pixel, each channel) before
+        // the length is set below.
+        let mut out: Vec<f32> = Vec::with_capacity(wo * ho * self.cout);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                unsafe { conv_avx512(self, x, out.as_mut_ptr(), wo, ho) };
+            } else if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                unsafe { conv_avx2(self, x, out.as_mut_ptr(), wo, ho) };
+            } else {
+                // SAFETY: Scalar needs no CPU feature; the sizes were checked above.
+                unsafe { conv_all::<Scalar, NP>(self, x, out.as_mut_ptr(), wo, ho) };
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: every aarch64 CPU has NEON; the sizes were checked above.
+        unsafe {
+            conv_all::<arm::Neon, NP>(self, x, out.as_mut_ptr(), wo, ho)
+        };
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        // SAFETY: Scalar needs no CPU feature; the sizes were checked above.
+        unsafe {
+            conv_all::<Scalar, NP>(self, x, out.as_mut_ptr(), wo, ho)
+        };
+        // SAFETY: the kernel above wrote all `wo · ho · cout` values (`conv_all` covers every
+        // output pixel and every channel block of it), within the capacity.
+        unsafe { out.set_len(wo * ho * self.cout) };
+        Ok(Map {
+            w: wo,
+            h: ho,
+            c: self.cout,
+            data: out,
+        })
+    }
+}
+
+/// # Safety
+/// The CPU has AVX-512F; the sizes are as [`conv_all`] needs them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn conv_avx512(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize) {
+    conv_all::<x86::Avx512, NP_AVX512>(l, x, out, wo, ho)
+}
+
+/// # Safety
+/// The CPU has AVX2 and FMA; the sizes are as [`conv_all`] needs them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv_avx2(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize) {
+    conv_all::<x86::Avx2, NP>(l, x, out, wo, ho)
+}
+
+/// Every output of `l` on `x` (already bordered by `l.pad` zeros): the `wo · ho` output
+/// pixels in storage order in runs of up to `P`, each by the narrowest kernel that holds it
+/// (4, 8 or `P` pixels; a kernel wider than its run repeats the run's last pixel and stores
+/// only the real ones), each run over all channel blocks. A single pixel (a dense
+/// layer's one input) takes a one-pixel kernel. When the weights are larger than the input
+/// (the deep layers of small maps, the batched dense layers), the channel blocks are the
+/// outer loop, so each block's weights stay in cache for every run; otherwise the runs are.
+/// Every value is summed in the same order either way.
+///
+/// # Safety
+/// The CPU has the features of `L`; `x` is a valid map of `l.cin` channels whose windows
+/// give `wo x ho` outputs at stride `l.stride`, and `out` has room for `wo · ho · l.cout`
+/// values.
+#[inline(always)]
+unsafe fn conv_all<L: Lanes, const P: usize>(
+    l: &Conv,
+    x: &Map,
+    out: *mut f32,
+    wo: usize,
+    ho: usize,
+) {
+    let n = wo * ho;
+    let blocks = (0..l.coutp).step_by(NC);
+    if n == 1 {
+        for co in blocks {
+            tile::<L, 1>(l, x, [0], 1, co, out);
+        }
+        return;
+    }
+    // Runs of P pixels; a short tail (4 or fewer, which one 4-pixel kernel would take at a
+    // quarter of its speed: too few independent sums) shares the last full run as 8 + the
+    // rest.
+    let mut runs: Vec<(usize, usize)> = (0..n).step_by(P).map(|q| (q, P.min(n - q))).collect();
+    if let [.., (qa, a), (qb, b)] = runs[..] {
+        if P > 8 && a == P && b <= 4 {
+            let len = runs.len();
+            runs[len - 2] = (qa, 8);
+            runs[len - 1] = (qa + 8, P - 8 + b);
+            debug_assert_eq!(qa + P, qb);
+        }
+    }
+    if l.weights.len() > x.data.len() {
+        for co in blocks {
+            for &(q, m) in &runs {
+                run::<L, P>(l, x, out, ho, co, q, m);
+            }
+        }
+    } else {
+        for &(q, m) in &runs {
+            for co in blocks.clone() {
+                run::<L, P>(l, x, out, ho, co, q, m);
+            }
+        }
+    }
+}
+
+/// Channel block `co` of output pixels `q..q + m` (`m ≤ P`) by the narrowest kernel that
+/// holds them.
+///
+/// # Safety
+/// As [`conv_all`], with `q + m ≤ wo · ho`.
+#[inline(always)]
+unsafe fn run<L: Lanes, const P: usize>(
+    l: &Conv,
+    x: &Map,
+    out: *mut f32,
+    ho: usize,
+    co: usize,
+    q: usize,
+    m: usize,
+) {
+    let corner = |p: usize| {
+        let at = q + p.min(m - 1);
+        ((at / ho) * l.stride * x.h + (at % ho) * l.stride) * l.cin
+    };
+    let o = out.add(q * l.cout);
+    if m <= 4 || P == 4 {
+        tile::<L, 4>(l, x, std::array::from_fn(corner), m, co, o);
+    } else if m <= 8 {
+        tile::<L, 8>(l, x, std::array::from_fn(corner), m, co, o);
+    } else {
+        tile::<L, P>(l, x, std::array::from_fn(corner), m, co, o);
+    }
+}
+
+/// Channels `co..co + NC` of the first `m` of the output pixels whose windows start at
+/// `base` (offsets into `x.data`), written from `out` on (`cout` values per pixel).
+///
+/// # Safety
+/// As [`conv_all`]; each `base` is the window corner of an output pixel, `co` a multiple of
+/// [`NC`] below `l.coutp`.
+#[inline(always)]
+unsafe fn tile<L: Lanes, const P: usize>(
+    l: &Conv,
+    x: &Map,
+    base: [usize; P],
+    m: usize,
+    co: usize,
+    out: *mut f32,
+) {
+    // Every read lies inside `x.data` (a window: k columns of k rows of all channels, from
+    // an output pixel's corner) and inside `l.weights`, `l.bias` and the slopes (channel
+    // block co..co + NC ≤ coutp).
+    let span = l.k * l.cin;
+    let column = x.h * l.cin;
+    let data = x.data.as_ptr();
+    let mut acc = [L::load(l.bias.as_ptr().add(co)); P];
+    for dx in 0..l.k {
+        let ins: [*const f32; P] = std::array::from_fn(|p| data.add(base[p] + dx * column));
+        let mut w = l.weights.as_ptr().add(co * l.k * span + dx * span * NC);
+        for j in 0..span {
+            let wj = L::load(w);
+            for p in 0..P {
+                acc[p] = acc[p].fma(*ins[p].add(j), wj);
+            }
+            w = w.add(NC);
+        }
+    }
+    let n = NC.min(l.cout - co);
+    for (p, a) in acc.iter().enumerate().take(m) {
+        let a = match &l.act {
+            Act::Linear => *a,
+            Act::Relu => a.relu(),
+            Act::Prelu(s) => a.prelu(s.as_ptr().add(co)),
+        };
+        let o = out.add(p * l.cout + co);
+        if n == NC {
+            a.store(o);
+        } else {
+            // The last, partial block: its padding lanes must not reach the next pixel.
+            a.store_first(n, o);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One convolution to test: sizes, window and activation.
+    struct Case {
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        iw: usize,
+        ih: usize,
+        act: fn(usize) -> Act,
+    }
+
+    fn prelu(cout: usize) -> Act {
+        let mut s: Vec<f32> = (0..cout).map(|i| 0.25 - 0.1 * i as f32).collect();
+        s.resize(coutp(cout), 0.0);
+        Act::Prelu(s)
+    }
+
+    /// A partial channel block (3 of 16), a full one and a partial one (20), a tail of
+    /// fewer pixels than a kernel call takes, one pixel (the dense layers' case); then
+    /// dlib's shapes: a 7x7 stride-2 ReLU layer on 3 channels (42 outputs: a tail of 6),
+    /// zero-padded 3x3 layers on 4x4 (runs of 8 + 8) and 5x5 maps (12 + 8 + 5), and a
+    /// stride-2 layer whose weights outweigh its input (channel blocks outermost).
+    const CASES: [Case; 8] = [
+        Case {
+            cin: 2,
+            cout: 3,
+            k: 2,
+            stride: 1,
+            pad: 0,
+            iw: 4,
+            ih: 7,
+            act: prelu,
+        },
+        Case {
+            cin: 5,
+            cout: 20,
+            k: 3,
+            stride: 1,
+            pad: 0,
+            iw: 5,
+            ih: 9,
+            act: prelu,
+        },
+        Case {
+            cin: 4,
+            cout: 16,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            iw: 3,
+            ih: 3,
+            act: prelu,
+        },
+        Case {
+            cin: 7,
+            cout: 33,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            iw: 1,
+            ih: 1,
+            act: prelu,
+        },
+        Case {
+            cin: 3,
+            cout: 32,
+            k: 7,
+            stride: 2,
+            pad: 0,
+            iw: 19,
+            ih: 17,
+            act: |_| Act::Relu,
+        },
+        Case {
+            cin: 6,
+            cout: 17,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            iw: 4,
+            ih: 4,
+            act: |_| Act::Relu,
+        },
+        Case {
+            cin: 8,
+            cout: 16,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            iw: 5,
+            ih: 5,
+            act: |_| Act::Relu,
+        },
+        Case {
+            cin: 40,
+            cout: 20,
+            k: 3,
+            stride: 2,
+            pad: 0,
+            iw: 5,
+            ih: 6,
+            act: |_| Act::Linear,
+        },
+    ];
+
+    #[test]
+    fn a_convolution_matches_its_definition() {
+        for (case, c) in CASES.iter().enumerate() {
+            let (cin, cout, k) = (c.cin, c.cout, c.k);
+            let w: Vec<f32> = (0..cout * cin * k * k)
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect();
+            let b: Vec<f32> = (0..cout).map(|i| 0.1 * i as f32 - 0.3).collect();
+            let mut conv = Conv::new(k, cin, cout, &w, &b).strided(c.stride, c.pad);
+            conv.act = (c.act)(cout);
+            let data: Vec<f32> = (0..c.iw * c.ih * cin)
+                .map(|i| (i as f32 * 0.11).cos())
+                .collect();
+            let x = Map::new(c.iw, c.ih, cin, data).unwrap();
+            let y = conv.apply(&x).unwrap();
+            let (wo, ho) = conv.out_dims(c.iw, c.ih).unwrap();
+            assert_eq!((y.w, y.h, y.c), (wo, ho, cout), "case {case}");
+            // Every kernel this CPU can run: the fused ones give the dispatched result bit for
+            // bit whatever their width; the plain one (CPUs without FMA) within rounding.
+            let bordered = zero_border(&x, c.pad);
+            let run = |f: &dyn Fn(*mut f32)| {
+                let mut out = vec![f32::NAN; wo * ho * cout];
+                f(out.as_mut_ptr());
+                out
+            };
+            let scalar = run(&|o| unsafe { conv_all::<Scalar, NP>(&conv, &bordered, o, wo, ho) });
+            assert!(scalar
+                .iter()
+                .zip(&y.data)
+                .all(|(a, b)| (a - b).abs() < 1e-5));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    let avx2 = run(&|o| unsafe { conv_avx2(&conv, &bordered, o, wo, ho) });
+                    assert_eq!(avx2, y.data, "case {case}: AVX2");
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    let avx512 = run(&|o| unsafe { conv_avx512(&conv, &bordered, o, wo, ho) });
+                    assert_eq!(avx512, y.data, "case {case}: AVX-512");
+                }
+            }
+            let at = |v: usize, d: usize| (v * c.stride + d).checked_sub(c.pad);
+            for xo in 0..wo {
+                for yo in 0..ho {
+                    for co in 0..cout {
+                        let mut s = b[co] as f64;
+                        for ci in 0..cin {
+                            for dx in 0..k {
+                                for dy in 0..k {
+                                    let (Some(xi), Some(yi)) = (at(xo, dx), at(yo, dy)) else {
+                                        continue;
+                                    };
+                                    if xi >= c.iw || yi >= c.ih {
+                                        continue;
+                                    }
+                                    s += w[((co * cin + ci) * k + dx) * k + dy] as f64
+                                        * x.data[(xi * c.ih + yi) * cin + ci] as f64;
+                                }
+                            }
+                        }
+                        let want = match &conv.act {
+                            Act::Linear => s,
+                            Act::Relu => s.max(0.0),
+                            Act::Prelu(sl) if s < 0.0 => s * sl[co] as f64,
+                            Act::Prelu(_) => s,
+                        };
+                        let got = y.data[(xo * ho + yo) * cout + co] as f64;
+                        assert!(
+                            (got - want).abs() < 1e-5,
+                            "case {case} ({xo},{yo},{co}): {got} vs {want}"
+                        );
+                    }
+                }
+            }
+            // Too small an input is an error, not a panic.
+            let side = (k - 2 * c.pad).max(1) - 1;
+            let small = Map::new(side, 5, cin, vec![0.0; side * 5 * cin]).unwrap();
+            assert!(conv.apply(&small).is_err(), "case {case}");
+        }
+    }
+}
