@@ -20,8 +20,9 @@ use crate::recognition::models::ModelStore;
 /// detection, alignment), beside the model files' sha256 and the settings. It is part of the
 /// embedding cache's key, so cached embeddings are never reused across a change that moves
 /// any output; raise it with every such change. 2: resampling sums the vertical pass first.
-/// 3: MTCNN runs on facegate's own kernels (f32 rounding differs from tract's).
-pub const PIPELINE_REVISION: u32 = 3;
+/// 3: MTCNN runs on facegate's own kernels (f32 rounding differs from tract's). 4: so does
+/// the dlib embedder.
+pub const PIPELINE_REVISION: u32 = 4;
 
 /// A face found in a frame with its embedding.
 #[derive(Debug, Clone)]
