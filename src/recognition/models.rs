@@ -254,6 +254,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[derive(Clone)]
 pub struct MatmulThreads {
     executor: tract_linalg::multithread::Executor,
+    pool: Option<Arc<rayon::ThreadPool>>,
     threads: usize,
 }
 
@@ -268,6 +269,7 @@ impl MatmulThreads {
         if n <= 1 {
             return Ok(MatmulThreads {
                 executor: Executor::SingleThread,
+                pool: None,
                 threads: 1,
             });
         }
@@ -276,8 +278,10 @@ impl MatmulThreads {
             .num_threads(n)
             .build()
             .map_err(|e| Error::Invalid(format!("cannot start {n} threads: {e}")))?;
+        let pool = Arc::new(pool);
         Ok(MatmulThreads {
-            executor: Executor::MultiThread(Arc::new(pool)),
+            executor: Executor::MultiThread(pool.clone()),
+            pool: Some(pool),
             threads: n,
         })
     }
@@ -287,9 +291,12 @@ impl MatmulThreads {
         self.threads
     }
 
-    /// `f` with the networks it runs on this thread using these threads.
+    /// `f` with the networks it runs on this thread using these threads: tract's matrix
+    /// products and facegate's large convolutions ([`crate::recognition::net::threads`]).
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        tract_linalg::multithread::multithread_tract_scope(self.executor.clone(), f)
+        crate::recognition::net::threads::scope(self.pool.clone(), || {
+            tract_linalg::multithread::multithread_tract_scope(self.executor.clone(), f)
+        })
     }
 }
 

@@ -69,6 +69,38 @@ mod lanes;
 mod ops;
 mod parse;
 
+/// The threads a large convolution may spread over, per calling thread.
+///
+/// A thread that is not a rayon worker (the kiosk's loop, `bench`) sets a pool with
+/// [`threads::scope`]; a convolution of more than a few million multiply-adds it runs then
+/// splits its channel blocks or pixel runs over that pool. On a rayon worker (the detector's
+/// pyramid scales and crops, which already run side by side) every convolution stays on
+/// the worker. The values never depend on the split.
+pub mod threads {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    thread_local! {
+        static POOL: RefCell<Option<Arc<rayon::ThreadPool>>> = const { RefCell::new(None) };
+    }
+
+    /// `f` with `pool` as this thread's convolution threads (none: one thread).
+    pub fn scope<R>(pool: Option<Arc<rayon::ThreadPool>>, f: impl FnOnce() -> R) -> R {
+        let before = POOL.with(|p| p.replace(pool));
+        let out = f();
+        POOL.with(|p| p.replace(before));
+        out
+    }
+
+    /// This thread's pool, unless it is itself a rayon worker.
+    pub(super) fn pool() -> Option<Arc<rayon::ThreadPool>> {
+        if rayon::current_thread_index().is_some() {
+            return None;
+        }
+        POOL.with(|p| p.borrow().clone())
+    }
+}
+
 use kernels::{kernel_name, Conv};
 use ops::pool_dim;
 

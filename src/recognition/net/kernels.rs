@@ -188,33 +188,28 @@ impl Conv {
         // Not zeroed: the kernels write every value (each output pixel, each channel) before
         // the length is set below.
         let mut out: Vec<f32> = Vec::with_capacity(wo * ho * self.cout);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F (checked just above).
-                unsafe { conv_avx512(self, x, out.as_mut_ptr(), wo, ho) };
-            } else if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                unsafe { conv_avx2(self, x, out.as_mut_ptr(), wo, ho) };
-            } else {
-                // SAFETY: Scalar needs no CPU feature; the sizes were checked above.
-                unsafe { conv_all::<Scalar, NP>(self, x, out.as_mut_ptr(), wo, ho) };
+        let macs = wo * ho * self.k * self.k * self.cin * self.coutp;
+        let pool =
+            super::threads::pool().filter(|p| macs >= PARALLEL_MACS && p.current_num_threads() > 1);
+        match pool {
+            Some(pool) => {
+                let parts = pool.current_num_threads();
+                let at = Out(out.as_mut_ptr());
+                pool.install(|| {
+                    use rayon::prelude::*;
+                    (0..parts).into_par_iter().for_each(|i| {
+                        // SAFETY: the sizes were checked above; the parts write disjoint
+                        // outputs (their own channel blocks or pixel runs).
+                        unsafe { dispatch(self, x, at.get(), wo, ho, (i, parts)) }
+                    })
+                });
             }
+            // SAFETY: the sizes were checked above.
+            None => unsafe { dispatch(self, x, out.as_mut_ptr(), wo, ho, (0, 1)) },
         }
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: every aarch64 CPU has NEON; the sizes were checked above.
-        unsafe {
-            conv_all::<arm::Neon, NP>(self, x, out.as_mut_ptr(), wo, ho)
-        };
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-        // SAFETY: Scalar needs no CPU feature; the sizes were checked above.
-        unsafe {
-            conv_all::<Scalar, NP>(self, x, out.as_mut_ptr(), wo, ho)
-        };
-        // SAFETY: the kernel above wrote all `wo · ho · cout` values (`conv_all` covers every
-        // output pixel and every channel block of it), within the capacity.
+        // SAFETY: the kernels above wrote all `wo · ho · cout` values (the parts of `conv_all`
+        // together cover every output pixel and every channel block of it), within the
+        // capacity.
         unsafe { out.set_len(wo * ho * self.cout) };
         Ok(Map {
             w: wo,
@@ -225,20 +220,71 @@ impl Conv {
     }
 }
 
+/// Convolutions of at least this many multiply-adds are split over the threads of
+/// [`super::threads`] (smaller ones cost more to hand out than they take).
+const PARALLEL_MACS: usize = 1 << 21;
+
+/// The output pointer, shared by the threads that write its disjoint parts.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: each thread writes only its own part of the output (see `conv_all`).
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+impl Out {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Part `part.0` of `part.1` of [`conv_all`] on the best kernel this CPU has.
+///
+/// # Safety
+/// As [`conv_all`].
+unsafe fn dispatch(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize, part: (usize, usize)) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            conv_avx512(l, x, out, wo, ho, part)
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            conv_avx2(l, x, out, wo, ho, part)
+        } else {
+            conv_all::<Scalar, NP>(l, x, out, wo, ho, part)
+        }
+    }
+    // Every aarch64 CPU has NEON.
+    #[cfg(target_arch = "aarch64")]
+    conv_all::<arm::Neon, NP>(l, x, out, wo, ho, part);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    conv_all::<Scalar, NP>(l, x, out, wo, ho, part);
+}
+
 /// # Safety
 /// The CPU has AVX-512F; the sizes are as [`conv_all`] needs them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn conv_avx512(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize) {
-    conv_all::<x86::Avx512, NP_AVX512>(l, x, out, wo, ho)
+unsafe fn conv_avx512(
+    l: &Conv,
+    x: &Map,
+    out: *mut f32,
+    wo: usize,
+    ho: usize,
+    part: (usize, usize),
+) {
+    conv_all::<x86::Avx512, NP_AVX512>(l, x, out, wo, ho, part)
 }
 
 /// # Safety
 /// The CPU has AVX2 and FMA; the sizes are as [`conv_all`] needs them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn conv_avx2(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize) {
-    conv_all::<x86::Avx2, NP>(l, x, out, wo, ho)
+unsafe fn conv_avx2(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize, part: (usize, usize)) {
+    conv_all::<x86::Avx2, NP>(l, x, out, wo, ho, part)
 }
 
 /// Every output of `l` on `x` (already bordered by `l.pad` zeros): the `wo · ho` output
@@ -248,7 +294,9 @@ unsafe fn conv_avx2(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize) {
 /// layer's one input) takes a one-pixel kernel. When the weights are larger than the input
 /// (the deep layers of small maps, the batched dense layers), the channel blocks are the
 /// outer loop, so each block's weights stay in cache for every run; otherwise the runs are.
-/// Every value is summed in the same order either way.
+/// Every value is summed in the same order either way. Part `part.0` of `part.1` takes its
+/// share of that outer loop (all of it for `(0, 1)`), so parts write disjoint outputs and
+/// the values do not depend on how the work is split.
 ///
 /// # Safety
 /// The CPU has the features of `L`; `x` is a valid map of `l.cin` channels whose windows
@@ -261,11 +309,13 @@ unsafe fn conv_all<L: Lanes, const P: usize>(
     out: *mut f32,
     wo: usize,
     ho: usize,
+    (part, parts): (usize, usize),
 ) {
     let n = wo * ho;
-    let blocks = (0..l.coutp).step_by(NC);
+    let share = |len: usize| len * part / parts..len * (part + 1) / parts;
+    let nb = l.coutp / NC;
     if n == 1 {
-        for co in blocks {
+        for co in share(nb).map(|b| b * NC) {
             tile::<L, 1>(l, x, [0], 1, co, out);
         }
         return;
@@ -283,14 +333,14 @@ unsafe fn conv_all<L: Lanes, const P: usize>(
         }
     }
     if l.weights.len() > x.data.len() {
-        for co in blocks {
+        for co in share(nb).map(|b| b * NC) {
             for &(q, m) in &runs {
                 run::<L, P>(l, x, out, ho, co, q, m);
             }
         }
     } else {
-        for &(q, m) in &runs {
-            for co in blocks.clone() {
+        for &(q, m) in &runs[share(runs.len())] {
+            for co in (0..l.coutp).step_by(NC) {
                 run::<L, P>(l, x, out, ho, co, q, m);
             }
         }
@@ -511,7 +561,8 @@ mod tests {
                 f(out.as_mut_ptr());
                 out
             };
-            let scalar = run(&|o| unsafe { conv_all::<Scalar, NP>(&conv, &bordered, o, wo, ho) });
+            let scalar =
+                run(&|o| unsafe { conv_all::<Scalar, NP>(&conv, &bordered, o, wo, ho, (0, 1)) });
             assert!(scalar
                 .iter()
                 .zip(&y.data)
@@ -521,11 +572,12 @@ mod tests {
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
                 {
-                    let avx2 = run(&|o| unsafe { conv_avx2(&conv, &bordered, o, wo, ho) });
+                    let avx2 = run(&|o| unsafe { conv_avx2(&conv, &bordered, o, wo, ho, (0, 1)) });
                     assert_eq!(avx2, y.data, "case {case}: AVX2");
                 }
                 if std::arch::is_x86_feature_detected!("avx512f") {
-                    let avx512 = run(&|o| unsafe { conv_avx512(&conv, &bordered, o, wo, ho) });
+                    let avx512 =
+                        run(&|o| unsafe { conv_avx512(&conv, &bordered, o, wo, ho, (0, 1)) });
                     assert_eq!(avx512, y.data, "case {case}: AVX-512");
                 }
             }
@@ -566,6 +618,32 @@ mod tests {
             let side = (k - 2 * c.pad).max(1) - 1;
             let small = Map::new(side, 5, cin, vec![0.0; side * 5 * cin]).unwrap();
             assert!(conv.apply(&small).is_err(), "case {case}");
+        }
+    }
+
+    /// A layer large enough to be split over threads (dlib's first 3x3 layers: 35x35x32),
+    /// once with its pixel runs outermost and once with its channel blocks (weights larger
+    /// than the input): the same bits on one thread and on three.
+    #[test]
+    fn a_convolution_split_over_threads_gives_the_same_bits() {
+        for (side, cin, cout) in [(35, 32, 32), (6, 256, 256)] {
+            let w: Vec<f32> = (0..cout * cin * 9)
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect();
+            let mut conv = Conv::new(3, cin, cout, &w, &vec![0.1; cout]).strided(1, 1);
+            conv.act = Act::Relu;
+            let data = (0..side * side * cin)
+                .map(|i| (i as f32 * 0.11).cos())
+                .collect();
+            let x = Map::new(side, side, cin, data).unwrap();
+            assert!(side * side * 9 * cin * cout >= PARALLEL_MACS);
+            let one = conv.apply(&x).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap();
+            let three = super::super::threads::scope(Some(pool.into()), || conv.apply(&x));
+            assert_eq!(one, three.unwrap(), "{side}x{side}x{cin}");
         }
     }
 }
