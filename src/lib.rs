@@ -22,7 +22,7 @@
 //!
 //! ```text
 //! error · files
-//! recognition   frame · models → photo · detect (detect::net) · align · source → embed · head
+//! recognition   frame · models → net → photo · detect · align · source → embed · head
 //!               · quality · draw
 //!               → pipeline → track
 //! identity      threshold · verify · templates → bridge · gallery → space → identify

@@ -1,8 +1,9 @@
 //! Recognition: a photo or camera frame → faces → aligned chips → embeddings.
 //!
 //! [`frame`] decodes and resamples images, [`models`] verifies and loads the networks,
-//! [`detect`] finds faces (MTCNN; its networks on kernels of its own, [`detect::net`]), [`align`] warps each to the embedder's template,
-//! [`embed`] runs the embedding network, [`head`] is a learned map on its embeddings,
+//! [`net`] runs MTCNN's networks and dlib's ResNet on facegate's own kernels, [`detect`]
+//! finds faces (MTCNN), [`align`] warps each to the embedder's template, [`embed`] runs the
+//! embedding network (on [`net`] or tract), [`head`] is a learned map on its embeddings,
 //! [`quality`] gates faces, [`draw`] marks them,
 //! [`source`] yields frames, [`pipeline`] wires detector, aligner and embedder, and [`track`]
 //! follows faces from frame to frame so that most frames skip the full detection.

@@ -292,12 +292,37 @@ impl MatmulThreads {
     }
 
     /// `f` with the networks it runs on this thread using these threads: tract's matrix
-    /// products and facegate's large convolutions ([`crate::recognition::net::threads`]).
+    /// products and facegate's large convolutions ([`scoped_pool`]).
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        crate::recognition::net::threads::scope(self.pool.clone(), || {
+        with_pool(self.pool.clone(), || {
             tract_linalg::multithread::multithread_tract_scope(self.executor.clone(), f)
         })
     }
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<Option<Arc<rayon::ThreadPool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `f` with `pool` as this thread's network threads (none: one thread); see [`scoped_pool`].
+pub(crate) fn with_pool<R>(pool: Option<Arc<rayon::ThreadPool>>, f: impl FnOnce() -> R) -> R {
+    let before = POOL.with(|p| p.replace(pool));
+    let out = f();
+    POOL.with(|p| p.replace(before));
+    out
+}
+
+/// The threads a large convolution of facegate's kernels may spread over: those of the
+/// [`MatmulThreads::scope`] this thread is in, unless the thread is itself a rayon worker.
+/// The kiosk's loop and `bench` set them; the detector's pyramid scales and crops, which
+/// already run side by side on rayon workers, keep every convolution on its worker. The
+/// values never depend on the split.
+pub(crate) fn scoped_pool() -> Option<Arc<rayon::ThreadPool>> {
+    if rayon::current_thread_index().is_some() {
+        return None;
+    }
+    POOL.with(|p| p.borrow().clone())
 }
 
 fn to_vecs(model: &str, outputs: &[TValue]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {

@@ -1,18 +1,23 @@
-//! MTCNN's three networks evaluated by kernels of their own.
+//! facegate's own network engine: MTCNN's three networks and dlib's ResNet on kernels of
+//! their own.
 //!
 //! P-Net, R-Net and O-Net are small: 3x3 and 2x2 convolutions of 3 to 128 channels, PReLU,
 //! max-pool and two dense layers, run on a pyramid of a few levels and on one 24 or 48 pixel
-//! crop per candidate (~65 runs per frame). A general engine spends most of such a run
-//! outside the multiply-accumulates (layout passes, generic pooling, per-call set-up); here
+//! crop per candidate (~65 runs per frame). dlib's ResNet is 29 convolutions (a 7x7 stride-2
+//! one, then 3x3 ones of 32 to 256 channels, zero-padded or stride 2) with ReLU, residual
+//! adds, average pools and a dense layer. A general engine spends much of such a run outside
+//! the multiply-accumulates (layout passes, im2col, generic pooling, per-call set-up); here
 //! each layer is one pass over its output.
 //!
 //! [`Net::parse`] reads the ONNX file (tract-onnx's protobuf reader), checks that every node
 //! is one of the operators these graphs use with attributes this module implements, and
 //! packs the weights once. Anything else is refused with the node's name, so a changed model
-//! file fails at load, never with wrong numbers. Every tensor is kept as the networks take
-//! their input: x-major `[x][y][channel]` (the graph's own transposes to and from NCHW are
-//! then no-ops, and its `Flatten` reads this order); a 3x3 patch of one output pixel is three
-//! contiguous runs of `3 · channels` values, so a convolution reads its input in place.
+//! file fails at load, never with wrong numbers. Every tensor is stored `[x][y][channel]`,
+//! `x` being the graph's first spatial axis: MTCNN's input is x-major already (the graph's
+//! own transposes to and from NCHW are then no-ops, and its `Flatten` reads this order), and
+//! for an NCHW graph such as dlib's it is the row-major image as decoded. A 3x3 window of one
+//! output pixel is three contiguous runs of `3 · channels` values, so a convolution reads its
+//! input in place (a zero-padded one from a bordered copy).
 //!
 //! Numerics: each output value starts at its bias and adds its inputs in one fixed order
 //! (kernel column, kernel row, input channel), with a fused multiply-add on x86-64 CPUs with
@@ -68,38 +73,6 @@ mod kernels;
 mod lanes;
 mod ops;
 mod parse;
-
-/// The threads a large convolution may spread over, per calling thread.
-///
-/// A thread that is not a rayon worker (the kiosk's loop, `bench`) sets a pool with
-/// [`threads::scope`]; a convolution of more than a few million multiply-adds it runs then
-/// splits its channel blocks or pixel runs over that pool. On a rayon worker (the detector's
-/// pyramid scales and crops, which already run side by side) every convolution stays on
-/// the worker. The values never depend on the split.
-pub mod threads {
-    use std::cell::RefCell;
-    use std::sync::Arc;
-
-    thread_local! {
-        static POOL: RefCell<Option<Arc<rayon::ThreadPool>>> = const { RefCell::new(None) };
-    }
-
-    /// `f` with `pool` as this thread's convolution threads (none: one thread).
-    pub fn scope<R>(pool: Option<Arc<rayon::ThreadPool>>, f: impl FnOnce() -> R) -> R {
-        let before = POOL.with(|p| p.replace(pool));
-        let out = f();
-        POOL.with(|p| p.replace(before));
-        out
-    }
-
-    /// This thread's pool, unless it is itself a rayon worker.
-    pub(super) fn pool() -> Option<Arc<rayon::ThreadPool>> {
-        if rayon::current_thread_index().is_some() {
-            return None;
-        }
-        POOL.with(|p| p.borrow().clone())
-    }
-}
 
 use kernels::{kernel_name, Conv};
 use ops::pool_dim;

@@ -189,8 +189,8 @@ impl Conv {
         // the length is set below.
         let mut out: Vec<f32> = Vec::with_capacity(wo * ho * self.cout);
         let macs = wo * ho * self.k * self.k * self.cin * self.coutp;
-        let pool =
-            super::threads::pool().filter(|p| macs >= PARALLEL_MACS && p.current_num_threads() > 1);
+        let pool = crate::recognition::models::scoped_pool()
+            .filter(|p| macs >= PARALLEL_MACS && p.current_num_threads() > 1);
         match pool {
             Some(pool) => {
                 let parts = pool.current_num_threads();
@@ -221,7 +221,7 @@ impl Conv {
 }
 
 /// Convolutions of at least this many multiply-adds are split over the threads of
-/// [`super::threads`] (smaller ones cost more to hand out than they take).
+/// [`crate::recognition::models::MatmulThreads::scope`] (smaller ones cost more to hand out than they take).
 const PARALLEL_MACS: usize = 1 << 21;
 
 /// The output pointer, shared by the threads that write its disjoint parts.
@@ -642,7 +642,7 @@ mod tests {
                 .num_threads(3)
                 .build()
                 .unwrap();
-            let three = super::super::threads::scope(Some(pool.into()), || conv.apply(&x));
+            let three = crate::recognition::models::with_pool(Some(pool.into()), || conv.apply(&x));
             assert_eq!(one, three.unwrap(), "{side}x{side}x{cin}");
         }
     }
