@@ -140,7 +140,7 @@ impl Step {
     }
 }
 
-/// One MTCNN network, ready to run. Immutable: one `Net` serves any number of threads.
+/// One network (an MTCNN stage or dlib's ResNet), ready to run. Immutable: one `Net` serves any number of threads.
 #[derive(Debug, Clone)]
 pub struct Net {
     name: String,
