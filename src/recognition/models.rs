@@ -234,6 +234,29 @@ pub fn load_plan_with_outputs(
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(tract_err(name))
+        .inspect(|plan| warn_slow_kernels(name, plan))
+}
+
+/// tract-linalg 0.23's AVX2 int8 kernel. Its i8 inner loop loads with a legacy-SSE `movq`
+/// among VEX instructions, and on a CPU without AVX-512 VNNI (where tract picks it) the
+/// quantized networks run 60 to 100 times slower than their fp32 files (README, "Where the
+/// time goes").
+const SLOW_KERNEL: &str = "avx2_mmm_i32_8x8";
+
+/// Logs a warning naming the model when its plan selected [`SLOW_KERNEL`]: the kiosk still
+/// decides correctly, only much later per frame, and the fp32 file is the remedy.
+fn warn_slow_kernels(name: &str, plan: &Plan) {
+    let slow = plan
+        .model()
+        .nodes()
+        .iter()
+        .any(|n| kernels_of(n.op.as_ref()).contains(SLOW_KERNEL));
+    if slow {
+        log::warn!(
+            "{name}: this CPU runs its quantized products on tract's {SLOW_KERNEL}, which is \
+             60-100x slower than the fp32 model here; use the fp32 model (dlib_fp32 or facenet)"
+        );
+    }
 }
 
 /// Lower-case hex sha256 of `bytes`.
