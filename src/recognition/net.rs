@@ -71,11 +71,14 @@ impl Map {
 
 mod kernels;
 mod lanes;
+mod onnx;
 mod ops;
 mod parse;
+mod tiles;
 
-use kernels::{kernel_name, Conv};
+use kernels::Conv;
 use ops::pool_dim;
+use tiles::kernel_name;
 
 #[derive(Debug, Clone)]
 enum Op {
