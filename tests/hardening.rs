@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{kiosk_config, obama_gallery};
+use common::{feed, kiosk_config, obama_gallery, unlocks};
 use facegate::identity::gallery::Gallery;
 use facegate::identity::identify::{identify, MatchPolicy};
-use facegate::kiosk::decide::Decision;
 use facegate::kiosk::door::SimulatedRelay;
 use facegate::kiosk::watch::GalleryState;
 use facegate::kiosk::Kiosk;
@@ -19,27 +18,6 @@ use std::path::Path;
 fn obama_frames() -> Vec<Frame> {
     let obama = common::images_in(&common::data("faces/labeled/obama"));
     obama[2..6].iter().map(|p| load_image(p).unwrap()).collect()
-}
-
-/// Feeds `frames` at 5 fps from `t0` seconds; returns the grants.
-fn feed(k: &mut Kiosk, frames: &[Frame], t0: f64) -> Vec<String> {
-    let mut grants = Vec::new();
-    for (i, f) in frames.iter().enumerate() {
-        if let Ok(Decision::Grant { person, .. }) = k.process(f, t0 + i as f64 * 0.2) {
-            grants.push(person);
-        }
-    }
-    grants
-}
-
-fn unlocks(relay: &SimulatedRelay) -> usize {
-    relay
-        .events()
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| e.unlocked)
-        .count()
 }
 
 #[test]
@@ -193,10 +171,18 @@ fn a_grant_that_cannot_be_audited_keeps_the_door_locked() {
     let dir = tempfile::tempdir().unwrap();
     let g = obama_gallery(dir.path());
     let mut cfg = kiosk_config(dir.path(), &g, dir.path());
-    // Every write to /dev/full fails with ENOSPC, as on a full SD card.
-    cfg.audit.path = Some("/dev/full".into());
+    // A log at its size limit: the grant's record needs a rotation, and the log's folder is
+    // gone by then (a card failing, a folder removed): the record cannot be written.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("audit.jsonl");
+    std::fs::write(&log, "{}\n".repeat(2048)).unwrap();
+    cfg.audit.path = Some(log);
+    cfg.audit.max_bytes = 4096;
     let relay = SimulatedRelay::new();
     let mut k = Kiosk::new(&cfg, Box::new(relay.clone())).unwrap();
+    std::fs::remove_dir_all(&logs).unwrap();
+    std::fs::write(&logs, b"not a folder").unwrap();
     let frames = obama_frames();
     let results: Vec<_> = frames[..3]
         .iter()
@@ -204,7 +190,7 @@ fn a_grant_that_cannot_be_audited_keeps_the_door_locked() {
         .map(|(i, f)| k.process(f, i as f64 * 0.2))
         .collect();
     let e = results[2].as_ref().unwrap_err().to_string();
-    assert!(e.contains("/dev/full"), "{e}");
+    assert!(e.contains("audit.jsonl"), "{e}");
     assert!(k.summary.grants.is_empty(), "a grant was counted");
     drop(k);
     assert_eq!(
@@ -287,7 +273,7 @@ fn a_door_with_a_public_key_uses_only_galleries_signed_by_it() {
     let g = obama_gallery(dir.path());
     Gallery::load_any(&g)
         .unwrap()
-        .save_signed(&g, Some(&key))
+        .resign(&g, &key, None)
         .unwrap();
     let signed = std::fs::read(&g).unwrap();
     let mut cfg = kiosk_config(dir.path(), &g, dir.path());

@@ -136,7 +136,7 @@ fn enroll_goes_past_a_bad_photo_and_says_how_to_enroll_with_fewer() {
     let t = std::time::Instant::now();
     let out = run(empty);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--name must not be empty"));
+    assert!(text(&out.stderr).contains("--name \"\": a name must not be empty"));
     assert!(t.elapsed().as_secs() < 30);
 }
 

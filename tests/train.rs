@@ -220,7 +220,7 @@ fn the_kiosk_with_a_head_grants_the_enrolled_and_refuses_strangers() {
         "strangers were seen and refused"
     );
     // A head cannot be saved into a gallery by mistake.
-    let mapped = CompareSpace::with_head(
+    let mut mapped = CompareSpace::with_head(
         LinearHead::load(
             cfg.models.head.as_ref().unwrap(),
             &k.gallery().gallery().model,
@@ -241,7 +241,7 @@ fn the_kiosk_with_a_head_grants_the_enrolled_and_refuses_strangers() {
     let key = SigningKey::load(&secret).unwrap();
     Gallery::load_any(&g)
         .unwrap()
-        .save_signed(&g, Some(&key))
+        .resign(&g, &key, None)
         .unwrap();
     cfg.gallery.public_key = Some(public);
     let e = match Kiosk::new(&cfg, Box::new(SimulatedRelay::new())) {

@@ -235,7 +235,7 @@ fn a_busy_gallery_file_skips_the_migration_never_the_grant() {
     let key = facegate::identity::signing::SigningKey::load(&secret).unwrap();
     Gallery::load_any(&gallery)
         .unwrap()
-        .save_signed(&gallery, Some(&key))
+        .resign(&gallery, &key, None)
         .unwrap();
     let before = std::fs::read(&gallery).unwrap();
     let mut signed = cfg.clone();

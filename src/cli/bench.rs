@@ -58,6 +58,7 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<ExitCode> {
     }
     let mut t = bench::stages(&store, &frame, runs)?;
     t.extend(bench::search(&[1_000, 10_000, 100_000], runs.min(20))?);
+    t.extend(bench::gallery_load(&[10_000, 100_000], runs.clamp(1, 3))?);
     g.emit(&t, || {
         let mut s = format!(
             "{:<18} {:>8} {:>10} {:>10}\n",

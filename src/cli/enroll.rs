@@ -91,8 +91,10 @@ fn enroll_clusters(
     let list = doc["clusters"]
         .as_array()
         .ok_or_else(|| Error::Invalid(format!("{}: no \"clusters\" list", clusters.display())))?;
+    let key = g.signing_key()?;
     let _lock = facegate::files::lock(&a.gallery)?;
-    let mut gallery = Gallery::load_or_new(&a.gallery, rec.model_id(), rec.dim())?;
+    let mut gallery =
+        Gallery::open_for_change(&a.gallery, Some((rec.model_id(), rec.dim())), key.as_ref())?;
     let opts = EnrollOptions {
         k: a.k as usize,
         largest: false,
@@ -121,6 +123,7 @@ fn enroll_clusters(
         let Some(name) = c["id"].as_u64().and_then(|i| names.get(&i.to_string())) else {
             continue;
         };
+        let name = &facegate::identity::names::normalize(name);
         let faces = c["faces"].as_array().cloned().unwrap_or_default();
         let candidates = faces
             .iter()
@@ -148,7 +151,7 @@ fn enroll_clusters(
         ));
     }
     if reports.iter().any(|r| r.id.is_some()) {
-        gallery.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
+        gallery.save_signed(&a.gallery, key.as_ref())?;
     }
     for r in &reports {
         match (&r.id, &r.error) {
@@ -214,13 +217,15 @@ fn find_face(rec: &mut Recognizer, file: &Path, xywh: &[f32]) -> Result<(Frame, 
 
 /// Collects the person's templates with `rec`, adds them to the gallery and saves it.
 pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<ExitCode> {
-    let name = a.name.clone().unwrap_or_default();
-    if name.trim().is_empty() {
-        return Err(Error::Invalid("--name must not be empty".into()));
-    }
+    let name = facegate::identity::names::normalize(a.name.as_deref().unwrap_or_default());
+    facegate::identity::names::check(&name)
+        .map_err(|why| Error::Invalid(format!("--name {name:?}: {why}")))?;
+    let key = g.signing_key()?;
     // Held until the new person is saved (see `facegate::files::lock`).
     let _lock = facegate::files::lock(&a.gallery)?;
-    let mut gallery = Gallery::load_or_new(&a.gallery, rec.model_id(), rec.dim())?;
+    let mut gallery =
+        Gallery::open_for_change(&a.gallery, Some((rec.model_id(), rec.dim())), key.as_ref())?;
+    gallery.check_new_name(&name, None)?;
     let mut source: Box<dyn FrameSource> = match a.camera {
         Some(i) => camera_source(i, 640, 480, 15)?,
         None => Box::new(FolderSource::from_files(a.images.clone(), 0.0, false)),
@@ -270,7 +275,7 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
         )),
         _ => e,
     })?;
-    gallery.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
+    gallery.save_signed(&a.gallery, key.as_ref())?;
     g.emit(&json!({"id": id, "name": name, "templates": k}), || {
         format!(
             "enrolled {name} (id {id}) with {k} templates into {}",

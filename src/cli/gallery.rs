@@ -68,10 +68,11 @@ pub fn run(g: &Global, a: &GalleryArgs) -> Result<ExitCode> {
             )
             .map(|_| ExitCode::SUCCESS);
     }
+    let key = g.signing_key()?;
     let _lock = facegate::files::lock(&a.gallery)?;
-    let gallery = Gallery::load_any(&a.gallery)?;
-    let up = gallery.promoted(&to)?;
-    up.save_signed(&a.gallery, g.signing_key()?.as_ref())?;
+    let gallery = Gallery::open_for_change(&a.gallery, None, key.as_ref())?;
+    let mut up = gallery.promoted(&to)?;
+    up.save_signed(&a.gallery, key.as_ref())?;
     g.emit(
         &json!({"upgraded": a.gallery, "from": gallery.model, "to": to, "people": up.people().len()}),
         || {

@@ -45,14 +45,18 @@ pub fn sign(g: &Global, a: &SignArgs) -> Result<ExitCode> {
             "sign: give the secret key with --signing-key or FACEGATE_SIGNING_KEY".into(),
         )
     })?;
-    let sig = facegate::identity::signing::sign_file(&key, &a.file)?;
-    g.emit(&json!({"file": a.file, "signature": sig}), || {
-        format!(
-            "signed {} ({}): doors whose [gallery] public_key is {} accept it",
-            a.file.display(),
-            sig.display(),
-            key.verifying_key().fingerprint()
-        )
-    })?;
+    let (sig, kind) = facegate::identity::signing::sign_file(&key, &a.file)?;
+    g.emit(
+        &json!({"file": a.file, "kind": kind.name(), "signature": sig}),
+        || {
+            format!(
+                "signed the {} {} ({}): doors whose [gallery] public_key is {} accept it",
+                kind.name(),
+                a.file.display(),
+                sig.display(),
+                key.verifying_key().fingerprint()
+            )
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }

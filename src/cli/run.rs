@@ -5,6 +5,7 @@ use super::{camera_source, people::count, Global};
 use clap::Args;
 use facegate::identity::threshold::DEFAULT_THRESHOLD;
 use facegate::kiosk::config::Config;
+use facegate::kiosk::door::DoorLocker;
 use facegate::kiosk::door::{Relay, SimulatedRelay};
 use facegate::kiosk::Kiosk;
 use facegate::recognition::models::{default_model_dir, ModelStore};
@@ -16,7 +17,12 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a stop signal waits for the loop before the door is locked from the handler
+/// and the process ends.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Arguments of `run`.
 #[derive(Args)]
@@ -84,12 +90,35 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
     }
     let (relay, sim) = relay_for(&config)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let locker: Arc<Mutex<Option<DoorLocker>>> = Arc::default();
     {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .map_err(|e| Error::Invalid(format!("cannot install the signal handler: {e}")))?;
+        let (stop, locker) = (stop.clone(), locker.clone());
+        // SIGINT/SIGTERM: the loop stops at its next turn and locks on its way out. A loop
+        // that does not come back (stuck in a read) is not waited for: after the grace the
+        // door is locked from here and the process ends, so a stop always ends the process
+        // with the door locked.
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let locker = locker.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(STOP_GRACE);
+                let held = locker.lock().ok().and_then(|l| l.clone());
+                let locked = held.is_none_or(|l| l.lock("kiosk stopped (forced)", STOP_GRACE));
+                log::error!(
+                    "the kiosk loop did not stop within {STOP_GRACE:?} of the signal; ending the process, door {}",
+                    if locked { "locked" } else { "NOT confirmed locked" }
+                );
+                std::process::exit(143);
+            });
+        })
+        .map_err(|e| Error::Invalid(format!("cannot install the signal handler: {e}")))?;
     }
     let mut kiosk = Kiosk::new(&config, relay)?;
+    if let Ok(mut l) = locker.lock() {
+        *l = Some(kiosk.door_locker());
+    }
     let s = &config.source;
     let (mut source, fps): (Box<dyn FrameSource>, f64) = match s.kind.as_str() {
         "camera" => (

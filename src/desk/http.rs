@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 4096;
 /// Longest person name accepted, in characters.
-pub const MAX_NAME: usize = 64;
+pub const MAX_NAME: usize = crate::identity::names::MAX_NAME_CHARS;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -227,27 +227,21 @@ fn get(shared: &Shared, path: &str) -> Reply {
     }
 }
 
-/// A person's name from the page: trimmed, 1 to [`MAX_NAME`] characters, no control
-/// characters.
+/// A new name from the page (to enroll, or to rename to): brought to Unicode NFC, then
+/// held to the one name rule ([`crate::identity::names`]), the same as the command line's.
 fn name_field(v: &Value, key: &str) -> std::result::Result<String, Reply> {
-    let s = v
-        .get(key)
-        .and_then(|s| s.as_str())
-        .map(str::trim)
-        .unwrap_or("");
-    if s.is_empty() {
-        return Err(Reply::error(400, &format!("{key}: a name is needed")));
+    let s = crate::identity::names::normalize(v.get(key).and_then(|s| s.as_str()).unwrap_or(""));
+    crate::identity::names::check(&s).map_err(|why| Reply::error(400, &format!("{key}: {why}")))?;
+    Ok(s)
+}
+
+/// An enrolled person's name from the page, exactly as stored (never trimmed or changed: a
+/// name the page could not send back unchanged could not be removed).
+fn existing_name_field(v: &Value, key: &str) -> std::result::Result<String, Reply> {
+    match v.get(key).and_then(|s| s.as_str()) {
+        Some(s) if !s.is_empty() && s.len() <= 1 << 16 => Ok(s.to_string()),
+        _ => Err(Reply::error(400, &format!("{key}: a name is needed"))),
     }
-    if s.chars().count() > MAX_NAME {
-        return Err(Reply::error(
-            400,
-            &format!("{key}: at most {MAX_NAME} characters"),
-        ));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(Reply::error(400, &format!("{key}: no control characters")));
-    }
-    Ok(s.to_string())
 }
 
 fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
@@ -258,8 +252,9 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
                 Err(r) => return r,
             };
             match Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim) {
-                Ok(g) if g.find(&name).is_some() => {
-                    return Reply::error(409, &format!("{name:?} is already enrolled"))
+                Ok(g) if g.check_new_name(&name, None).is_err() => {
+                    let why = g.check_new_name(&name, None).err().map(|e| e.to_string());
+                    return Reply::error(409, &why.unwrap_or_default());
                 }
                 Err(e) => return Reply::error(500, &e.to_string()),
                 Ok(_) => {}
@@ -271,6 +266,7 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
             *job = Some(Job {
                 name: name.clone(),
                 templates: Vec::new(),
+                frames: Vec::new(),
             });
             *lock(&shared.status) = EnrollStatus {
                 state: "running".into(),
@@ -292,7 +288,7 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
             Ok(json!({"cancelled": was.is_some()}))
         }
         "/api/people/rename" => {
-            let (old, new) = match (name_field(v, "old"), name_field(v, "new")) {
+            let (old, new) = match (existing_name_field(v, "old"), name_field(v, "new")) {
                 (Ok(o), Ok(n)) => (o, n),
                 (Err(r), _) | (_, Err(r)) => return r,
             };
@@ -300,7 +296,7 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
                 .map(|_| json!({"renamed": old, "to": new}))
         }
         "/api/people/remove" => {
-            let name = match name_field(v, "name") {
+            let name = match existing_name_field(v, "name") {
                 Ok(n) => n,
                 Err(r) => return r,
             };

@@ -87,6 +87,8 @@ pub(super) struct Live {
 pub(super) struct Job {
     pub(super) name: String,
     pub(super) templates: Vec<Embedding>,
+    /// The frame (counted from the start of the enrollment) each template was taken from.
+    pub(super) frames: Vec<String>,
 }
 
 pub(super) struct Shared {
@@ -281,6 +283,7 @@ fn enroll_step(
     match taken {
         Ok(e) => {
             j.templates.push(e);
+            j.frames.push(format!("frame {}", st.frames));
             st.got = j.templates.len();
             st.message = format!("frame {} taken", st.frames);
         }
@@ -316,6 +319,7 @@ fn save_enrolled(shared: &Shared, j: &Job) -> Result<u32> {
             g,
             &j.name,
             j.templates.clone(),
+            &j.frames,
             &shared.opts.enroll,
             now_secs(),
         )
@@ -331,7 +335,9 @@ pub(super) fn change_gallery<T>(
     let _w = lock(&shared.gallery_write);
     // Across processes too: a kiosk adding templates on grants, `facegate people`.
     let _file = crate::files::lock(&shared.opts.gallery)?;
-    let mut g = Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim)?;
+    let key = shared.opts.signing_key.as_ref();
+    let mut g =
+        Gallery::open_for_change(&shared.opts.gallery, Some((&shared.model, shared.dim)), key)?;
     let out = f(&mut g)?;
     g.save_signed(&shared.opts.gallery, shared.opts.signing_key.as_ref())?;
     Ok(out)

@@ -18,7 +18,8 @@ use std::time::Instant;
 /// these; scripts read the stage names: `detect_40`, `detect_80` (minimum face),
 /// `align`, `embed_fp32`, `embed_int8`, `embed_facenet`, `embed_facenet_int8` (when fetched), `frame` (detect at min face 40 +
 /// align + embed fp32), `track` (the frame's face re-found from its last box, as the kiosk
-/// does between full detections), `frame_tracked` (track + align + embed fp32), `search_1k`, `search_10k`, `search_100k`.
+/// does between full detections), `frame_tracked` (track + align + embed fp32), `search_1k`, `search_10k`, `search_100k`,
+/// `gallery_load_10k`, `gallery_load_100k`, `gallery_refuse_100k`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     /// Stage name.
@@ -192,6 +193,72 @@ pub fn search(sizes: &[usize], runs: usize) -> Result<Vec<Timing>> {
         })?);
     }
     Ok(out)
+}
+
+/// Time for a door to load a signed gallery of each of `sizes` people (one template each):
+/// read once, signature checked, parsed, names and ids checked (`gallery_load_10k`, ...);
+/// and to refuse an unsigned copy of the largest (`gallery_refuse_100k`): the signature is
+/// checked before anything is parsed, so a forged file costs a hash, not a parse. The files
+/// are made in a temporary folder with a throw-away key and removed afterwards.
+pub fn gallery_load(sizes: &[usize], runs: usize) -> Result<Vec<Timing>> {
+    use crate::identity::gallery::Trust;
+    use crate::identity::signing::{keygen, SigningKey, VerifyingKey};
+    let dir = std::env::temp_dir().join(format!("facegate-bench-{}", crate::files::random_hex()?));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let result =
+        (|| {
+            let (secret, public) = keygen(&dir)?;
+            let (key, vk) = (SigningKey::load(&secret)?, VerifyingKey::load(&public)?);
+            let mut seed = 0x9E3779B97F4A7C15u64;
+            let mut rnd = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            };
+            let mut out = Vec::new();
+            for &n in sizes {
+                let mut g = Gallery::new("bench");
+                for p in 0..n {
+                    let t = Embedding((0..128).map(|_| 0.05 + rnd() * 0.2).collect());
+                    g.add(&format!("p{p}"), vec![t], 0)?;
+                }
+                let path = dir.join(format!("g{n}.toml"));
+                g.save_signed(&path, Some(&key))?;
+                let trust = Trust {
+                    key: Some(&vk),
+                    follow: crate::files::Follow::No,
+                };
+                let k = if n >= 1000 && n % 1000 == 0 {
+                    format!("{}k", n / 1000)
+                } else {
+                    n.to_string()
+                };
+                out.push(time(&format!("gallery_load_{k}"), runs, || {
+                    let g = Gallery::load_trusted(&path, "bench", 128, trust)?;
+                    std::hint::black_box(g.people().len());
+                    Ok(())
+                })?);
+                if Some(&n) == sizes.iter().max() {
+                    // The same people with the signature line dropped (checksum fixed up).
+                    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                    let body = text.splitn(3, '\n').nth(2).unwrap_or_default();
+                    let forged = dir.join("forged.toml");
+                    let sum = crate::recognition::models::sha256_hex(body.as_bytes());
+                    std::fs::write(&forged, format!("# sha256 {sum}\n{body}"))
+                        .map_err(|e| Error::io(&forged, e))?;
+                    out.push(time(&format!("gallery_refuse_{k}"), runs, || {
+                        match Gallery::load_trusted(&forged, "bench", 128, trust) {
+                            Err(_) => Ok(()),
+                            Ok(_) => Err(Error::Invalid("an unsigned gallery was accepted".into())),
+                        }
+                    })?);
+                }
+            }
+            Ok(out)
+        })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// One row of `bench --profile`: a network's time per run in one operator kind and kernel.

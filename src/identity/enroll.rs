@@ -48,12 +48,9 @@ pub fn enroll(
     now: u64,
     report: &mut dyn FnMut(&FrameReport, usize),
 ) -> Result<u32> {
-    if gallery.find(name).is_some() {
-        return Err(Error::Invalid(format!(
-            "{name:?} is already enrolled (remove or rename first)"
-        )));
-    }
+    gallery.check_new_name(name, None)?;
     let mut templates: Vec<Embedding> = Vec::new();
+    let mut taken: Vec<String> = Vec::new();
     let mut frame_no = 0;
     while templates.len() < opts.k && frame_no < opts.max_frames {
         frame_no += 1;
@@ -82,6 +79,7 @@ pub fn enroll(
         };
         if let Ok(e) = rejected {
             templates.push(e);
+            taken.push(format!("frame {frame_no}"));
         }
         report(&r, templates.len());
     }
@@ -92,7 +90,7 @@ pub fn enroll(
             opts.k
         )));
     }
-    add_checked(gallery, name, templates, &opts, now)
+    add_checked(gallery, name, templates, &taken, &opts, now)
 }
 
 /// The template one frame gives for enrollment, or why it gives none (in words a person at
@@ -122,20 +120,75 @@ pub fn frame_template(
     Ok(e)
 }
 
-/// Adds `name` with `templates` to `gallery` (not saved) after the duplicate check (unless
-/// `opts.force`): refused when any template is closer than `opts.duplicate_threshold` to
-/// someone enrolled.
+/// Adds `name` with `templates` (taken from the frames `labels` name, in order) to `gallery`
+/// (not saved) after two checks: the templates are one person's ([`one_person_check`],
+/// always), and, unless `opts.force`, nobody enrolled is closer than
+/// `opts.duplicate_threshold` to any of them.
 pub fn add_checked(
     gallery: &mut Gallery,
     name: &str,
     templates: Vec<Embedding>,
+    labels: &[String],
     opts: &EnrollOptions,
     now: u64,
 ) -> Result<u32> {
+    one_person_check(name, &templates, labels, opts.duplicate_threshold)?;
     if !opts.force {
         duplicate_check(gallery, name, &templates, opts.duplicate_threshold)?;
     }
     gallery.add(name, templates, now)
+}
+
+/// Refuses an enrollment whose templates are not all of one person: every two of them must be
+/// closer than `threshold` (the distance under which two faces count as the same person).
+/// Frames that alternate two people (a colleague stepping in, photos mixed up) would otherwise
+/// enroll both under one name, and the door would let the second in as the first. The error
+/// names the frames that disagree with the one most others agree with. `labels` names each
+/// template's frame (shorter: numbered from 1).
+pub fn one_person_check(
+    name: &str,
+    templates: &[Embedding],
+    labels: &[String],
+    threshold: f32,
+) -> Result<()> {
+    let n = templates.len();
+    let label = |i: usize| {
+        labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("frame {}", i + 1))
+    };
+    let d = |i: usize, j: usize| templates[i].distance(&templates[j]);
+    let agree = |i: usize| (0..n).filter(|&j| j != i && d(i, j) < threshold).count();
+    let Some(anchor) = (0..n).max_by_key(|&i| (agree(i), std::cmp::Reverse(i))) else {
+        return Ok(());
+    };
+    let mut odd: Vec<usize> = (0..n)
+        .filter(|&j| j != anchor && d(anchor, j) >= threshold)
+        .collect();
+    if odd.is_empty() {
+        // Every frame is near the anchor, but two may still be far apart: name that pair.
+        let far = (0..n)
+            .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+            .find(|&(i, j)| d(i, j) >= threshold);
+        match far {
+            None => return Ok(()),
+            Some((i, j)) => odd = vec![i, j],
+        }
+    }
+    let names: Vec<String> = odd.iter().map(|&i| label(i)).collect();
+    let (lo, hi) = odd.iter().fold((f32::MAX, 0f32), |(lo, hi), &j| {
+        let x = d(anchor, j);
+        (lo.min(x), hi.max(x))
+    });
+    Err(Error::Invalid(format!(
+        "{name:?}: the frames are not all one person: {} {} from {} ({:.2} to {:.2} apart;          the same person is under {threshold:.2}); nothing saved. Enroll again with only          {name} in front of the camera (or only their photos)",
+        names.join(", "),
+        if names.len() == 1 { "is far" } else { "are far" },
+        label(anchor),
+        lo,
+        hi
+    )))
 }
 
 /// Refuses `name` when any of `templates` is closer than `threshold` to someone enrolled.
@@ -217,6 +270,7 @@ pub fn enroll_faces(
     }
     good.truncate(opts.k);
     let templates: Vec<Embedding> = good.iter().map(|g| g.2.clone()).collect();
+    let labels: Vec<String> = good.iter().map(|g| g.1.clone()).collect();
     let outcome = if templates.is_empty() {
         Err(Error::Invalid(format!(
             "no face of {name:?} passed the quality gates"
@@ -225,11 +279,8 @@ pub fn enroll_faces(
         Err(Error::Invalid(format!(
             "{name:?} is already enrolled (remove or rename first)"
         )))
-    } else if opts.force {
-        gallery.add(name, templates, now)
     } else {
-        duplicate_check(gallery, name, &templates, opts.duplicate_threshold)
-            .and_then(|_| gallery.add(name, templates, now))
+        add_checked(gallery, name, templates, &labels, &opts, now)
     };
     match outcome {
         Ok(id) => {

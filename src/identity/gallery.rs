@@ -12,24 +12,41 @@
 //! and per person the templates other networks made of them as they walked through a kiosk
 //! running that network ([`Migrated`], [`Gallery::add_migrated`]), each with the time it was
 //! added. Formats 1 and 2 still load and are written as format 3 on the next change.
+//! Format 4 adds a `serial`, raised by every write, and for signed galleries the `site` they
+//! belong to and when they were signed (`signed_at`): a door keeps the highest serial it
+//! accepted and refuses an older gallery (a rollback), see [`crate::kiosk::state`].
 //! The first line is a sha256 over the rest of the file, so any damage is detected; with a
-//! signing key the second line is an ed25519 signature of the TOML body
+//! signing key the second line is an ed25519 signature of the TOML body as a gallery
 //! ([`crate::identity::signing`]), so a forgery is detected too.
 //!
+//! Reading: the file is read once (a regular file, no symbolic link unless the door allows
+//! it, at most [`MAX_FILE_BYTES`]); with a key its signature is checked on those bytes before
+//! anything is parsed, and those bytes are what is parsed. Every name follows
+//! [`crate::identity::names`].
+//!
+//! Writing: with a key, the tools change only a gallery that verifies with that key and is
+//! not older than the newest this key signed for its site ([`Gallery::open_for_change`]);
+//! signing a file that does not verify is a deliberate act ([`Gallery::resign`]).
 //! Writes are atomic ([`crate::files`]) and keep the previous file as `NAME.bak`. A
 //! file that fails to load (damaged, other model, unknown version) is never overwritten.
 
 use crate::error::{Error, Result};
+use crate::identity::names;
 use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
 use crate::recognition::embed::Embedding;
 use serde::Serialize;
 
 mod file;
+mod station;
 mod write;
+
+pub use file::Trust;
+pub use station::station_record_path;
+pub use write::DEFAULT_SITE;
 
 const FORMAT: &str = "facegate-gallery";
 /// The format written; formats 1 and 2 are still read.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 const CHECKSUM_PREFIX: &str = "# sha256 ";
 const SIGNATURE_PREFIX: &str = "# ed25519 ";
 
@@ -68,6 +85,28 @@ impl Person {
     }
 }
 
+/// Where a loaded gallery stands: its serial, site and signature, and the exact file it came
+/// from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Provenance {
+    /// Raised by every write; a door refuses a signed gallery older than one it accepted.
+    /// 0 for a new gallery and for files of formats 1 to 3.
+    pub serial: u64,
+    /// The site a signed gallery belongs to (its serials count on their own).
+    pub site: Option<String>,
+    /// When it was signed, Unix seconds.
+    pub signed_at: Option<u64>,
+    /// Whether the file carried a signature line.
+    pub signed: bool,
+    /// The fingerprint of the key whose signature was checked on load, if one was.
+    pub verified_by: Option<String>,
+    /// sha256 of the signed body (what a door records): the same serial with other bytes is
+    /// another gallery.
+    pub body_sha256: String,
+    /// sha256 of the whole file as read ("" for a gallery not loaded from a file).
+    pub file_sha256: String,
+}
+
 /// A person's templates made by another network than the gallery's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Migrated {
@@ -94,7 +133,44 @@ pub struct Gallery {
     mapped: bool,
     /// The id the next person gets: above every id ever given in this file.
     next_id: u32,
+    /// The file it was loaded from: serial, site, signature.
+    provenance: Provenance,
+    /// Made by this process ([`Gallery::new`]), not loaded: its people are the tool's own,
+    /// so a key may sign it without a signature to check.
+    made_here: MadeHere,
+    /// People whose names break [`crate::identity::names`], in words (a lenient load for
+    /// `facegate people`, which can still rename or remove them; every other load refuses).
+    bad_names: Vec<String>,
+    /// Each name and how it looks, to the person's index.
+    names: NameIndex,
     matrix: TemplateMatrix,
+}
+
+/// Whether a gallery was made by this process rather than loaded. Not part of what a
+/// gallery holds: two galleries of the same people compare equal whoever made them.
+#[derive(Debug, Clone, Copy)]
+struct MadeHere(bool);
+
+impl PartialEq for MadeHere {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Names and their look-alike skeletons ([`names::skeleton`]) to people's indexes, so that
+/// finding a person and refusing a look-alike need no scan (a 100,000-person gallery is
+/// built and loaded in O(n)).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct NameIndex {
+    by_name: std::collections::HashMap<String, usize>,
+    by_look: std::collections::HashMap<String, usize>,
+}
+
+impl NameIndex {
+    fn insert(&mut self, name: &str, index: usize) {
+        self.by_name.insert(name.to_string(), index);
+        self.by_look.entry(names::skeleton(name)).or_insert(index);
+    }
 }
 
 /// One person's best match for a probe.
@@ -116,8 +192,22 @@ impl Gallery {
             loaded_version: VERSION,
             mapped: false,
             next_id: 1,
+            provenance: Provenance::default(),
+            made_here: MadeHere(true),
+            bad_names: Vec::new(),
+            names: NameIndex::default(),
             matrix: TemplateMatrix::default(),
         }
+    }
+
+    /// Where the file it was loaded from stands (serial, site, signature).
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    /// The people whose names break the name rule, in words (only after a lenient load).
+    pub fn bad_names(&self) -> &[String] {
+        &self.bad_names
     }
 
     /// The gallery's byte scale (every template, migrated ones too, is stored at it).
@@ -161,6 +251,10 @@ impl Gallery {
             loaded_version: self.loaded_version,
             mapped: true,
             next_id: self.next_id,
+            provenance: self.provenance.clone(),
+            made_here: self.made_here,
+            bad_names: self.bad_names.clone(),
+            names: NameIndex::default(),
             matrix: TemplateMatrix::default(),
         };
         g.reindex();
@@ -185,6 +279,7 @@ impl Gallery {
 
     /// Rebuilds the search matrix from the people (after every change).
     fn reindex(&mut self) {
+        self.reindex_names();
         let rows = self
             .people
             .iter()
@@ -195,27 +290,47 @@ impl Gallery {
 
     /// The person called `name`.
     pub fn find(&self, name: &str) -> Option<&Person> {
-        self.people.iter().find(|p| p.name == name)
+        self.names
+            .by_name
+            .get(name)
+            .and_then(|&i| self.people.get(i))
+            .filter(|p| p.name == name)
     }
 
-    /// Adds a person with `templates` (kept as their bytes will store them); names are unique.
+    /// Whether `name` may be given to someone now: it follows [`crate::identity::names`]
+    /// and looks like nobody else's name (`except` is the person being renamed).
+    pub fn check_new_name(&self, name: &str, except: Option<&str>) -> Result<()> {
+        names::check(name).map_err(|why| Error::Invalid(format!("name {name:?}: {why}")))?;
+        let same = self.find(name);
+        let alike = || {
+            self.names
+                .by_look
+                .get(&names::skeleton(name))
+                .and_then(|&i| self.people.get(i))
+        };
+        if let Some(p) = same
+            .or_else(alike)
+            .filter(|p| Some(p.name.as_str()) != except)
+        {
+            return Err(Error::Invalid(if p.name == name {
+                format!("{name:?} is already enrolled (remove or rename first)")
+            } else {
+                format!(
+                    "name {name:?} looks like {:?}, already enrolled: choose a name a person \
+                     can tell apart",
+                    p.name
+                )
+            }));
+        }
+        Ok(())
+    }
+
+    /// Adds a person with `templates` (kept as their bytes will store them); names follow
+    /// [`crate::identity::names`] and are unique, also in how they look.
     pub fn add(&mut self, name: &str, templates: Vec<Embedding>, now: u64) -> Result<u32> {
-        if name.trim().is_empty() {
-            return Err(Error::Invalid("a person needs a non-empty name".into()));
-        }
-        if self.find(name).is_some() {
-            return Err(Error::Invalid(format!(
-                "{name:?} is already enrolled (remove or rename first)"
-            )));
-        }
-        let id = self
-            .people
-            .iter()
-            .map(|p| p.id)
-            .max()
-            .unwrap_or(0)
-            .checked_add(1)
-            .map(|above| above.max(self.next_id))
+        self.check_new_name(name, None)?;
+        // `next_id` is above every id in the file (kept so on load and on every add).
+        let id = Some(self.next_id)
             .filter(|id| *id < u32::MAX)
             .ok_or_else(|| {
                 Error::Invalid("no person id left (the largest id is 4294967295)".into())
@@ -235,6 +350,7 @@ impl Gallery {
         // The new person is the last: their rows are appended (a rebuild per person would
         // make building a large gallery quadratic).
         let index = self.people.len() - 1;
+        self.names.insert(name, index);
         if self.matrix.is_empty() {
             self.reindex();
         } else {
@@ -345,6 +461,7 @@ impl Gallery {
                     ..p.clone()
                 })
                 .collect(),
+            names: NameIndex::default(),
             matrix: TemplateMatrix::default(),
             ..self.clone()
         };
@@ -352,18 +469,20 @@ impl Gallery {
         Ok(g)
     }
 
-    /// Removes `name`; false when absent.
+    /// Removes `name` (exactly as stored); false when absent.
     pub fn remove(&mut self, name: &str) -> bool {
         let n = self.people.len();
         self.people.retain(|p| p.name != name);
+        self.bad_names
+            .retain(|b| !b.starts_with(&format!("{name:?}:")));
         self.reindex();
         n != self.people.len()
     }
 
-    /// Renames `old` to `new`.
+    /// Renames `old` to `new` (which follows the name rule).
     pub fn rename(&mut self, old: &str, new: &str) -> Result<()> {
-        if self.find(new).is_some() {
-            return Err(Error::Invalid(format!("{new:?} is already enrolled")));
+        if self.find(old).is_some() {
+            self.check_new_name(new, Some(old))?;
         }
         let p = self
             .people
@@ -371,7 +490,17 @@ impl Gallery {
             .find(|p| p.name == old)
             .ok_or_else(|| Error::Invalid(format!("nobody called {old:?} is enrolled")))?;
         p.name = new.to_string();
+        self.reindex_names();
+        self.bad_names
+            .retain(|b| !b.starts_with(&format!("{old:?}:")));
         Ok(())
+    }
+
+    fn reindex_names(&mut self) {
+        self.names = NameIndex::default();
+        for (i, p) in self.people.iter().enumerate() {
+            self.names.insert(&p.name, i);
+        }
     }
 
     /// Every person's best template distance to `probe`, nearest first (exact search).
@@ -450,7 +579,7 @@ mod tests {
     fn round_trip_is_exact_and_private() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("g.toml");
-        let g = sample();
+        let mut g = sample();
         g.save(&p).unwrap();
         assert_eq!(Gallery::load(&p, "dlib_fp32:abc", 3).unwrap(), g);
         #[cfg(unix)]

@@ -5,7 +5,8 @@
 //! one is used, [`bridge`] maps a newer network's probes into an older one's space,
 //! [`verify`] answers 1:1, [`identify`] answers 1:N (open set), [`matcher`] answers it over
 //! every kind of template a kiosk compares, [`enroll`] collects a person's templates,
-//! [`signing`] signs and verifies the gallery, and [`threshold`] holds the calibrated
+//! [`names`] is the one rule for people's names, [`signing`] signs and verifies the gallery
+//! and the files that decide with it, and [`threshold`] holds the calibrated
 //! threshold curves they use.
 
 pub mod bridge;
@@ -14,6 +15,7 @@ pub mod enroll;
 pub mod gallery;
 pub mod identify;
 pub mod matcher;
+pub mod names;
 pub mod signing;
 pub mod space;
 pub mod templates;

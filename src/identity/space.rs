@@ -49,7 +49,11 @@ impl CompareSpace {
             return Ok(Self::network());
         };
         let file = crate::recognition::models::model_file(p, model_dir);
-        let bytes = crate::identity::signing::read_verified(&file, key)?;
+        let bytes = crate::identity::signing::read_verified(
+            &file,
+            crate::identity::signing::Domain::Head,
+            key,
+        )?;
         let head = LinearHead::parse(&file, bytes, model, dim)?;
         log::info!("comparing faces through {} ({})", head.id(), file.display());
         Ok(Self::with_head(head))

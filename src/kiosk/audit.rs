@@ -25,15 +25,27 @@ pub struct AuditLog {
     keep: usize,
 }
 
+/// Opens `path` for appending, creating it (mode 0600): never through a symbolic link (a
+/// planted link would make the door write elsewhere) and never a FIFO or device (a FIFO
+/// without a reader would block the door's loop).
 fn append(path: &Path) -> Result<std::fs::File> {
+    crate::files::check_not_link(path)?;
     let mut o = std::fs::OpenOptions::new();
     o.create(true).append(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+        o.mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
     }
-    o.open(path).map_err(|e| Error::io(path, e))
+    let f = o.open(path).map_err(|e| Error::io(path, e))?;
+    if !f.metadata().map_err(|e| Error::io(path, e))?.is_file() {
+        return Err(Error::Invalid(format!(
+            "{}: the audit log is not a regular file: refused",
+            path.display()
+        )));
+    }
+    Ok(f)
 }
 
 /// `path.N`.

@@ -267,6 +267,29 @@ pub struct GalleryConfig {
     /// a gallery signed with the matching secret key is used.
     #[serde(default)]
     pub public_key: Option<PathBuf>,
+    /// With a public key: the site whose galleries this door takes (unset: the site of the
+    /// first signed gallery it accepts, kept in its state).
+    #[serde(default)]
+    pub site: Option<String>,
+    /// The door's state folder (the newest signed gallery accepted), relative to the config
+    /// file; unset: the gallery's folder.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Follow a symbolic link at `path` (refused by default).
+    #[serde(default)]
+    pub allow_symlink: bool,
+}
+
+impl GalleryConfig {
+    /// The door's state folder: `state_dir`, else the gallery's folder.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| {
+            self.path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        })
+    }
 }
 
 /// `[audit]`
@@ -530,6 +553,13 @@ impl Config {
         }
         if let Some(p) = c.gallery.public_key.as_mut() {
             resolve(p);
+        }
+        if let Some(p) = c.gallery.state_dir.as_mut() {
+            resolve(p);
+        }
+        if let Some(site) = &c.gallery.site {
+            crate::identity::names::check(site)
+                .map_err(|why| bad("gallery", "site", format!("= {site:?}: {why}")))?;
         }
         if let Some(p) = c.models.dir.as_mut() {
             resolve(p);

@@ -2,8 +2,9 @@
 //!
 //! The door is driven to *locked* before anything else, unlocked only by [`Door::pulse`] for
 //! a fixed time (capped at [`MAX_PULSE`]), and locked again on every exit path: normal
-//! return, drop, SIGINT/SIGTERM (the kiosk loop stops and drops the door) and panic (the
-//! hook installed by [`Door::install_panic_hook`]).
+//! return, drop, SIGINT/SIGTERM (the kiosk loop stops and drops the door; a loop that does
+//! not stop in time is ended by the signal handler after locking through a [`DoorLocker`])
+//! and panic (the hook installed by [`Door::install_panic_hook`]).
 //!
 //! ```
 //! use facegate::kiosk::door::{Door, SimulatedRelay};
@@ -193,6 +194,14 @@ impl Door {
         self.set(false, why)
     }
 
+    /// A handle that can lock this door from another thread (the signal handler's), for as
+    /// long as the door exists.
+    pub fn locker(&self) -> DoorLocker {
+        DoorLocker {
+            relay: Arc::downgrade(&self.relay),
+        }
+    }
+
     /// Installs a panic hook that locks this door before the default hook runs.
     pub fn install_panic_hook(&self) {
         let relay = Arc::downgrade(&self.relay);
@@ -213,6 +222,36 @@ impl Door {
             }
             previous(info);
         }));
+    }
+}
+
+/// Locks a [`Door`] from another thread; does nothing once the door is gone (it locked on
+/// its way out).
+#[derive(Clone)]
+pub struct DoorLocker {
+    relay: std::sync::Weak<Mutex<Box<dyn Relay>>>,
+}
+
+impl DoorLocker {
+    /// Drives the relay to locked, waiting at most `wait` for a relay call in progress on
+    /// the door's own thread. True when the door is locked (or gone).
+    pub fn lock(&self, why: &str, wait: Duration) -> bool {
+        let Some(r) = self.relay.upgrade() else {
+            return true;
+        };
+        let until = std::time::Instant::now() + wait;
+        loop {
+            match r.try_lock() {
+                Ok(mut g) => return g.set(false, why).is_ok(),
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    return p.into_inner().set(false, why).is_ok()
+                }
+                Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return false,
+            }
+        }
     }
 }
 

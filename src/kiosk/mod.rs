@@ -1,7 +1,7 @@
 //! The kiosk: the door process.
 //!
 //! [`config`] reads the TOML settings into the domain types, [`watch`] keeps the gallery in
-//! step with its file, [`decide`] turns per-frame identifications into a grant or a denial,
+//! step with its file, [`state`] remembers the newest signed gallery accepted (no rollback), [`decide`] turns per-frame identifications into a grant or a denial,
 //! [`liveness`] is the presentation-attack check point before a grant, [`door`] owns the
 //! relay, [`audit`] writes the decision log, [`notify`] speaks to systemd, and [`runtime`]
 //! wires the loop (source → recognition → identification → decision → liveness → door).
@@ -13,6 +13,7 @@ pub mod door;
 pub mod liveness;
 pub mod notify;
 pub mod runtime;
+pub mod state;
 pub mod watch;
 
 pub use runtime::{Kiosk, RunSummary};

@@ -16,6 +16,7 @@
 //! gallery migrates as people walk through, and nothing of this can hold up or cause a grant.
 
 use crate::error::{Context, Result};
+use crate::files::Follow;
 use crate::identity::bridge::Bridge;
 use crate::identity::gallery::Gallery;
 use crate::identity::identify::MatchPolicy;
@@ -28,7 +29,8 @@ use crate::kiosk::decide::{Decider, Decision, Observation};
 use crate::kiosk::door::{Door, Relay};
 use crate::kiosk::liveness::{DecisionFrame, Liveness, NoLivenessCheck};
 use crate::kiosk::notify::Notifier;
-use crate::kiosk::watch::GalleryWatch;
+use crate::kiosk::state::DoorState;
+use crate::kiosk::watch::{Access, GalleryState, GalleryWatch};
 use crate::recognition::frame::Frame;
 use crate::recognition::models::{MatmulThreads, ModelStore};
 use crate::recognition::pipeline::{largest, Recognizer};
@@ -180,7 +182,11 @@ impl Kiosk {
                 // A door that trusts only signed galleries trusts only a signed bridge: a
                 // bridge decides who matches whom as much as the templates do.
                 let file = crate::recognition::models::model_file(p, &model_dir);
-                let bytes = crate::identity::signing::read_verified(&file, key.as_ref())?;
+                let bytes = crate::identity::signing::read_verified(
+                    &file,
+                    crate::identity::signing::Domain::Bridge,
+                    key.as_ref(),
+                )?;
                 Comparison::Upgrade {
                     bridge: Bridge::parse(&file, bytes, rec.model_id(), rec.dim())?,
                     model: rec.model_id().to_string(),
@@ -190,11 +196,27 @@ impl Kiosk {
             }
         };
         log::info!("comparing {}", comparison.describe());
+        let state = match &key {
+            Some(_) => Some(DoorState::open(
+                &config.gallery.state_dir(),
+                config.gallery.site.clone(),
+            )?),
+            None => None,
+        };
+        let access = Access {
+            key,
+            follow: if config.gallery.allow_symlink {
+                Follow::Yes
+            } else {
+                Follow::No
+            },
+            state,
+        };
         let gallery = GalleryWatch::open(
             &config.gallery.path,
             rec.model_id(),
             rec.dim(),
-            key,
+            access,
             comparison,
         )?;
         let people = gallery.gallery().people().len();
@@ -234,6 +256,12 @@ impl Kiosk {
         })
     }
 
+    /// A handle that locks this kiosk's door from another thread (see
+    /// [`crate::kiosk::door::DoorLocker`]).
+    pub fn door_locker(&self) -> crate::kiosk::door::DoorLocker {
+        self.door.locker()
+    }
+
     /// Replaces the liveness check (the default accepts everything and says so).
     pub fn set_liveness(&mut self, liveness: Box<dyn Liveness>) {
         log::info!("liveness check: {}", liveness.describe());
@@ -257,6 +285,14 @@ impl Kiosk {
             self.decider.forget_frames();
             self.recent.clear();
             self.policy = policy_for(&self.config, self.gallery.gallery().people().len());
+            if let GalleryState::Refused(why) = self.gallery.state().clone() {
+                // Once per change of the file, like the log line.
+                if let Err(e) = self.audit(
+                    json!({"time": audit::now_secs(), "event": "gallery refused", "reason": why}),
+                ) {
+                    log::error!("audit: {e}");
+                }
+            }
         }
     }
 

@@ -7,17 +7,32 @@
 //! - it loads: the new gallery is used from the next frame;
 //! - it is missing: nobody is enrolled (everyone is denied) until it appears;
 //! - it fails (damaged, another model, a bad template, unsigned or wrongly signed when the
-//!   door has a public key): **everyone is denied** until a good
+//!   door has a public key, older than the newest signed gallery this door accepted
+//!   ([`crate::kiosk::state`]), not a regular file): **everyone is denied** until a good
 //!   file appears. The old gallery is never kept as a fall-back: it may still hold the person
 //!   who was just removed.
 //!
-//! Each change is logged once.
+//! The file is read once per load ([`Gallery::load_trusted`]): what was verified is what is
+//! used. Each change is logged once.
 
 use crate::error::Result;
-use crate::identity::gallery::Gallery;
+use crate::files::Follow;
+use crate::identity::gallery::{Gallery, Trust};
 use crate::identity::matcher::{Comparison, Matcher};
 use crate::identity::signing::VerifyingKey;
+use crate::kiosk::state::DoorState;
 use std::path::{Path, PathBuf};
+
+/// What the door requires of its gallery file.
+#[derive(Debug)]
+pub struct Access {
+    /// Only galleries signed by this key are used.
+    pub key: Option<VerifyingKey>,
+    /// Follow a symbolic link at the gallery's path (`[gallery] allow_symlink`).
+    pub follow: Follow,
+    /// With a key: the newest signed gallery accepted, which no older one may replace.
+    pub state: Option<DoorState>,
+}
 
 /// What identifies one version of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +72,7 @@ pub struct GalleryWatch {
     path: PathBuf,
     model: String,
     dim: usize,
-    key: Option<VerifyingKey>,
+    access: Access,
     stamp: Option<Stamp>,
     /// The loaded gallery, ready for probes.
     matcher: Matcher,
@@ -66,14 +81,14 @@ pub struct GalleryWatch {
 
 impl GalleryWatch {
     /// Loads `path` for probes of model `model` with `dim` values compared by `comparison`
-    /// (the gallery must be enrolled with [`Comparison::gallery_model`]), signed by `key`
-    /// when one is given. A missing file is an empty gallery; a file that does not load is an
+    /// (the gallery must be enrolled with [`Comparison::gallery_model`]), as `access`
+    /// requires. A missing file is an empty gallery; a file that does not load is an
     /// error (the installer sees it at once).
     pub fn open(
         path: &Path,
         model: &str,
         dim: usize,
-        key: Option<VerifyingKey>,
+        access: Access,
         comparison: Comparison,
     ) -> Result<Self> {
         let stamp = stamp(path);
@@ -81,7 +96,7 @@ impl GalleryWatch {
             path: path.to_path_buf(),
             model: model.to_string(),
             dim,
-            key,
+            access,
             stamp,
             matcher: Matcher::empty(model, comparison),
             state: GalleryState::Missing,
@@ -98,15 +113,37 @@ impl GalleryWatch {
         Ok(w)
     }
 
-    /// The file, loaded and checked for this kiosk's comparison.
-    fn load(&self) -> Result<Matcher> {
+    /// The file, loaded and checked for this kiosk's comparison; a signed one is recorded in
+    /// the door's state as accepted before it is used.
+    fn load(&mut self) -> Result<Matcher> {
         let c = self.matcher.comparison().clone();
         let (model, dim) = match &c {
             Comparison::Same { .. } => (self.model.as_str(), self.dim),
             Comparison::Upgrade { bridge, .. } => (bridge.to.as_str(), bridge.map.rows),
         };
-        let g = Gallery::load_verified(&self.path, model, dim, self.key.as_ref())?;
-        Matcher::new(&g, c).map_err(|e| crate::error::Error::gallery(&self.path, e))
+        let trust = Trust {
+            key: self.access.key.as_ref(),
+            follow: self.access.follow,
+        };
+        let g = Gallery::load_trusted(&self.path, model, dim, trust)?;
+        let m = Matcher::new(&g, c).map_err(|e| crate::error::Error::gallery(&self.path, e))?;
+        if let Some(state) = self.access.state.as_mut() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            state.admit(g.provenance(), now).map_err(|why| {
+                crate::error::Error::gallery(&self.path, format!("refused: {why}"))
+            })?;
+            let p = g.provenance();
+            log::info!(
+                "{}: signed gallery of site {:?}, serial {}, accepted",
+                self.path.display(),
+                p.site.as_deref().unwrap_or(""),
+                p.serial
+            );
+        }
+        Ok(m)
     }
 
     /// The gallery in use, ready for probes (empty unless [`GalleryState::Loaded`]).
@@ -126,7 +163,7 @@ impl GalleryWatch {
 
     /// The door's key for signed galleries, if it has one.
     pub fn key(&self) -> Option<&VerifyingKey> {
-        self.key.as_ref()
+        self.access.key.as_ref()
     }
 
     /// Whether the file loaded, is missing, or was refused.

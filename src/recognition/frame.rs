@@ -63,8 +63,9 @@ pub fn list_images(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 fn sniff(p: &Path) -> Option<image::ImageFormat> {
     use std::io::Read;
     let mut head = [0u8; 32];
-    let n = std::fs::File::open(p)
-        .and_then(|mut f| f.read(&mut head))
+    let n = crate::files::open_regular(p, crate::files::Follow::Yes)
+        .ok()?
+        .read(&mut head)
         .ok()?;
     image::guess_format(&head[..n]).ok()
 }
@@ -107,16 +108,97 @@ pub fn decode_image(bytes: &[u8]) -> std::result::Result<Frame, String> {
             ))
         }
     }
+    if reader.format() == Some(image::ImageFormat::Png) {
+        if let Some(frame) = png_rgb8(bytes)? {
+            return Ok(frame);
+        }
+    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(1 << 30);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(describe)?;
+    // A wide pixel (16-bit or float) is decoded whole, then converted: two copies, the
+    // first up to 4 times the RGB8 frame. Above the budget such files are refused.
+    let ct = decoder.color_type();
+    let (w, h) = decoder.dimensions();
+    if ct.bytes_per_pixel() > ct.channel_count() && w as u64 * h as u64 > WIDE_PIXEL_BUDGET {
+        return Err(format!(
+            "a {w}x{h} image of {}-bit samples is above the {} megapixel budget for \
+             wide samples (it would need {} MB to decode): save it with 8-bit samples",
+            8 * ct.bytes_per_pixel() / ct.channel_count(),
+            WIDE_PIXEL_BUDGET / 1_000_000,
+            (w as u64 * h as u64 * (ct.bytes_per_pixel() as u64 + 3)) >> 20
+        ));
+    }
     let orientation = decoder.orientation().map_err(describe)?;
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(describe)?;
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
+}
+
+/// The most pixels an image of wide samples (16-bit, float) may have: decoded whole they
+/// take 2 to 4 times the memory of the RGB8 frame.
+pub const WIDE_PIXEL_BUDGET: u64 = 16_000_000;
+
+/// A non-interlaced PNG of any bit depth and colour type decoded row by row straight into
+/// RGB8 (16-bit samples keep their high byte, palettes and grey expanded, alpha dropped), so
+/// that nothing larger than the frame itself is ever held; `Ok(None)` for an interlaced file
+/// (decoded whole instead).
+fn png_rgb8(bytes: &[u8]) -> std::result::Result<Option<Frame>, String> {
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    decoder.set_limits(png::Limits { bytes: 1 << 30 });
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let info = reader.info();
+    let (w, h) = (info.width, info.height);
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(format!(
+            "image larger than the {MAX_SIDE}x{MAX_SIDE} pixel limit"
+        ));
+    }
+    if info.interlaced {
+        return Ok(None);
+    }
+    let exif = info.exif_metadata.as_ref().map(|e| e.to_vec());
+    let (color, depth) = reader.output_color_type();
+    if depth != png::BitDepth::Eight {
+        return Ok(None);
+    }
+    let channels = color.samples();
+    let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+    for _ in 0..h {
+        let row = reader
+            .next_row()
+            .map_err(|e| e.to_string().trim_end().to_string())?
+            .ok_or("truncated: fewer rows than the header says")?;
+        let data = row.data();
+        if data.len() < w as usize * channels {
+            return Err("a row shorter than the header says".into());
+        }
+        for p in data.chunks_exact(channels).take(w as usize) {
+            if channels >= 3 {
+                out.extend_from_slice(&p[..3]);
+            } else {
+                out.extend_from_slice(&[p[0]; 3]);
+            }
+        }
+    }
+    let frame = Frame::from_raw(w, h, out).ok_or("inconsistent size")?;
+    Ok(Some(
+        match exif
+            .as_deref()
+            .and_then(image::metadata::Orientation::from_exif_chunk)
+        {
+            Some(o) if o != image::metadata::Orientation::NoTransforms => {
+                let mut img = image::DynamicImage::ImageRgb8(frame);
+                img.apply_orientation(o);
+                img.into_rgb8()
+            }
+            _ => frame,
+        },
+    ))
 }
 
 fn names() -> String {

@@ -127,11 +127,12 @@ fn upright(frame: Frame, exif: Option<&[u8]>) -> Frame {
     }
 }
 
-/// A large 8-bit, non-interlaced PNG shrunk row by row; `None` when the file is small
+/// A large non-interlaced PNG (any bit depth) shrunk row by row; `None` when the file is small
 /// enough or not of that kind (the whole-image path then decodes it, or says what is wrong).
 fn png_shrunk(bytes: &[u8], max_side: u32) -> Option<Photo> {
     let mut decoder = png::Decoder::new(Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::EXPAND);
+    // 16-bit samples keep their high byte, row by row (never a whole 16-bit image).
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().ok()?;
     let info = reader.info();
     let (w, h) = (info.width, info.height);

@@ -144,3 +144,31 @@ pub fn facegate_cmd() -> std::process::Command {
 pub fn facegate(args: &[&str]) -> std::process::Output {
     facegate_cmd().args(args).output().unwrap()
 }
+
+/// Feeds `frames` to the kiosk at 5 fps from `t0` seconds; returns the grants.
+pub fn feed(
+    k: &mut facegate::kiosk::Kiosk,
+    frames: &[facegate::recognition::frame::Frame],
+    t0: f64,
+) -> Vec<String> {
+    let mut grants = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        if let Ok(facegate::kiosk::decide::Decision::Grant { person, .. }) =
+            k.process(f, t0 + i as f64 * 0.2)
+        {
+            grants.push(person);
+        }
+    }
+    grants
+}
+
+/// How many times the simulated relay was unlocked.
+pub fn unlocks(relay: &facegate::kiosk::door::SimulatedRelay) -> usize {
+    relay
+        .events()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.unlocked)
+        .count()
+}

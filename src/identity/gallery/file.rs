@@ -2,12 +2,12 @@
 //! loading with every check (writing is in `write.rs`).
 
 use super::{
-    Gallery, Migrated, Person, CHECKSUM_PREFIX, FORMAT, MAX_FILE_BYTES, SIGNATURE_PREFIX,
-    TEMPLATE_NORM, VERSION,
+    Gallery, Migrated, NameIndex, Person, Provenance, CHECKSUM_PREFIX, FORMAT, MAX_FILE_BYTES,
+    SIGNATURE_PREFIX, TEMPLATE_NORM, VERSION,
 };
 use crate::error::{Error, Result};
-use crate::files::{self, backup_path};
-use crate::identity::signing::VerifyingKey;
+use crate::files::{self, backup_path, Follow};
+use crate::identity::signing::{Domain, VerifyingKey};
 use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
 use crate::recognition::embed::Embedding;
 use crate::recognition::models::sha256_hex;
@@ -26,6 +26,15 @@ pub(super) struct FileRepr {
     /// Format 3: the id the next person gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) next_id: Option<u32>,
+    /// Format 4: raised by every write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) serial: Option<u64>,
+    /// Format 4, signed galleries: the site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) site: Option<String>,
+    /// Format 4, signed galleries: when it was signed, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) signed_at: Option<u64>,
     #[serde(default)]
     pub(super) people: Vec<PersonRepr>,
 }
@@ -50,12 +59,77 @@ pub(super) struct MigratedRepr {
     pub(super) templates: Vec<String>,
 }
 
+/// How the door reads its gallery: the key whose signature it requires, and whether a
+/// symbolic link at the path is followed (`[gallery] allow_symlink`).
+#[derive(Debug, Clone, Copy)]
+pub struct Trust<'a> {
+    /// Only a gallery signed by this key is accepted.
+    pub key: Option<&'a VerifyingKey>,
+    /// Follow a symbolic link at the gallery's path.
+    pub follow: Follow,
+}
+
+impl Default for Trust<'_> {
+    fn default() -> Self {
+        Trust {
+            key: None,
+            follow: Follow::No,
+        }
+    }
+}
+
+/// The lines of a gallery file: the signature (if any) and the TOML body it signs.
+pub(super) struct Lines<'a> {
+    pub(super) signature: Option<&'a str>,
+    pub(super) body: &'a str,
+}
+
+/// The checksum line checked, then the signature line split off (nothing parsed yet).
+pub(super) fn lines<'a>(path: &Path, text: &'a str) -> Result<Lines<'a>> {
+    let (first, rest) = text
+        .split_once('\n')
+        .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
+    let want = first
+        .strip_prefix(CHECKSUM_PREFIX)
+        .ok_or_else(|| Error::gallery(path, "damaged: the checksum line is missing"))?;
+    let got = sha256_hex(rest.as_bytes());
+    if got != want.trim() {
+        return Err(Error::gallery(
+            path,
+            format!(
+                "damaged: checksum mismatch (file says {}, content hashes to {got}){}",
+                want.trim(),
+                restore_hint(path)
+            ),
+        ));
+    }
+    match rest.strip_prefix(SIGNATURE_PREFIX) {
+        Some(signed) => {
+            let (sig, body) = signed
+                .split_once('\n')
+                .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
+            Ok(Lines {
+                signature: Some(sig.trim()),
+                body,
+            })
+        }
+        None => Ok(Lines {
+            signature: None,
+            body: rest,
+        }),
+    }
+}
+
 impl Gallery {
     /// Loads `path` and checks it belongs to `model`, whose embeddings have `dim` values:
     /// every template must have exactly that length (a shorter one would otherwise be
     /// compared on its first values only, or match everyone).
     pub fn load(path: &Path, model: &str, dim: usize) -> Result<Gallery> {
-        let g = Self::load_any(path)?;
+        Self::load_trusted(path, model, dim, Trust::default())
+    }
+
+    /// Checks that `g`, read from `path`, is `model`'s with templates of `dim` values.
+    pub(super) fn for_model(path: &Path, g: Gallery, model: &str, dim: usize) -> Result<Gallery> {
         if g.model != model {
             return Err(Error::gallery(
                 path,
@@ -84,7 +158,7 @@ impl Gallery {
 
     /// Loads `path` if it exists, else an empty gallery for `model`.
     pub fn load_or_new(path: &Path, model: &str, dim: usize) -> Result<Gallery> {
-        if path.exists() {
+        if std::fs::symlink_metadata(path).is_ok() {
             Self::load(path, model, dim)
         } else {
             Ok(Gallery::new(model))
@@ -92,10 +166,18 @@ impl Gallery {
     }
 
     /// Loads `path` whatever model made it, verifying checksum, format and contents: unique
-    /// ids and names, no person without templates, every value finite and every template's
-    /// norm plausible ([`TEMPLATE_NORM`]). A signature, if any, is not checked.
+    /// ids and names, names that follow the name rule, no person without templates, every
+    /// value finite and every template's norm plausible ([`TEMPLATE_NORM`]). A signature, if
+    /// any, is not checked.
     pub fn load_any(path: &Path) -> Result<Gallery> {
-        Ok(Self::read(path)?.0)
+        Self::read_with(path, Trust::default())?.strict(path)
+    }
+
+    /// [`Gallery::load_any`], but people whose names break the name rule are loaded and
+    /// listed in [`Gallery::bad_names`] instead of refusing the file (for `facegate people`,
+    /// which renames or removes them).
+    pub fn load_lenient(path: &Path) -> Result<Gallery> {
+        Self::read_with(path, Trust::default())
     }
 
     /// [`Gallery::load`], and with `key` the file must carry a valid signature by that key
@@ -106,56 +188,84 @@ impl Gallery {
         dim: usize,
         key: Option<&VerifyingKey>,
     ) -> Result<Gallery> {
-        if let Some(key) = key {
-            let (_, signature) = Self::read(path)?;
-            check_signature(path, signature.as_ref(), key)?;
-        }
-        Self::load(path, model, dim)
+        Self::load_trusted(
+            path,
+            model,
+            dim,
+            Trust {
+                key,
+                follow: Follow::No,
+            },
+        )
     }
 
-    /// The gallery in `path` and its signature line with the bytes it signs.
-    pub(super) fn read(path: &Path) -> Result<(Gallery, Option<(String, String)>)> {
-        let bytes = files::read_capped(path, MAX_FILE_BYTES)?;
-        Self::parse_file(path, bytes)
+    /// [`Gallery::load_verified`] with the door's full [`Trust`]: the file is read once, its
+    /// signature checked on those bytes, and those bytes parsed.
+    pub fn load_trusted(path: &Path, model: &str, dim: usize, trust: Trust) -> Result<Gallery> {
+        let g = Self::read_with(path, trust)?.strict(path)?;
+        Self::for_model(path, g, model, dim)
+    }
+
+    /// Refuses a gallery holding a name that breaks the name rule, naming the person.
+    pub(super) fn strict(self, path: &Path) -> Result<Gallery> {
+        match self.bad_names.first() {
+            None => Ok(self),
+            Some(why) => Err(Error::gallery(
+                path,
+                format!(
+                    "invalid name: {why}{}; rename or remove them with `facegate people --gallery {} \
+                     rename|remove`",
+                    if self.bad_names.len() > 1 {
+                        format!(" (and {} more)", self.bad_names.len() - 1)
+                    } else {
+                        String::new()
+                    },
+                    path.display()
+                ),
+            )),
+        }
+    }
+
+    /// The file at `path`, read once under `trust`, signature checked first, then parsed.
+    pub(super) fn read_with(path: &Path, trust: Trust) -> Result<Gallery> {
+        let bytes = files::read_trusted(path, MAX_FILE_BYTES, trust.follow)?;
+        Self::from_bytes(path, &bytes, trust.key)
     }
 
     /// Parses the bytes of a gallery file as [`Gallery::load_any`] does (checksum, format,
     /// contents; the signature is not checked); `path` only names the file in errors.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Gallery> {
-        Ok(Self::parse_file(path, bytes.to_vec())?.0)
+        Self::from_bytes(path, bytes, None)?.strict(path)
     }
 
-    /// The gallery in `bytes` and its signature line with the bytes it signs.
-    fn parse_file(path: &Path, bytes: Vec<u8>) -> Result<(Gallery, Option<(String, String)>)> {
-        let text = String::from_utf8(bytes)
+    /// The gallery in `bytes`: checksum, then with `key` the signature (before any parsing:
+    /// a forged file costs a hash and a signature check, never a parse), then the body.
+    /// Names that break the rule are collected in `bad_names`.
+    pub(super) fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        key: Option<&VerifyingKey>,
+    ) -> Result<Gallery> {
+        let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::gallery(path, "damaged: not UTF-8 text"))?;
-        let (first, rest) = text
-            .split_once('\n')
-            .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
-        let want = first
-            .strip_prefix(CHECKSUM_PREFIX)
-            .ok_or_else(|| Error::gallery(path, "damaged: the checksum line is missing"))?;
-        let got = sha256_hex(rest.as_bytes());
-        if got != want.trim() {
+        let l = lines(path, text)?;
+        if let Some(key) = key {
+            check_signature(path, l.signature, l.body, key)?;
+        }
+        let mut g = Self::parse_body(path, l.body)?;
+        g.provenance.signed = l.signature.is_some();
+        g.provenance.verified_by = key.map(VerifyingKey::fingerprint);
+        g.provenance.body_sha256 = sha256_hex(l.body.as_bytes());
+        g.provenance.file_sha256 = sha256_hex(bytes);
+        if key.is_some() && (g.provenance.serial == 0 || g.provenance.site.is_none()) {
             return Err(Error::gallery(
                 path,
-                format!(
-                    "damaged: checksum mismatch (file says {}, content hashes to {got}){}",
-                    want.trim(),
-                    restore_hint(path)
-                ),
+                "signed without a serial and a site (by a facegate before gallery format 4): \
+                 a door cannot tell it from an older copy; sign it again deliberately with \
+                 `facegate people --gallery G resign`",
             ));
         }
-        let (signature, body) = match rest.strip_prefix(SIGNATURE_PREFIX) {
-            Some(signed) => {
-                let (sig, body) = signed
-                    .split_once('\n')
-                    .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
-                (Some((sig.trim().to_string(), body.to_string())), body)
-            }
-            None => (None, rest),
-        };
-        Ok((Self::parse_body(path, body)?, signature))
+        Ok(g)
     }
 
     fn parse_body(path: &Path, body: &str) -> Result<Gallery> {
@@ -184,7 +294,26 @@ impl Gallery {
         if repr.version < 3 && repr.next_id.is_some() {
             return Err(Error::gallery(path, "invalid: next_id needs format 3"));
         }
+        if repr.version < 4
+            && (repr.serial.is_some() || repr.site.is_some() || repr.signed_at.is_some())
+        {
+            return Err(Error::gallery(
+                path,
+                "invalid: serial, site and signed_at need format 4",
+            ));
+        }
+        if repr.version >= 4 && repr.serial.is_none() {
+            return Err(Error::gallery(path, "invalid: format 4 needs a serial"));
+        }
+        if let Some(site) = &repr.site {
+            crate::identity::names::check(site)
+                .map_err(|why| Error::gallery(path, format!("invalid site {site:?}: {why}")))?;
+        }
         let mut people = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        let mut looks = std::collections::HashMap::new();
+        let mut bad_names = Vec::new();
         for p in repr.people {
             if repr.version < 3 && !p.migrated.is_empty() {
                 return Err(Error::gallery(
@@ -246,15 +375,20 @@ impl Gallery {
                     ),
                 ));
             }
-            if people
-                .iter()
-                .any(|q: &Person| q.id == p.id || q.name == p.name)
-            {
+            if !ids.insert(p.id) || names.contains(&p.name) {
                 return Err(Error::gallery(
                     path,
                     format!("invalid: id {} or name {:?} appears twice", p.id, p.name),
                 ));
             }
+            let look = crate::identity::names::skeleton(&p.name);
+            if let Err(why) = crate::identity::names::check(&p.name) {
+                bad_names.push(format!("{:?}: {why}", p.name));
+            } else if let Some(other) = looks.get(&look) {
+                bad_names.push(format!("{:?}: looks like {other:?}", p.name));
+            }
+            looks.entry(look).or_insert_with(|| p.name.clone());
+            names.insert(p.name.clone());
             people.push(Person {
                 id: p.id,
                 name: p.name,
@@ -278,6 +412,15 @@ impl Gallery {
             loaded_version: repr.version,
             mapped: false,
             next_id,
+            provenance: Provenance {
+                serial: repr.serial.unwrap_or(0),
+                site: repr.site,
+                signed_at: repr.signed_at,
+                ..Provenance::default()
+            },
+            made_here: super::MadeHere(false),
+            bad_names,
+            names: NameIndex::default(),
             matrix: TemplateMatrix::default(),
         };
         g.reindex();
@@ -336,13 +479,14 @@ fn migrated_set(
     })
 }
 
-/// Checks the signature line of the gallery at `path` against `key`.
+/// Checks the signature line of the gallery at `path` (over `body`) against `key`.
 pub(super) fn check_signature(
     path: &Path,
-    signature: Option<&(String, String)>,
+    signature: Option<&str>,
+    body: &str,
     key: &VerifyingKey,
 ) -> Result<()> {
-    let (sig, body) = signature.ok_or_else(|| {
+    let sig = signature.ok_or_else(|| {
         Error::gallery(
             path,
             format!(
@@ -351,12 +495,13 @@ pub(super) fn check_signature(
             ),
         )
     })?;
-    key.verify(body.as_bytes(), sig).map_err(|why| {
-        Error::gallery(
-            path,
-            format!("bad signature for key {}: {why}", key.fingerprint()),
-        )
-    })
+    key.verify(Domain::Gallery, body.as_bytes(), sig)
+        .map_err(|why| {
+            Error::gallery(
+                path,
+                format!("bad signature for key {}: {why}", key.fingerprint()),
+            )
+        })
 }
 
 /// What to tell someone whose gallery does not load: the backup if there is one; names are
@@ -452,9 +597,9 @@ mod tests {
             .unwrap();
         g.save(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("version = 3") && text.contains("scale = 0.00390625"));
+        assert!(text.contains("version = 4") && text.contains("scale = 0.00390625"));
         let back = Gallery::load(&p, "m", 128).unwrap();
-        assert_eq!(back.loaded_version(), 3);
+        assert_eq!(back.loaded_version(), 4);
         assert_eq!(back.people()[0].templates, g.people()[0].templates);
         assert!((back.search(&probe)[0].distance - before).abs() < 1e-6);
         assert!(std::fs::read_to_string(backup_path(&p))
@@ -483,8 +628,9 @@ mod tests {
         for (from, to, want) in [
             ("scale = 0.00390625", "scale = 0.0", "template scale"),
             ("scale = 0.00390625\n", "", "template scale"),
-            ("version = 3", "version = 4", "version 4"),
-            ("version = 3", "version = 2", "next_id needs format 3"),
+            ("version = 4", "version = 5", "version 5"),
+            ("version = 4", "version = 2", "next_id needs format 3"),
+            ("serial = 1\n", "", "needs a serial"),
         ] {
             let (_, body) = text.split_once('\n').unwrap();
             let body = body.replace(from, to);
