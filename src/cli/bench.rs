@@ -61,12 +61,12 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<ExitCode> {
     t.extend(bench::gallery_load(&[10_000, 100_000], runs.clamp(1, 3))?);
     g.emit(&t, || {
         let mut s = format!(
-            "{:<18} {:>8} {:>10} {:>10}\n",
+            "{:<20} {:>8} {:>10} {:>10}\n",
             "stage", "threads", "median ms", "p95 ms"
         );
         for x in &t {
             s += &format!(
-                "{:<18} {:>8} {:>10.2} {:>10.2}\n",
+                "{:<20} {:>8} {:>10.2} {:>10.2}\n",
                 x.stage, x.threads, x.median_ms, x.p95_ms
             );
         }
