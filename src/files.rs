@@ -244,6 +244,20 @@ pub fn try_lock(path: &Path) -> Result<Option<FileLock>> {
     lock_file(path, false)
 }
 
+/// [`FileLock`] on `path` if it can be had within `wait`, else `None`.
+pub fn lock_within(path: &Path, wait: std::time::Duration) -> Result<Option<FileLock>> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        if let Some(l) = try_lock(path)? {
+            return Ok(Some(l));
+        }
+        if std::time::Instant::now() >= until {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn lock_file(path: &Path, wait: bool) -> Result<Option<FileLock>> {
     let name = path
         .file_name()

@@ -183,7 +183,8 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(500));
         }
         assert!(last.get("error").is_none(), "navigation to {url}: {last}");
-        let want = json!(url);
+        // The first visit's `?token=` ends at `/` (the token moves into a cookie).
+        let want = json!(url.split_once("?token=").map_or(url, |(u, _)| u));
         self.wait(&format!("{url} to load"), 60, |b| {
             b.js("return document.readyState") == json!("complete")
                 && b.js("return location.href") == want
@@ -362,8 +363,42 @@ fn the_desk_in_a_real_browser() {
     assert!(!body_of(&r).contains("People"), "the page leaked: {r}");
     assert_eq!(http(addr, "GET", "/?token=0000", &[], None).0, 401);
     assert_eq!(http(addr, "GET", "/api/people", &[], None).0, 401);
+    // The first visit moves the token from the URL into a cookie only this server gets, and
+    // sends the browser to `/`.
     let (st, r) = http(addr, "GET", &format!("/?token={token}"), &[], None);
+    assert_eq!(st, 303, "{r}");
+    let lower = r.to_ascii_lowercase();
+    assert!(lower.contains("\r\nlocation: /\r\n"), "{r}");
+    let set_cookie = r
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a cookie");
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie
+        .split_once(':')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(cookie.ends_with(token), "{cookie}");
+    let (st, r) = http(addr, "GET", "/", &[("Cookie", &cookie)], None);
     assert_eq!(st, 200);
+    assert!(!r.contains("?token="), "a token in the page's URLs: {r}");
+    // The cookie does not stand for the header on a change.
+    let (st, _) = http(
+        addr,
+        "POST",
+        "/api/people/remove",
+        &[("Cookie", &cookie), ("Content-Type", "application/json")],
+        Some("{\"name\":\"x\"}"),
+    );
+    assert_eq!(st, 401);
     let csp = r
         .lines()
         .find(|l| {
@@ -417,6 +452,16 @@ fn the_desk_in_a_real_browser() {
         .contains("missing or wrong token"));
 
     b.go(&url);
+    assert_eq!(
+        b.js("return location.search"),
+        json!(""),
+        "the token stayed in the address bar"
+    );
+    assert_eq!(
+        b.js("return document.cookie"),
+        json!(""),
+        "the cookie is readable by scripts"
+    );
     assert_eq!(
         b.js("return document.title"),
         json!("facegate desk"),

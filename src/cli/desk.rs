@@ -35,9 +35,21 @@ pub struct DeskArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Allow an address other than loopback (the whole network can then reach the page; it
-    /// still needs the token).
-    #[arg(long)]
+    /// still needs the token). Needs --allow-host, and serves TLS only (--tls-cert and
+    /// --tls-key, or a self-signed certificate made on first start beside the gallery).
+    #[arg(long, requires = "allow_host")]
     pub allow_remote: bool,
+    /// A host name the page is reached by from other machines (repeatable); any other `Host`
+    /// is refused (DNS rebinding).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_host: Vec<String>,
+    /// The TLS certificate chain (PEM); with --tls-key. Without them, --allow-remote makes
+    /// a self-signed certificate on first start and keeps it beside the gallery.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM, mode 0600).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Read the token from this file (mode 0600) instead of making a new one.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
@@ -82,11 +94,40 @@ pub fn run(g: &Global, a: &DeskArgs) -> Result<ExitCode> {
         (None, Some(n)) => camera_source(n, 640, 480, 15)?,
         (None, None) => return Err(Error::Invalid("give --camera N or --folder DIR".into())),
     };
+    for h in &a.allow_host {
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(Error::Invalid(format!(
+                "--allow-host {h:?}: a host name or IPv4 address (letters, digits, '.', '-')"
+            )));
+        }
+    }
+    let tls = if a.allow_remote || a.tls_cert.is_some() {
+        let files = a.tls_cert.as_deref().zip(a.tls_key.as_deref());
+        let dir = a
+            .gallery
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Some(facegate::desk::tls::load_or_make(
+            files,
+            &dir,
+            &a.allow_host,
+        )?)
+    } else {
+        None
+    };
     let opts = DeskOptions {
         gallery: a.gallery.clone(),
         audit: a.audit.clone(),
         listen: a.listen,
         allow_remote: a.allow_remote,
+        allowed_hosts: a.allow_host.clone(),
+        tls: tls.as_ref().map(|t| t.config.clone()),
         token,
         signing_key: g.signing_key()?,
         enroll: EnrollOptions {
@@ -106,6 +147,17 @@ pub fn run(g: &Global, a: &DeskArgs) -> Result<ExitCode> {
     // The first line of standard output: scripts and the installer read it.
     let mut out = std::io::stdout();
     writeln!(out, "{}", desk.url()).map_err(|e| Error::Invalid(e.to_string()))?;
+    if let Some(t) = &tls {
+        // The receptionist compares it with the browser's before accepting the certificate.
+        writeln!(
+            out,
+            "TLS certificate {}{}: SHA-256 fingerprint {}",
+            t.cert.display(),
+            if t.made { " (made now)" } else { "" },
+            t.fingerprint
+        )
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    }
     out.flush().map_err(|e| Error::Invalid(e.to_string()))?;
     log::info!(
         "desk: {} on {}, gallery {}",

@@ -1,9 +1,13 @@
-//! The desk's HTTP side: every request must carry the token; every change is a POST whose
-//! token is in the `X-Facegate-Token` header (a page on another site can neither read the
-//! token nor send that header without a CORS preflight, which is refused), with a JSON body
-//! of at most [`MAX_BODY`] bytes, and a `Host` header naming this server (against DNS
-//! rebinding). Every response carries a Content-Security-Policy that allows only this
-//! server's own script and style, no inline code.
+//! The desk's requests and replies, whatever carries them ([`super::listen`]): every request
+//! must carry the token; every change is a POST whose token is in the `X-Facegate-Token`
+//! header (a page on another site can neither read the token nor send that header without a
+//! CORS preflight, which is refused), with a JSON body of at most [`MAX_BODY`] bytes, and a
+//! `Host` header naming this server (against DNS rebinding: with `--allow-remote`, exactly
+//! one of the names given with `--allow-host`). The first visit's `?token=` is moved into a
+//! cookie (`HttpOnly`, `SameSite=Strict`, and `Secure` over TLS) and the browser sent back to
+//! `/`, so the token is not in every URL; the page's own script sends it in the header.
+//! Every response carries a Content-Security-Policy that allows only this server's own
+//! script and style, no inline code.
 
 use super::server::{change_gallery, lock, EnrollStatus, Job, Shared};
 use crate::desk::health;
@@ -25,10 +29,58 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
+/// What the desk needs of a request before its body is read.
+pub(super) struct Head {
+    /// `GET`, `POST`, ...
+    pub(super) method: String,
+    /// The path, without the query.
+    pub(super) path: String,
+    /// The query, without the `?`.
+    pub(super) query: String,
+    /// The headers, names in lower case.
+    pub(super) headers: Vec<(String, String)>,
+    /// The declared body length (`None`: none declared).
+    pub(super) content_length: Option<u64>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn query_token(&self) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "token")
+            .map(|(_, v)| v)
+    }
+
+    /// The value of cookie `name`, from every `Cookie` header.
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// An answer.
+pub(super) struct Reply {
+    /// HTTP status.
+    pub(super) status: u16,
+    /// Its Content-Type.
+    pub(super) content_type: &'static str,
+    /// Headers beyond the fixed ones (`Set-Cookie`, `Location`).
+    pub(super) extra: Vec<(&'static str, String)>,
+    /// The body.
+    pub(super) body: Vec<u8>,
 }
 
 impl Reply {
@@ -36,112 +88,137 @@ impl Reply {
         Reply {
             status,
             content_type: "application/json",
+            extra: Vec::new(),
             body: v.to_string().into_bytes(),
         }
     }
-    fn error(status: u16, why: &str) -> Reply {
+    pub(super) fn error(status: u16, why: &str) -> Reply {
         Reply::json(status, &json!({ "error": why }))
     }
-}
 
-/// Answers one request.
-pub(super) fn handle(shared: &Shared, mut req: tiny_http::Request) {
-    let reply = route(shared, &mut req);
-    let mut resp = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    for (k, v) in [
-        ("Content-Type", reply.content_type),
-        ("Content-Security-Policy", CSP),
-        ("X-Content-Type-Options", "nosniff"),
-        ("X-Frame-Options", "DENY"),
-        ("Referrer-Policy", "no-referrer"),
-        ("Cache-Control", "no-store"),
-    ] {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            resp.add_header(h);
-        }
-    }
-    if let Err(e) = req.respond(resp) {
-        log::debug!("desk: reply not sent: {e}");
+    /// The headers every reply carries, then the reply's own.
+    pub(super) fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h: Vec<(&'static str, String)> = vec![
+            ("Content-Type", self.content_type.to_string()),
+            ("Content-Security-Policy", CSP.to_string()),
+            ("X-Content-Type-Options", "nosniff".into()),
+            ("X-Frame-Options", "DENY".into()),
+            ("Referrer-Policy", "no-referrer".into()),
+            ("Cache-Control", "no-store".into()),
+        ];
+        h.extend(self.extra.iter().cloned());
+        h
     }
 }
 
-fn header<'a>(req: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+/// The cookie that carries the token after the first visit (one per port: two desks on one
+/// host do not overwrite each other's).
+fn cookie_name(shared: &Shared) -> String {
+    format!("facegate_desk_{}", shared.port)
 }
 
-fn query_token(url: &str) -> Option<String> {
-    let q = url.split_once('?')?.1;
-    q.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "token")
-        .map(|(_, v)| v.to_string())
-}
-
-/// The `Host` header names this server: its address, or `localhost` with its port.
-fn host_ok(shared: &Shared, req: &tiny_http::Request, port: u16) -> bool {
-    let Some(host) = header(req, "Host") else {
+/// The `Host` header names this server: a loopback name with its port, the address it
+/// listens on, or (with `--allow-remote`) exactly one of the `--allow-host` names with the
+/// port. Nothing else: a rebound DNS name pointing at this machine is refused.
+fn host_ok(shared: &Shared, head: &Head) -> bool {
+    let Some(host) = head.header("host") else {
         return false;
     };
+    let port = shared.port;
     let listen = shared.opts.listen;
-    let allowed = [
+    let mut allowed = vec![
         format!("127.0.0.1:{port}"),
         format!("localhost:{port}"),
         format!("[::1]:{port}"),
         format!("{}:{port}", listen.ip()),
     ];
-    allowed.iter().any(|a| a == host)
-        || (shared.opts.allow_remote && host.ends_with(&format!(":{port}")))
+    if shared.opts.allow_remote {
+        for h in &shared.opts.allowed_hosts {
+            allowed.push(format!("{h}:{port}"));
+        }
+    }
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(host))
 }
 
-fn route(shared: &Shared, req: &mut tiny_http::Request) -> Reply {
-    if !host_ok(shared, req, shared.port) {
-        return Reply::error(421, "wrong Host header");
+/// What can be decided from the request line and headers alone, before any of the body is
+/// read: `Err` with the reply when the request is refused (wrong host, no token, a body that
+/// is not JSON or too large), or the reply itself when no body is needed (the first visit's
+/// redirect).
+pub(super) fn check(shared: &Shared, head: &Head) -> Result<Option<Reply>, Reply> {
+    if !host_ok(shared, head) {
+        return Err(Reply::error(421, "wrong Host header"));
     }
-    let url = req.url().to_string();
-    let path = url.split('?').next().unwrap_or("").to_string();
-    let method = req.method().clone();
     let token = &shared.opts.token;
-    match method {
-        tiny_http::Method::Get => {
-            let given = query_token(&url)
-                .or_else(|| header(req, "X-Facegate-Token").map(String::from))
-                .unwrap_or_default();
-            if !token.matches(&given) {
-                return Reply::error(401, "missing or wrong token");
+    match head.method.as_str() {
+        "GET" => {
+            if let Some(given) = head.query_token() {
+                if !token.matches(given) {
+                    return Err(Reply::error(401, "missing or wrong token"));
+                }
+                if head.path == "/" {
+                    // The token leaves the URL (history, screen, a photo of the screen) for a
+                    // cookie only this server gets.
+                    let secure = if shared.tls { "; Secure" } else { "" };
+                    return Ok(Some(Reply {
+                        status: 303,
+                        content_type: "text/plain; charset=utf-8",
+                        extra: vec![
+                            ("Location", "/".into()),
+                            (
+                                "Set-Cookie",
+                                format!(
+                                    "{}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+                                    cookie_name(shared),
+                                    token.as_str()
+                                ),
+                            ),
+                        ],
+                        body: b"see /".to_vec(),
+                    }));
+                }
+                return Ok(None);
             }
-            get(shared, &path)
+            let given = head
+                .header("x-facegate-token")
+                .or_else(|| head.cookie(&cookie_name(shared)))
+                .unwrap_or("");
+            if !token.matches(given) {
+                return Err(Reply::error(401, "missing or wrong token"));
+            }
+            Ok(None)
         }
-        tiny_http::Method::Post => {
-            // The token only in the header: a form or link from another page cannot set it.
-            if !token.matches(header(req, "X-Facegate-Token").unwrap_or("")) {
-                return Reply::error(401, "missing or wrong token");
+        "POST" => {
+            // The token only in the header: a form or link from another page cannot set it,
+            // and the cookie alone is not enough.
+            if !token.matches(head.header("x-facegate-token").unwrap_or("")) {
+                return Err(Reply::error(401, "missing or wrong token"));
             }
-            if !header(req, "Content-Type").is_some_and(|c| c.starts_with("application/json")) {
-                return Reply::error(415, "the body must be application/json");
-            }
-            if req.body_length().is_none_or(|n| n > MAX_BODY) {
-                return Reply::error(413, "request body missing or too large");
-            }
-            let mut body = Vec::new();
-            use std::io::Read;
-            if req
-                .as_reader()
-                .take(MAX_BODY as u64 + 1)
-                .read_to_end(&mut body)
-                .is_err()
-                || body.len() > MAX_BODY
+            if !head
+                .header("content-type")
+                .is_some_and(|c| c.starts_with("application/json"))
             {
-                return Reply::error(413, "request body too large");
+                return Err(Reply::error(415, "the body must be application/json"));
             }
-            let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+            if head.content_length.is_none_or(|n| n > MAX_BODY as u64) {
+                return Err(Reply::error(413, "request body missing or too large"));
+            }
+            Ok(None)
+        }
+        _ => Err(Reply::error(405, "only GET and POST")),
+    }
+}
+
+/// Answers a request that passed [`check`], with its `body` (at most [`MAX_BODY`] bytes,
+/// read by the caller).
+pub(super) fn route(shared: &Shared, head: &Head, body: &[u8]) -> Reply {
+    match head.method.as_str() {
+        "POST" => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
                 return Reply::error(400, "the body is not JSON");
             };
-            post(shared, &path, &v)
+            post(shared, &head.path, &v)
         }
-        _ => Reply::error(405, "only GET and POST"),
+        _ => get(shared, &head.path),
     }
 }
 
@@ -149,6 +226,7 @@ fn get(shared: &Shared, path: &str) -> Reply {
     let page = |ct: &'static str, body: &str| Reply {
         status: 200,
         content_type: ct,
+        extra: Vec::new(),
         body: body.as_bytes().to_vec(),
     };
     match path {
@@ -166,6 +244,7 @@ fn get(shared: &Shared, path: &str) -> Reply {
             Reply {
                 status: 200,
                 content_type: "image/jpeg",
+                extra: Vec::new(),
                 body: live.jpeg.clone(),
             }
         }
@@ -182,7 +261,14 @@ fn get(shared: &Shared, path: &str) -> Reply {
             )
         }
         "/api/people" => {
-            match Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim) {
+            // Lenient: a person whose name breaks the rule (an older file) is listed, so that
+            // the desk can rename or remove them.
+            let path = &shared.opts.gallery;
+            let loaded = match std::fs::symlink_metadata(path) {
+                Ok(_) => Gallery::load_lenient(path),
+                Err(_) => Ok(Gallery::new(shared.model.clone())),
+            };
+            match loaded {
                 Ok(g) => Reply::json(
                     200,
                     &json!({
@@ -260,7 +346,7 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
                 Ok(_) => {}
             }
             let mut job = lock(&shared.job);
-            if job.is_some() {
+            if job.is_some() || lock(&shared.status).state == "saving" {
                 return Reply::error(409, "an enrollment is already running");
             }
             *job = Some(Job {

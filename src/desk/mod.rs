@@ -11,11 +11,16 @@
 //! - [`health`]: what the audit log says about the door (decisions, grants per hour, score
 //!   drift).
 //! - [`server`]: the frame loop behind the page and the state it publishes.
-//! - [`http`]: the requests: token, limits, routes.
+//! - [`http`]: the requests: host, token (header or cookie), body limits, routes.
+//! - [`listen`]: the HTTP/1.1 server (hyper on a one-thread tokio runtime): connection cap,
+//!   header and body size and time limits.
+//! - [`tls`]: the certificate for a desk reached from another machine.
 
 pub mod auth;
 pub mod health;
 pub mod http;
+pub mod listen;
 pub mod server;
+pub mod tls;
 
 pub use server::{Desk, DeskOptions};

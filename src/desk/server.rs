@@ -2,8 +2,10 @@
 //!
 //! Two threads: the frame loop (the caller's) reads the source, detects, checks the quality
 //! gates, draws the preview, embeds the largest face and, while an enrollment runs, collects
-//! its templates and saves the gallery; the HTTP thread answers the page from what the loop
-//! last published (its rules are in [`super::http`]).
+//! its templates and saves the gallery; the HTTP thread ([`super::listen`]) answers the page
+//! from what the loop last published (its rules are in [`super::http`]). No mutex is held
+//! while waiting for the gallery's file lock: the page keeps answering while another program
+//! changes the gallery.
 
 use crate::desk::auth::Token;
 use crate::error::{Error, Result};
@@ -22,6 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// How long a change waits for another program's lock on the gallery file.
+pub const GALLERY_LOCK_WAIT: Duration = Duration::from_secs(10);
+
 /// Frames an enrollment may look at before it gives up.
 pub const ENROLL_MAX_FRAMES: usize = 300;
 
@@ -33,8 +38,13 @@ pub struct DeskOptions {
     pub audit: Option<PathBuf>,
     /// Where to listen.
     pub listen: SocketAddr,
-    /// Listening on an address other than loopback was asked for explicitly.
+    /// Listening on an address other than loopback was asked for explicitly (it needs TLS
+    /// and `allowed_hosts`).
     pub allow_remote: bool,
+    /// The host names the page may be reached by from other machines (`Host` must be one).
+    pub allowed_hosts: Vec<String>,
+    /// TLS for every connection ([`super::tls`]); required with `allow_remote`.
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
     /// The access token.
     pub token: Token,
     /// Signs the gallery on every change (a signed gallery cannot be changed without it).
@@ -101,6 +111,8 @@ pub(super) struct Shared {
     pub(super) model: String,
     pub(super) dim: usize,
     pub(super) port: u16,
+    /// Served over TLS (cookies are `Secure`).
+    pub(super) tls: bool,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,7 +121,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A bound desk: the address is known (and printed) before the loop starts.
 pub struct Desk {
-    server: Arc<tiny_http::Server>,
+    listener: std::net::TcpListener,
     shared: Arc<Shared>,
     addr: SocketAddr,
 }
@@ -125,22 +137,30 @@ impl Desk {
                 opts.listen
             )));
         }
-        let server = tiny_http::Server::http(opts.listen)
+        if opts.allow_remote && (opts.tls.is_none() || opts.allowed_hosts.is_empty()) {
+            return Err(Error::Invalid(
+                "--allow-remote needs TLS (the token and names would cross the network in clear \
+                 text) and the host names the page is reached by (--allow-host NAME, against \
+                 DNS rebinding)"
+                    .into(),
+            ));
+        }
+        let listener = std::net::TcpListener::bind(opts.listen)
             .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", opts.listen)))?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| Error::Invalid("the desk is not listening on an IP address".into()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", opts.listen)))?;
         let status = EnrollStatus {
             state: "idle".into(),
             ..Default::default()
         };
         Ok(Desk {
-            server: Arc::new(server),
+            listener,
             shared: Arc::new(Shared {
                 model: rec.model_id().to_string(),
                 dim: rec.dim(),
                 port: addr.port(),
+                tls: opts.tls.is_some(),
                 opts,
                 live: Mutex::new(Live::default()),
                 status: Mutex::new(status),
@@ -156,13 +176,16 @@ impl Desk {
         self.addr
     }
 
-    /// The page's address with the token.
+    /// The page's address with the token (the first visit moves it into a cookie): https
+    /// with TLS, and the first `--allow-host` name when reached from other machines.
     pub fn url(&self) -> String {
-        format!(
-            "http://{}/?token={}",
-            self.addr,
-            self.shared.opts.token.as_str()
-        )
+        let o = &self.shared.opts;
+        let scheme = if o.tls.is_some() { "https" } else { "http" };
+        let host = match o.allowed_hosts.first() {
+            Some(h) if o.allow_remote => format!("{h}:{}", self.addr.port()),
+            _ => self.addr.to_string(),
+        };
+        format!("{scheme}://{host}/?token={}", o.token.as_str())
     }
 
     /// Serves until `stop` is set (or the source ends): HTTP on a second thread, frames on
@@ -173,20 +196,15 @@ impl Desk {
         source: &mut dyn FrameSource,
         stop: Arc<AtomicBool>,
     ) -> Result<()> {
-        let (server, shared) = (self.server.clone(), self.shared.clone());
-        let http_stop = stop.clone();
-        let http = std::thread::spawn(move || {
-            while !http_stop.load(Ordering::Relaxed) {
-                match server.recv_timeout(Duration::from_millis(200)) {
-                    Ok(Some(req)) => super::http::handle(&shared, req),
-                    Ok(None) => {}
-                    Err(e) => log::warn!("desk: {e}"),
-                }
-            }
-        });
+        let http = super::listen::spawn(
+            self.listener,
+            self.shared.opts.tls.clone(),
+            self.shared.clone(),
+            stop.clone(),
+        )
+        .map_err(|e| Error::Invalid(format!("desk: cannot start the web server: {e}")))?;
         let result = frame_loop(&self.shared, rec, source, &stop);
         stop.store(true, Ordering::Relaxed);
-        self.server.unblock();
         let _ = http.join();
         result
     }
@@ -290,8 +308,16 @@ fn enroll_step(
         Err(why) => st.message = why,
     }
     if j.templates.len() >= opts.k {
-        let j = job.take().expect("a running job");
-        match save_enrolled(shared, &j) {
+        let Some(j) = job.take() else { return };
+        st.state = "saving".into();
+        st.message = format!("saving {} (waiting for the gallery file)", j.name);
+        // Neither the job nor the status is held while the gallery is saved: the save may
+        // wait for another program's lock on the file, and the page must keep answering.
+        drop(st);
+        drop(job);
+        let outcome = save_enrolled(shared, &j);
+        let mut st = lock(&shared.status);
+        match outcome {
             Ok(id) => {
                 st.state = "done".into();
                 st.message = format!("{} enrolled (id {id}) with {} templates", j.name, opts.k);
@@ -333,8 +359,15 @@ pub(super) fn change_gallery<T>(
     f: impl FnOnce(&mut Gallery) -> Result<T>,
 ) -> Result<T> {
     let _w = lock(&shared.gallery_write);
-    // Across processes too: a kiosk adding templates on grants, `facegate people`.
-    let _file = crate::files::lock(&shared.opts.gallery)?;
+    // Across processes too: a kiosk adding templates on grants, `facegate people`. Waited
+    // for a bounded time: a change never hangs on another program's lock.
+    let _file =
+        crate::files::lock_within(&shared.opts.gallery, GALLERY_LOCK_WAIT)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: another program is changing the gallery; nothing changed, try again",
+                shared.opts.gallery.display()
+            ))
+        })?;
     let key = shared.opts.signing_key.as_ref();
     let mut g =
         Gallery::open_for_change(&shared.opts.gallery, Some((&shared.model, shared.dim)), key)?;

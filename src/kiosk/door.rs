@@ -79,28 +79,21 @@ impl Relay for SimulatedRelay {
 /// restarted service while the old one hangs) must never drive one relay.
 #[derive(Debug)]
 pub struct PinLock {
-    _file: std::fs::File,
+    _lock: crate::files::FileLock,
 }
 
 impl PinLock {
-    /// Takes the lock for `pin` in `dir`, or fails at once if another process holds it.
+    /// Takes the lock for `pin` in `dir` (`facegate-gpioPIN.lock`, never through a symbolic
+    /// link), or fails at once if another process holds it.
     pub fn acquire(dir: &std::path::Path, pin: u8) -> Result<Self> {
-        let path = dir.join(format!("facegate-gpio{pin}.lock"));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(PinLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Hardware(format!(
-                "GPIO pin {pin} is in use by another facegate ({} is locked): stop it first \
-                 (systemctl stop facegate)",
-                path.display()
+        let name = dir.join(format!("facegate-gpio{pin}"));
+        match crate::files::try_lock(&name)? {
+            Some(lock) => Ok(PinLock { _lock: lock }),
+            None => Err(Error::Hardware(format!(
+                "GPIO pin {pin} is in use by another facegate ({}.lock is locked): stop it \
+                 first (systemctl stop facegate)",
+                name.display()
             ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
     }
 }

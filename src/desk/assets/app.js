@@ -1,6 +1,8 @@
 // The desk page. Every text from the server is put in with textContent, never as HTML.
 "use strict";
-const token = new URLSearchParams(location.search).get("token") || "";
+// The token for the X-Facegate-Token header of the page's own requests; images and the
+// page's files come with the HttpOnly cookie set on the first visit.
+const token = document.querySelector('meta[name="facegate-token"]').content;
 
 function el(id) { return document.getElementById(id); }
 
@@ -32,7 +34,7 @@ async function refreshLive() {
     el("source-error").textContent = v.source_error || "";
     if (v.seq !== lastSeq) {
       lastSeq = v.seq;
-      el("preview").src = "/api/frame.jpg?token=" + encodeURIComponent(token) + "&seq=" + v.seq;
+      el("preview").src = "/api/frame.jpg?seq=" + v.seq;
       el("preview").dataset.faces = String(v.faces.length);
       const verdict = el("verdict");
       verdict.textContent = v.verdict;
