@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::web::{body_of, free_port, http};
+
 use base64::Engine;
 use facegate::identity::gallery::Gallery;
 use serde_json::{json, Value};
@@ -17,84 +19,6 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// One HTTP/1.1 request; the status and the body.
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.unwrap_or("");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req += &format!("{k}: {v}\r\n");
-    }
-    req += "\r\n";
-    req += body;
-    s.write_all(req.as_bytes()).unwrap();
-    // Headers, then the body by its Content-Length, chunks, or up to the end of the stream
-    // (a server may keep the connection open after a sized reply).
-    let mut r = BufReader::new(s);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        head += &line;
-    }
-    let head = head.trim_end().to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let lower = head.to_ascii_lowercase();
-    let length = lower
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    let mut raw = Vec::new();
-    if let Some(n) = length {
-        raw.resize(n, 0);
-        r.read_exact(&mut raw).unwrap();
-    } else if lower.contains("transfer-encoding: chunked") {
-        loop {
-            let mut len = String::new();
-            r.read_line(&mut len).unwrap();
-            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).unwrap();
-            raw.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        let _ = r.read_to_end(&mut raw);
-    }
-    let body = String::from_utf8_lossy(&raw).to_string();
-    (status, format!("{head}\r\n\r\n{body}"))
-}
-
-fn body_of(reply: &str) -> &str {
-    reply.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A chromedriver process and one browser session.
 struct Browser {
@@ -107,7 +31,8 @@ struct Browser {
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
-    fn start(profile: &Path) -> Browser {
+    /// A headless Chromium with its profile in `profile` and `extra` flags.
+    fn start(profile: &Path, extra: &[String]) -> Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -135,6 +60,12 @@ impl Browser {
                          format!("--user-data-dir={}", profile.display())],
             }
         }}});
+        let mut caps = caps;
+        if let Some(args) =
+            caps["capabilities"]["alwaysMatch"]["goog:chromeOptions"]["args"].as_array_mut()
+        {
+            args.extend(extra.iter().map(|a| json!(a)));
+        }
         let (st, r) = http(
             &addr,
             "POST",
@@ -441,7 +372,7 @@ fn the_desk_in_a_real_browser() {
     assert!(raw.starts_with("HTTP/1.1 421"), "{raw}");
 
     let profile = tempfile::tempdir().unwrap();
-    let b = Browser::start(profile.path());
+    let b = Browser::start(profile.path(), &[]);
 
     // Without the token the browser gets the refusal, not the page.
     b.go(&format!("http://{addr}/"));
@@ -593,4 +524,85 @@ fn the_desk_refuses_a_network_address_without_allow_remote() {
     );
     assert!(out.stdout.is_empty(), "an address was printed");
     assert!(!dir.path().join("g.toml").exists());
+}
+
+#[test]
+fn the_desk_over_tls_in_a_real_browser() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    // A test certificate for the page's name; the browser trusts exactly its key.
+    let made = rcgen::generate_simple_self_signed(vec!["desk.test".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("desk.crt"), dir.path().join("desk.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let spki = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(
+        rcgen::PublicKeyData::subject_public_key_info(&made.signing_key),
+    ));
+    let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
+    let gallery = dir.path().join("g.toml");
+    let mut child = common::facegate_cmd()
+        .args([
+            "desk",
+            "--gallery",
+            gallery.to_str().unwrap(),
+            "--folder",
+            frames.to_str().unwrap(),
+            "--fps",
+            "4",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-remote",
+            "--allow-host",
+            "desk.test",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut url, mut fingerprint) = (String::new(), String::new());
+    out.read_line(&mut url).unwrap();
+    out.read_line(&mut fingerprint).unwrap();
+    let _desk = DeskProcess(child);
+    let url = url.trim().to_string();
+    assert!(url.starts_with("https://desk.test:"), "{url}");
+    let want = hex_colons(&sha2::Sha256::digest(made.cert.der()));
+    assert!(fingerprint.contains(&want), "{fingerprint} vs {want}");
+    let profile = tempfile::tempdir().unwrap();
+    let b = Browser::start(
+        profile.path(),
+        &[
+            "--host-resolver-rules=MAP desk.test 127.0.0.1".to_string(),
+            format!("--ignore-certificate-errors-spki-list={spki}"),
+        ],
+    );
+    b.go(&url);
+    assert_eq!(b.js("return location.protocol"), json!("https:"));
+    assert_eq!(b.js("return document.title"), json!("facegate desk"));
+    assert_eq!(b.js("return document.cookie"), json!(""));
+    // The preview and the API come with the Secure cookie and the page's header.
+    b.wait("a preview over TLS", 60, |b| {
+        b.js("return document.getElementById('preview').naturalWidth > 0") == json!(true)
+    });
+    b.wait("the people list over TLS", 10, |b| {
+        b.text("#people-count") == "(0)"
+    });
+}
+
+/// `AB:CD:...` of `bytes`.
+fn hex_colons(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -1,6 +1,8 @@
 //! Shared test helpers: the data directory and the models, both required (never skipped).
 #![allow(dead_code)]
 
+pub mod web;
+
 use facegate::identity::enroll::{enroll, EnrollOptions};
 use facegate::identity::gallery::Gallery;
 use facegate::kiosk::config::Config;
