@@ -42,6 +42,53 @@ pub struct Config {
     /// Templates of a newer network added on grants (with `[models] bridge`).
     #[serde(default)]
     pub migration: MigrationConfig,
+    /// Presentation-attack checks before a grant.
+    #[serde(default)]
+    pub liveness: LivenessConfig,
+}
+
+/// `[liveness]`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessConfig {
+    /// The motion check: `off`, `vote` (a face that moves flat is refused) or `require` (the
+    /// face must also show its depth: one that holds still is refused).
+    #[serde(default)]
+    pub motion: crate::kiosk::motion::MotionMode,
+    /// How much two views must differ beyond a similarity to count (0.02 to 1).
+    #[serde(default = "default_min_change")]
+    pub min_change: f64,
+    /// Below this homography residual the face is flat (0.02 to 1).
+    #[serde(default = "default_min_depth")]
+    pub min_depth: f64,
+}
+
+fn default_min_change() -> f64 {
+    crate::kiosk::motion::MIN_CHANGE
+}
+fn default_min_depth() -> f64 {
+    crate::kiosk::motion::MIN_DEPTH
+}
+
+impl Default for LivenessConfig {
+    fn default() -> Self {
+        LivenessConfig {
+            motion: Default::default(),
+            min_change: default_min_change(),
+            min_depth: default_min_depth(),
+        }
+    }
+}
+
+impl LivenessConfig {
+    /// The motion check's policy.
+    pub fn motion_policy(&self) -> crate::kiosk::motion::MotionPolicy {
+        crate::kiosk::motion::MotionPolicy {
+            mode: self.motion,
+            min_change: self.min_change,
+            min_depth: self.min_depth,
+        }
+    }
 }
 
 /// `[migration]`
@@ -536,6 +583,21 @@ impl Config {
                 "door",
                 "pulse_ms",
                 format!("= {} must be 1..=10000 (10 s cap)", c.door.pulse_ms),
+            ));
+        }
+        let l = &c.liveness;
+        if !(0.02..=1.0).contains(&l.min_change) {
+            return Err(bad(
+                "liveness",
+                "min_change",
+                format!("= {} must be 0.02..=1", l.min_change),
+            ));
+        }
+        if !(0.02..=1.0).contains(&l.min_depth) {
+            return Err(bad(
+                "liveness",
+                "min_depth",
+                format!("= {} must be 0.02..=1", l.min_depth),
             ));
         }
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();

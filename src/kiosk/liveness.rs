@@ -1,10 +1,11 @@
 //! The presentation-attack check point: called with the frames of a decision before every
-//! grant, so that a liveness detector can be added without touching the loop.
+//! grant; a refusal denies the grant with its reason, which is audited.
 //!
-//! facegate ships no detector: [`NoLivenessCheck`] accepts every decision and says so in the
-//! log at start. A printed photo or a phone showing an enrolled person's face therefore
-//! opens the door; the README's security section says what mitigates that on a real
-//! installation (a near-infrared camera, a second factor, a guarded entrance).
+//! [`NoLivenessCheck`] accepts every decision and says so in the log at start: a printed
+//! photo or a phone showing an enrolled face then opens the door. [`MotionLiveness`] refuses
+//! a face that moves flat across the decision's frames ([`crate::kiosk::motion`]): a picture
+//! held up to the camera. The README's security section says what each stops and what
+//! mitigates the rest (a near-infrared camera, a second factor, a guarded entrance).
 
 use crate::recognition::detect::Face;
 use crate::recognition::frame::Frame;
@@ -20,10 +21,32 @@ pub struct DecisionFrame {
 
 /// Decides whether the frames of a grant show a live person.
 pub trait Liveness: Send {
-    /// True to let the grant through; false denies it (the door stays locked).
-    fn is_live(&mut self, person: &str, frames: &[DecisionFrame]) -> bool;
+    /// `Ok` lets the grant through; `Err` denies it (the door stays locked) with the reason
+    /// the audit log records.
+    fn judge(&mut self, person: &str, frames: &[DecisionFrame]) -> Result<(), String>;
     /// What to call the check in logs.
     fn describe(&self) -> String;
+}
+
+/// The motion check ([`crate::kiosk::motion`]) on the decision's faces.
+#[derive(Debug, Clone, Copy)]
+pub struct MotionLiveness(pub crate::kiosk::motion::MotionPolicy);
+
+impl Liveness for MotionLiveness {
+    fn judge(&mut self, _person: &str, frames: &[DecisionFrame]) -> Result<(), String> {
+        let views: Vec<(&crate::recognition::frame::Frame, &Face)> =
+            frames.iter().map(|f| (&f.frame, &f.face)).collect();
+        self.0.judge(&views)
+    }
+
+    fn describe(&self) -> String {
+        let p = &self.0;
+        format!(
+            "motion ({:?}): a face that moves like a flat picture is refused (depth < {:.2} \
+             over views differing by {:.2}); a video replay is not",
+            p.mode, p.min_depth, p.min_change
+        )
+    }
 }
 
 /// Accepts every decision: no presentation-attack detection.
@@ -31,8 +54,8 @@ pub trait Liveness: Send {
 pub struct NoLivenessCheck;
 
 impl Liveness for NoLivenessCheck {
-    fn is_live(&mut self, _person: &str, _frames: &[DecisionFrame]) -> bool {
-        true
+    fn judge(&mut self, _person: &str, _frames: &[DecisionFrame]) -> Result<(), String> {
+        Ok(())
     }
 
     fn describe(&self) -> String {

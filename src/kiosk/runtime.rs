@@ -27,7 +27,8 @@ use crate::kiosk::audit::{self, AuditLog};
 use crate::kiosk::config::Config;
 use crate::kiosk::decide::{Decider, Decision, Observation};
 use crate::kiosk::door::{Door, Relay};
-use crate::kiosk::liveness::{DecisionFrame, Liveness, NoLivenessCheck};
+use crate::kiosk::liveness::{DecisionFrame, Liveness, MotionLiveness, NoLivenessCheck};
+use crate::kiosk::motion::MotionMode;
 use crate::kiosk::notify::Notifier;
 use crate::kiosk::state::DoorState;
 use crate::kiosk::watch::{Access, GalleryState, GalleryWatch};
@@ -88,7 +89,9 @@ pub struct Kiosk {
     policy: MatchPolicy,
     liveness: Box<dyn Liveness>,
     /// The frames of the current decision window with their identified face.
-    recent: std::collections::VecDeque<Option<DecisionFrame>>,
+    /// Each with its time and the person it was identified as; only those of the granted
+    /// person within the decision window are judged.
+    recent: std::collections::VecDeque<(f64, Option<(String, DecisionFrame)>)>,
     gates: QualityGates,
     decider: Decider,
     door: Door,
@@ -233,7 +236,10 @@ impl Kiosk {
             .map(|p| AuditLog::open(p, config.audit.max_bytes, config.audit.keep))
             .transpose()?;
         let policy = policy_for(config, people);
-        let liveness: Box<dyn Liveness> = Box::new(NoLivenessCheck);
+        let liveness: Box<dyn Liveness> = match config.liveness.motion {
+            MotionMode::Off => Box::new(NoLivenessCheck),
+            _ => Box::new(MotionLiveness(config.liveness.motion_policy())),
+        };
         log::info!("liveness check: {}", liveness.describe());
         Ok(Kiosk {
             rec,
@@ -352,12 +358,22 @@ impl Kiosk {
                 return Err(e);
             }
         };
-        let identified = matches!(obs, Observation::Person { .. });
-        self.recent
-            .push_back(face.filter(|_| identified).map(|face| DecisionFrame {
-                frame: frame.clone(),
-                face,
-            }));
+        let who = match &obs {
+            Observation::Person { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        self.recent.push_back((
+            t,
+            who.zip(face).map(|(name, face)| {
+                (
+                    name,
+                    DecisionFrame {
+                        frame: frame.clone(),
+                        face,
+                    },
+                )
+            }),
+        ));
         while self.recent.len() > self.config.decision.n {
             self.recent.pop_front();
         }
@@ -369,11 +385,22 @@ impl Kiosk {
         }
         let mut decision = self.decider.observe(t, obs.clone());
         if let Decision::Grant { person, .. } = &decision {
-            let frames: Vec<DecisionFrame> = self.recent.iter().flatten().cloned().collect();
-            if !self.liveness.is_live(person, &frames) {
-                decision = Decision::Deny {
-                    reason: format!("{person}: liveness check failed"),
-                };
+            // The granted person's frames of this decision's window only: never a frame of
+            // someone else, or of an earlier visit.
+            let since = t - self.config.decision.window_secs;
+            let frames: Vec<DecisionFrame> = self
+                .recent
+                .iter()
+                .filter(|(at, _)| *at >= since)
+                .filter_map(|(_, f)| f.as_ref())
+                .filter(|(name, _)| name == person)
+                .map(|(_, f)| f.clone())
+                .collect();
+            if let Err(why) = self.liveness.judge(person, &frames) {
+                let reason = format!("{person}: {why}");
+                log::warn!("deny: {reason}");
+                self.audit(json!({"time": audit::now_secs(), "decision": "deny", "person": person, "reason": reason}))?;
+                decision = Decision::Deny { reason };
             }
         }
         let no_face = obs == Observation::NoFace;
