@@ -23,15 +23,17 @@
 //! ```text
 //! error · files
 //! recognition   frame · models → net → photo · detect · align · source → embed · head
-//!               · quality · draw
+//!               · quality · draw · planarity
 //!               → pipeline → track
-//! identity      threshold · verify · templates → bridge · gallery → space → identify
+//! identity      threshold · verify · templates · names → bridge → signing → gallery → space
+//!               → identify
 //!               → matcher · enroll · cluster                                       (recognition)
-//! kiosk         decide · door · notify · audit · config → runtime     (identity, recognition)
+//! kiosk         decide · door · notify · audit · state · motion → liveness · config · watch
+//!               → runtime                                             (identity, recognition)
 //! eval          metrics · domain · embed_cache · plot → embed_run → lfw · calibrate · openset
 //!               · cluster · bench                                     (identity, recognition)
 //! learn         data · triplet → train · harmonic → protocol    (eval, identity, recognition)
-//! desk          auth · health → server                                (identity, recognition)
+//! desk          auth · health · tls → server · http → listen           (identity, recognition)
 //! ```
 //!
 //! `kiosk`, `eval` and `desk` never use each other (the desk reads the door's audit log as

@@ -8,11 +8,12 @@ mod common;
 
 use common::{data, feed, images_in, kiosk_config, recognizer};
 use facegate::kiosk::door::SimulatedRelay;
-use facegate::kiosk::motion::{depth, Depth, MotionMode, MIN_CHANGE, MIN_DEPTH};
+use facegate::kiosk::motion::{MotionMode, MIN_CHANGE, MIN_DEPTH};
 use facegate::kiosk::Kiosk;
 use facegate::recognition::detect::Face;
 use facegate::recognition::frame::{load_image, Frame};
 use facegate::recognition::pipeline::{largest, Recognizer};
+use facegate::recognition::planarity::{depth, Depth};
 use imageproc::geometric_transformations::{warp, warp_with, Interpolation, Projection};
 
 /// A small deterministic generator (xorshift), uniform in [lo, hi).

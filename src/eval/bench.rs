@@ -19,7 +19,8 @@ use std::time::Instant;
 /// `align`, `embed_fp32`, `embed_int8`, `embed_facenet`, `embed_facenet_int8` (when fetched), `frame` (detect at min face 40 +
 /// align + embed fp32), `track` (the frame's face re-found from its last box, as the kiosk
 /// does between full detections), `frame_tracked` (track + align + embed fp32), `search_1k`, `search_10k`, `search_100k`,
-/// `gallery_load_10k`, `gallery_load_100k`, `gallery_refuse_100k`.
+/// `gallery_load_10k`, `gallery_load_100k`, `gallery_refuse_100k`, `motion_3` (the motion check over
+/// a grant's 3 frames).
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     /// Stage name.
@@ -152,6 +153,29 @@ fn stages_at(
     })?);
     out.push(time("frame_tracked", runs, || {
         embed_largest(&det40.redetect(frame, &faces)?.unwrap_or_default())
+    })?);
+    // The motion check over a grant's 3 frames: the frame and two views of it tilted in
+    // perspective (3 pairs, each a similarity and two homography fits).
+    let mut views = vec![(frame.clone(), face.clone())];
+    for m in [
+        [1.04, 0.03, -8.0, -0.02, 1.0, 4.0, 0.00012, 0.0, 1.0],
+        [0.97, -0.04, 10.0, 0.03, 1.01, -6.0, -0.0001, 0.00005, 1.0],
+    ] {
+        let p = imageproc::geometric_transformations::Projection::from_matrix(m)
+            .ok_or_else(|| Error::Invalid("bench: a singular tilt".into()))?;
+        let tilted = imageproc::geometric_transformations::warp(
+            frame,
+            &p,
+            imageproc::geometric_transformations::Interpolation::Bilinear,
+            image::Rgb([0, 0, 0]),
+        );
+        let f = largest_face(&det40.detect(&tilted)?)?;
+        views.push((tilted, f));
+    }
+    let refs: Vec<(&Frame, &Face)> = views.iter().map(|(f, x)| (f, x)).collect();
+    out.push(time("motion_3", runs, || {
+        std::hint::black_box(crate::recognition::planarity::depth(&refs, 0.10));
+        Ok(())
     })?);
     Ok(out)
 }

@@ -4,7 +4,8 @@
 //! [`net`] runs MTCNN's networks and dlib's ResNet on facegate's own kernels, [`detect`]
 //! finds faces (MTCNN), [`align`] warps each to the embedder's template, [`embed`] runs the
 //! embedding network (on [`net`] or tract), [`head`] is a learned map on its embeddings,
-//! [`quality`] gates faces, [`draw`] marks them,
+//! [`quality`] gates faces, [`draw`] marks them, [`planarity`] tells a flat picture from a
+//! head across frames,
 //! [`source`] yields frames, [`pipeline`] wires detector, aligner and embedder, and [`track`]
 //! follows faces from frame to frame so that most frames skip the full detection.
 
@@ -18,6 +19,7 @@ pub mod models;
 pub mod net;
 pub mod photo;
 pub mod pipeline;
+pub mod planarity;
 pub mod quality;
 pub mod source;
 pub mod track;
