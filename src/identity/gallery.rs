@@ -36,10 +36,12 @@ use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
 use crate::recognition::embed::Embedding;
 use serde::Serialize;
 
+mod envelope;
 mod file;
 mod station;
 mod write;
 
+pub use envelope::Provenance;
 pub use file::Trust;
 pub use station::station_record_path;
 pub use write::DEFAULT_SITE;
@@ -83,28 +85,6 @@ impl Person {
             .find(|m| m.model == model)
             .map_or(&[], |m| m.templates.as_slice())
     }
-}
-
-/// Where a loaded gallery stands: its serial, site and signature, and the exact file it came
-/// from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Provenance {
-    /// Raised by every write; a door refuses a signed gallery older than one it accepted.
-    /// 0 for a new gallery and for files of formats 1 to 3.
-    pub serial: u64,
-    /// The site a signed gallery belongs to (its serials count on their own).
-    pub site: Option<String>,
-    /// When it was signed, Unix seconds.
-    pub signed_at: Option<u64>,
-    /// Whether the file carried a signature line.
-    pub signed: bool,
-    /// The fingerprint of the key whose signature was checked on load, if one was.
-    pub verified_by: Option<String>,
-    /// sha256 of the signed body (what a door records): the same serial with other bytes is
-    /// another gallery.
-    pub body_sha256: String,
-    /// sha256 of the whole file as read ("" for a gallery not loaded from a file).
-    pub file_sha256: String,
 }
 
 /// A person's templates made by another network than the gallery's.

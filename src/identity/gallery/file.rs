@@ -1,13 +1,15 @@
 //! The gallery file: checksum and signature lines, the TOML body in formats 1 to 3, and
 //! loading with every check (writing is in `write.rs`).
 
+pub use super::envelope::Trust;
+use super::envelope::{check_signature, lines};
 use super::{
-    Gallery, Migrated, NameIndex, Person, Provenance, CHECKSUM_PREFIX, FORMAT, MAX_FILE_BYTES,
-    SIGNATURE_PREFIX, TEMPLATE_NORM, VERSION,
+    Gallery, Migrated, NameIndex, Person, Provenance, FORMAT, MAX_FILE_BYTES, TEMPLATE_NORM,
+    VERSION,
 };
 use crate::error::{Error, Result};
-use crate::files::{self, backup_path, Follow};
-use crate::identity::signing::{Domain, VerifyingKey};
+use crate::files::{self, Follow};
+use crate::identity::signing::VerifyingKey;
 use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
 use crate::recognition::embed::Embedding;
 use crate::recognition::models::sha256_hex;
@@ -57,67 +59,6 @@ pub(super) struct MigratedRepr {
     pub(super) model: String,
     pub(super) added: Vec<u64>,
     pub(super) templates: Vec<String>,
-}
-
-/// How the door reads its gallery: the key whose signature it requires, and whether a
-/// symbolic link at the path is followed (`[gallery] allow_symlink`).
-#[derive(Debug, Clone, Copy)]
-pub struct Trust<'a> {
-    /// Only a gallery signed by this key is accepted.
-    pub key: Option<&'a VerifyingKey>,
-    /// Follow a symbolic link at the gallery's path.
-    pub follow: Follow,
-}
-
-impl Default for Trust<'_> {
-    fn default() -> Self {
-        Trust {
-            key: None,
-            follow: Follow::No,
-        }
-    }
-}
-
-/// The lines of a gallery file: the signature (if any) and the TOML body it signs.
-pub(super) struct Lines<'a> {
-    pub(super) signature: Option<&'a str>,
-    pub(super) body: &'a str,
-}
-
-/// The checksum line checked, then the signature line split off (nothing parsed yet).
-pub(super) fn lines<'a>(path: &Path, text: &'a str) -> Result<Lines<'a>> {
-    let (first, rest) = text
-        .split_once('\n')
-        .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
-    let want = first
-        .strip_prefix(CHECKSUM_PREFIX)
-        .ok_or_else(|| Error::gallery(path, "damaged: the checksum line is missing"))?;
-    let got = sha256_hex(rest.as_bytes());
-    if got != want.trim() {
-        return Err(Error::gallery(
-            path,
-            format!(
-                "damaged: checksum mismatch (file says {}, content hashes to {got}){}",
-                want.trim(),
-                restore_hint(path)
-            ),
-        ));
-    }
-    match rest.strip_prefix(SIGNATURE_PREFIX) {
-        Some(signed) => {
-            let (sig, body) = signed
-                .split_once('\n')
-                .ok_or_else(|| Error::gallery(path, "damaged: truncated"))?;
-            Ok(Lines {
-                signature: Some(sig.trim()),
-                body,
-            })
-        }
-        None => Ok(Lines {
-            signature: None,
-            body: rest,
-        }),
-    }
 }
 
 impl Gallery {
@@ -479,48 +420,12 @@ fn migrated_set(
     })
 }
 
-/// Checks the signature line of the gallery at `path` (over `body`) against `key`.
-pub(super) fn check_signature(
-    path: &Path,
-    signature: Option<&str>,
-    body: &str,
-    key: &VerifyingKey,
-) -> Result<()> {
-    let sig = signature.ok_or_else(|| {
-        Error::gallery(
-            path,
-            format!(
-                "not signed, but this door trusts only galleries signed by key {}",
-                key.fingerprint()
-            ),
-        )
-    })?;
-    key.verify(Domain::Gallery, body.as_bytes(), sig)
-        .map_err(|why| {
-            Error::gallery(
-                path,
-                format!("bad signature for key {}: {why}", key.fingerprint()),
-            )
-        })
-}
-
-/// What to tell someone whose gallery does not load: the backup if there is one; names are
-/// changed with `facegate people rename`, never by hand (the checksum covers them).
-fn restore_hint(path: &Path) -> String {
-    let bak = backup_path(path);
-    if bak.exists() {
-        format!("; restore the previous version from {}", bak.display())
-    } else {
-        "; there is no backup beside it: re-enroll, and change names only with \
-         `facegate people rename` (a hand edit breaks the checksum)"
-            .into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::sample;
+    use super::super::CHECKSUM_PREFIX;
     use super::*;
+    use crate::files::backup_path;
     use base64::Engine;
 
     #[test]
