@@ -188,15 +188,19 @@ fn largest_face(faces: &[Face]) -> Result<Face> {
         .ok_or_else(|| Error::NoFace("bench frame".into()))
 }
 
-/// Exact 1:N search time over galleries of `sizes` templates (random unit-scale vectors).
-pub fn search(sizes: &[usize], runs: usize) -> Result<Vec<Timing>> {
-    let mut seed = 0x2545F4914F6CDD1Du64;
-    let mut rnd = move || {
+/// Uniform numbers in [-0.5, 0.5) from `seed` (xorshift): the same galleries on every run.
+fn uniform(mut seed: u64) -> impl FnMut() -> f32 {
+    move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
+    }
+}
+
+/// Exact 1:N search time over galleries of `sizes` templates (random unit-scale vectors).
+pub fn search(sizes: &[usize], runs: usize) -> Result<Vec<Timing>> {
+    let mut rnd = uniform(0x2545F4914F6CDD1D);
     let mut out = Vec::new();
     for &n in sizes {
         let mut g = Gallery::new("bench");
@@ -233,13 +237,7 @@ pub fn gallery_load(sizes: &[usize], runs: usize) -> Result<Vec<Timing>> {
         (|| {
             let (secret, public) = keygen(&dir)?;
             let (key, vk) = (SigningKey::load(&secret)?, VerifyingKey::load(&public)?);
-            let mut seed = 0x9E3779B97F4A7C15u64;
-            let mut rnd = move || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            };
+            let mut rnd = uniform(0x9E3779B97F4A7C15);
             let mut out = Vec::new();
             for &n in sizes {
                 let mut g = Gallery::new("bench");
