@@ -33,8 +33,10 @@
 //! eval          metrics · domain · embed_cache · plot → embed_run → lfw · calibrate · openset
 //!               · cluster · bench                                     (identity, recognition)
 //! learn         data · triplet → train · harmonic → protocol    (eval, identity, recognition)
-//! desk          auth · health · tls → server · http → listen           (identity, recognition)
+//! desk          auth · health · tls → server ⇄ http ⇄ listen           (identity, recognition)
 //! ```
+//!
+//! (`⇄`: the desk's server, routes and listener still share state both ways.)
 //!
 //! `kiosk`, `eval` and `desk` never use each other (the desk reads the door's audit log as
 //! JSON lines, not through `kiosk`). The CLI (`src/main.rs`, `src/cli/`) only parses
