@@ -239,8 +239,8 @@ pub fn load_plan_with_outputs(
 
 /// tract-linalg 0.23's AVX2 int8 kernel. Its i8 inner loop loads with a legacy-SSE `movq`
 /// among VEX instructions, and on a CPU without AVX-512 VNNI (where tract picks it) the
-/// quantized networks run 60 to 100 times slower than their fp32 files (README, "Where the
-/// time goes").
+/// quantized networks run 60 to 100 times slower than their fp32 files (`docs/accuracy_and_speed.md`,
+/// "Where the time goes").
 const SLOW_KERNEL: &str = "avx2_mmm_i32_8x8";
 
 /// Logs a warning naming the model when its plan selected [`SLOW_KERNEL`]: the kiosk still
