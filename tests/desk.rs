@@ -9,12 +9,12 @@
 
 mod common;
 
-use common::web::{body_of, free_port, http};
+use common::web::{body_of, desk_args, free_port, http, start_desk};
 
 use base64::Engine;
 use facegate::identity::gallery::Gallery;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -256,33 +256,8 @@ fn the_desk_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let audit = demo_audit_log(dir.path());
     let gallery = dir.path().join("desk-gallery.toml");
-    let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
-    let mut child = common::facegate_cmd()
-        .args([
-            "desk",
-            "--gallery",
-            gallery.to_str().unwrap(),
-            "--folder",
-            frames.to_str().unwrap(),
-            "--fps",
-            "4",
-            "--k",
-            "3",
-            "--listen",
-            "127.0.0.1:0",
-            "--audit",
-            audit.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (child, url, _) = start_desk(&gallery, &["--audit", audit.to_str().unwrap()]);
     let _desk = DeskProcess(child);
-    let url = first.trim().to_string();
     let rest = url.strip_prefix("http://").expect(&url);
     let (addr, token) = rest.split_once("/?token=").expect(&url);
     assert_eq!(token.len(), 64, "{url}");
@@ -506,16 +481,10 @@ fn the_desk_in_a_real_browser() {
 #[test]
 fn the_desk_refuses_a_network_address_without_allow_remote() {
     let dir = tempfile::tempdir().unwrap();
-    let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
-    let out = common::facegate(&[
-        "desk",
-        "--gallery",
-        dir.path().join("g.toml").to_str().unwrap(),
-        "--folder",
-        frames.to_str().unwrap(),
-        "--listen",
-        "0.0.0.0:0",
-    ]);
+    let mut args = desk_args(&dir.path().join("g.toml"));
+    let listen = args.iter().position(|a| a == "127.0.0.1:0").unwrap();
+    args[listen] = "0.0.0.0:0".into();
+    let out = common::facegate_cmd().args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -543,19 +512,10 @@ fn the_desk_over_tls_in_a_real_browser() {
     let spki = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(
         rcgen::PublicKeyData::subject_public_key_info(&made.signing_key),
     ));
-    let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
     let gallery = dir.path().join("g.toml");
-    let mut child = common::facegate_cmd()
-        .args([
-            "desk",
-            "--gallery",
-            gallery.to_str().unwrap(),
-            "--folder",
-            frames.to_str().unwrap(),
-            "--fps",
-            "4",
-            "--listen",
-            "127.0.0.1:0",
+    let (child, url, fingerprint) = start_desk(
+        &gallery,
+        &[
             "--allow-remote",
             "--allow-host",
             "desk.test",
@@ -563,17 +523,9 @@ fn the_desk_over_tls_in_a_real_browser() {
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut url, mut fingerprint) = (String::new(), String::new());
-    out.read_line(&mut url).unwrap();
-    out.read_line(&mut fingerprint).unwrap();
+        ],
+    );
     let _desk = DeskProcess(child);
-    let url = url.trim().to_string();
     assert!(url.starts_with("https://desk.test:"), "{url}");
     let want = hex_colons(&sha2::Sha256::digest(made.cert.der()));
     assert!(fingerprint.contains(&want), "{fingerprint} vs {want}");

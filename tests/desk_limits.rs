@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::web::http;
-use std::io::{BufRead, BufReader, Read, Write};
+use common::web::{desk_args, http, start_desk};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// A running `facegate desk` on the demo frames.
@@ -29,35 +29,7 @@ impl Drop for Desk {
 
 impl Desk {
     fn start(gallery: &Path, extra: &[&str]) -> Desk {
-        let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
-        let mut args = vec![
-            "desk",
-            "--gallery",
-            gallery.to_str().unwrap(),
-            "--folder",
-            frames.to_str().unwrap(),
-            "--fps",
-            "2",
-            "--k",
-            "3",
-            "--listen",
-            "127.0.0.1:0",
-        ];
-        args.extend_from_slice(extra);
-        let mut child = common::facegate_cmd()
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let mut second_line = String::new();
-        if first.starts_with("https://") {
-            out.read_line(&mut second_line).unwrap();
-        }
-        let url = first.trim().to_string();
+        let (child, url, second_line) = start_desk(gallery, extra);
         let rest = url.split_once("://").expect(&url).1;
         let (addr, token) = rest.split_once("/?token=").expect(&url);
         // With --allow-host the address printed is the page's name: it listens on loopback.
@@ -333,17 +305,11 @@ fn from_another_machine_only_over_tls_and_only_by_its_names() {
     let dir = tempfile::tempdir().unwrap();
     let gallery = dir.path().join("g.toml");
     // --allow-remote without a name for the page, or without TLS: refused.
-    let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
-    let out = common::facegate(&[
-        "desk",
-        "--gallery",
-        gallery.to_str().unwrap(),
-        "--folder",
-        frames.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--allow-remote",
-    ]);
+    let out = common::facegate_cmd()
+        .args(desk_args(&gallery))
+        .arg("--allow-remote")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-host"));
 

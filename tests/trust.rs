@@ -438,16 +438,21 @@ fn one_enrollment_is_one_person() {
     let blair = lfw("Tony_Blair", 1..3);
     // Frames alternating Powell and Blair under one name: refused, the Blair frames named.
     let mixed = [&powell[0], &blair[0], &powell[1], &blair[1], &powell[2]];
-    let mut args: Vec<&str> = vec![
-        "enroll",
-        "--gallery",
-        g.to_str().unwrap(),
-        "--name",
-        "Colin",
-    ];
-    args.push("--images");
-    args.extend(mixed.iter().map(|p| p.to_str().unwrap()));
-    let out = common::facegate(&args);
+    // `facegate enroll` of Colin from `photos`, K = all of them.
+    let enroll_colin = |photos: &[&PathBuf]| {
+        let k = photos.len().to_string();
+        let mut args = vec![
+            "enroll",
+            "--gallery",
+            g.to_str().unwrap(),
+            "--name",
+            "Colin",
+        ];
+        args.extend(["--k", &k, "--images"]);
+        args.extend(photos.iter().map(|p| p.to_str().unwrap()));
+        common::facegate(&args)
+    };
+    let out = enroll_colin(&mixed);
     assert_eq!(out.status.code(), Some(2));
     let e = stderr(&out);
     assert!(
@@ -478,16 +483,7 @@ fn one_enrollment_is_one_person() {
     assert!(gallery.people().is_empty());
 
     // Powell alone: enrolled; the door lets Powell in and never Blair.
-    let mut args: Vec<&str> = vec![
-        "enroll",
-        "--gallery",
-        g.to_str().unwrap(),
-        "--name",
-        "Colin",
-    ];
-    args.extend(["--k", "3", "--images"]);
-    args.extend(powell.iter().map(|p| p.to_str().unwrap()));
-    let out = common::facegate(&args);
+    let out = enroll_colin(&powell.iter().collect::<Vec<_>>());
     assert!(out.status.success(), "{}", stderr(&out));
     let cfg = kiosk_config(dir.path(), &g, dir.path());
     let relay = SimulatedRelay::new();

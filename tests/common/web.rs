@@ -82,3 +82,47 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// `facegate desk`'s arguments for `gallery` on the demo frames (played in a loop, 4 fps,
+/// K = 3), listening on a free loopback port.
+pub fn desk_args(gallery: &std::path::Path) -> Vec<String> {
+    let frames = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo/frames");
+    [
+        "desk",
+        "--gallery",
+        gallery.to_str().unwrap(),
+        "--folder",
+        frames.to_str().unwrap(),
+        "--fps",
+        "4",
+        "--k",
+        "3",
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `facegate desk` started with [`desk_args`] and `extra`: the child, the first line it
+/// printed (the page's address with the token) and, with TLS, the second (the certificate's
+/// fingerprint; empty otherwise).
+pub fn start_desk(
+    gallery: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, String, String) {
+    let mut child = super::facegate_cmd()
+        .args(desk_args(gallery))
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut url, mut second) = (String::new(), String::new());
+    out.read_line(&mut url).unwrap();
+    if url.starts_with("https://") {
+        out.read_line(&mut second).unwrap();
+    }
+    (child, url.trim().to_string(), second)
+}
