@@ -3,6 +3,9 @@
 //! real landmark noise) against real pose change (several photos of one person from LFW).
 //! The distributions it measures are in `docs/liveness.md`; the kiosk refuses the first
 //! with the reason audited and grants the second.
+//!
+//! The texture check in the kiosk and on the command line: the publisher's print and screen
+//! samples refused, its live sample granted, a broken liveness model keeping the door locked.
 
 mod common;
 
@@ -290,4 +293,115 @@ fn the_kiosk_refuses_a_held_up_photo_and_grants_the_person() {
     assert_eq!(got, ["Bush"], "{log}");
     drop(k);
     assert_eq!(common::unlocks(&relay), 1);
+}
+
+/// A kiosk with the texture check on (motion off) whose gallery holds the person of one
+/// sample photo, fed that photo five times: what it granted, and its audit log.
+fn texture_kiosk(sample: &str) -> (Vec<String>, String, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = data(&format!("pad/minifasnet/samples/{sample}"));
+    let mut rec = recognizer("dlib_fp32", 40.0);
+    let mut gallery = facegate::identity::gallery::Gallery::new(rec.model_id());
+    common::enroll_files(
+        &mut rec,
+        &mut gallery,
+        "Visitor",
+        std::slice::from_ref(&photo),
+    );
+    let g = dir.path().join("gallery.toml");
+    gallery.save(&g).unwrap();
+    let mut cfg = kiosk_config(dir.path(), &g, dir.path());
+    cfg.liveness.texture = true;
+    cfg.liveness.motion = MotionMode::Off;
+    let relay = SimulatedRelay::new();
+    let mut k = Kiosk::new(&cfg, Box::new(relay.clone())).unwrap();
+    let frame = load_image(&photo).unwrap();
+    let grants = feed(&mut k, &vec![frame; 5], 0.0);
+    drop(k);
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    (grants, log, common::unlocks(&relay))
+}
+
+/// The printed photo and the tablet screen of an enrolled person are identified as that
+/// person and refused by the texture check, the reason audited; the live face is granted.
+#[test]
+fn the_kiosk_refuses_print_and_screen_and_grants_the_live_face() {
+    for attack in ["image_F1.jpg", "image_F2.jpg"] {
+        let (grants, log, unlocks) = texture_kiosk(attack);
+        assert!(grants.is_empty() && unlocks == 0, "{attack}: {log}");
+        let refusal = log
+            .lines()
+            .find(|l| l.contains("presentation attack suspected: texture"))
+            .unwrap_or_else(|| panic!("{attack}: no texture refusal audited: {log}"));
+        assert!(refusal.contains("\"person\":\"Visitor\""), "{refusal}");
+    }
+    let (grants, log, unlocks) = texture_kiosk("image_T1.jpg");
+    assert_eq!(grants, ["Visitor"], "{log}");
+    assert_eq!(unlocks, 1);
+}
+
+/// `[liveness] texture = true` with a liveness model that is altered: the kiosk does not
+/// start, the error names the file, and the door was never unlocked.
+#[test]
+fn a_liveness_model_that_fails_to_load_keeps_the_door_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    let store = common::store();
+    for entry in std::fs::read_dir(store.dir()).unwrap() {
+        let p = entry.unwrap().path();
+        std::os::unix::fs::symlink(&p, models.join(p.file_name().unwrap())).unwrap();
+    }
+    let broken = models.join("minifasnet_v1se_4.0.onnx");
+    std::fs::remove_file(&broken).unwrap();
+    let bytes = std::fs::read(store.path("minifasnet_v1se").unwrap()).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let g = common::obama_gallery(dir.path());
+    let mut cfg = kiosk_config(dir.path(), &g, dir.path());
+    cfg.models.dir = Some(models.clone());
+    cfg.liveness.texture = true;
+    let relay = SimulatedRelay::new();
+    let err = match Kiosk::new(&cfg, Box::new(relay.clone())) {
+        Ok(_) => panic!("the kiosk started without its liveness model"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("minifasnet_v1se_4.0.onnx"), "{err}");
+    assert!(err.contains("sha256"), "{err}");
+    assert_eq!(common::unlocks(&relay), 0);
+    assert!(relay.events().lock().unwrap().iter().all(|e| !e.unlocked));
+}
+
+/// `facegate liveness`: exit 1 and "real": false for an attack, exit 0 for the live face,
+/// exit 1 for an image without a face, exit 2 for a file that is not an image.
+#[test]
+fn liveness_command_exit_codes_and_json() {
+    let sample = |n: &str| data(&format!("pad/minifasnet/samples/{n}"));
+    let out = common::facegate(&[
+        "liveness",
+        "--json",
+        sample("image_F2.jpg").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(v["faces"][0]["real"], false);
+    assert!(v["faces"][0]["score"].as_f64().unwrap() < 0.2);
+    assert_eq!(v["faces"][0]["box"].as_array().unwrap().len(), 4);
+    let out = common::facegate(&[
+        "liveness",
+        "--json",
+        sample("image_T1.jpg").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["faces"][0]["real"], true);
+    let no_face = images_in(&data("faces/no_face"))[0].clone();
+    let out = common::facegate(&["liveness", no_face.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.jpg");
+    std::fs::write(&junk, b"not a jpeg").unwrap();
+    let out = common::facegate(&["liveness", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.jpg"));
 }

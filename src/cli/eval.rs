@@ -13,10 +13,24 @@ use std::process::ExitCode;
 /// Arguments of `eval`.
 #[derive(Args)]
 pub struct EvalArgs {
-    /// `lfw` (verification protocol), `openset` (1:N on LFW: 100 enrolled, 1000 strangers) or
-    /// `cluster` (clustering methods and cuts on faces/clusters and LFW).
-    #[arg(value_parser = ["lfw", "openset", "cluster"])]
+    /// `lfw` (verification protocol), `openset` (1:N on LFW: 100 enrolled, 1000 strangers),
+    /// `cluster` (clustering methods and cuts on faces/clusters and LFW) or `pad` (the
+    /// texture liveness check on `--real` and `--attack` photo folders: APCER, BPCER).
+    #[arg(value_parser = ["lfw", "openset", "cluster", "pad"])]
     bench: String,
+    /// `pad`: a folder of bona fide presentations (real people at the camera), searched at
+    /// any depth.
+    #[arg(long)]
+    real: Option<PathBuf>,
+    /// `pad`: a folder of attack presentations (photos, screens held to the camera).
+    #[arg(long)]
+    attack: Option<PathBuf>,
+    /// `pad`: the threshold the rates are given at (default: the door config's default).
+    #[arg(long, default_value_t = facegate::recognition::texture::DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// `pad`: at most this many images per folder, spread evenly over it.
+    #[arg(long)]
+    limit: Option<usize>,
     /// Data directory (default: $FACEGATE_DATA or ../shared/data).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -48,6 +62,9 @@ pub fn run(g: &Global, a: &EvalArgs) -> Result<ExitCode> {
     if a.bench == "cluster" {
         return cluster(g, a, &data);
     }
+    if a.bench == "pad" {
+        return pad(g, a);
+    }
     if a.bench == "openset" {
         let policy = MatchPolicy {
             threshold: DEFAULT_THRESHOLD,
@@ -66,6 +83,53 @@ pub fn run(g: &Global, a: &EvalArgs) -> Result<ExitCode> {
     })?;
     if let Some(dir) = &a.plots {
         write_plots(dir, &report)?;
+    }
+    g.emit(&report, || report.text())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `eval pad`: scores both folders, prints the ISO/IEC 30107-3 measures and writes
+/// `pad_scores.png` and `pad_det.png` into `--plots`.
+fn pad(g: &Global, a: &EvalArgs) -> Result<ExitCode> {
+    use facegate::eval::pad::{det_points, score_folder, PadReport};
+    if a.real.is_none() && a.attack.is_none() {
+        return Err(Error::Invalid(
+            "eval pad needs --real DIR, --attack DIR or both".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&a.threshold) {
+        return Err(Error::Invalid(format!(
+            "--threshold {} is not between 0 and 1",
+            a.threshold
+        )));
+    }
+    let texture = facegate::recognition::texture::Texture::load(&g.store()?)?;
+    let mut rec = g.recognizer()?;
+    let mut score = |dir: &Option<PathBuf>| -> Result<Vec<_>> {
+        match dir {
+            Some(d) => score_folder(&mut rec, &texture, d, a.limit),
+            None => Ok(Vec::new()),
+        }
+    };
+    let (real, attack) = (score(&a.real)?, score(&a.attack)?);
+    let report = PadReport::new(&real, &attack, a.threshold);
+    if let Some(dir) = &a.plots {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let scores = |v: &[facegate::eval::pad::Scored]| -> Vec<f32> {
+            v.iter().filter_map(|s| s.score).collect()
+        };
+        let (r, t) = (scores(&real), scores(&attack));
+        let op = plot::OperatingPoint {
+            threshold: a.threshold,
+            label: "threshold".into(),
+        };
+        let title = format!("texture check: {} bona fide, {} attack", r.len(), t.len());
+        plot::scores_png(&dir.join("pad_scores.png"), &title, &r, &t, Some(&op))?;
+        let mark = report
+            .apcer
+            .zip(report.bpcer)
+            .map(|(x, y)| (x, y, "threshold"));
+        plot::det_png(&dir.join("pad_det.png"), &title, &det_points(&r, &t), mark)?;
     }
     g.emit(&report, || report.text())?;
     Ok(ExitCode::SUCCESS)

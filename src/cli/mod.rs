@@ -14,6 +14,7 @@ mod eval;
 mod gallery;
 mod identify;
 mod keygen;
+mod liveness;
 mod people;
 mod run;
 mod train;
@@ -89,6 +90,9 @@ enum Cmd {
     Gallery(gallery::GalleryArgs),
     /// Open-set 1:N identification of the largest face in each image.
     Identify(identify::IdentifyArgs),
+    /// Is each face live or a presentation attack (a photo, a screen)? Exit 0 = all real,
+    /// 1 = an attack suspected or no face, 2 = error.
+    Liveness(liveness::LivenessArgs),
     /// Run the kiosk loop from a config file.
     Run(run::RunArgs),
     /// Choose the threshold for a target false-accept rate from labelled photos.
@@ -121,6 +125,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::People(a) => people::run(g, a),
         Cmd::Gallery(a) => gallery::run(g, a),
         Cmd::Identify(a) => identify::run(g, a),
+        Cmd::Liveness(a) => liveness::run(g, a),
         Cmd::Run(a) => run::run(g, a),
         Cmd::Calibrate(a) => calibrate::run(g, a),
         Cmd::Bench(a) => bench::run(g, a),

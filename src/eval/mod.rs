@@ -16,6 +16,7 @@ pub mod embed_run;
 pub mod lfw;
 pub mod metrics;
 pub mod openset;
+pub mod pad;
 pub mod plot;
 
 pub use calibrate::{calibrate, folder_pairs, write_threshold, Calibration};

@@ -1,5 +1,6 @@
 //! Evaluation plots as PNG: the ROC curve (TAR against FAR on a log axis, with the operating
-//! point marked), the distance histogram of genuine and impostor pairs, and training curves.
+//! point marked), the distance histogram of genuine and impostor pairs, training curves, and
+//! presentation-attack scores with their detection-error trade-off.
 //!
 //! Text is drawn with DejaVu Sans compiled into the binary, so plots look the same on any
 //! machine and need no system fonts.
@@ -285,41 +286,73 @@ pub fn histogram_png(
         .chain(impostor)
         .fold(0.1f32, |m, &d| m.max(d))
         .min(4.0) as f64;
+    histogram(
+        path,
+        title,
+        ("embedding distance (lower = more alike)", xmax),
+        [("genuine pairs", genuine), ("impostor pairs", impostor)],
+        op,
+    )
+}
+
+/// Writes the histogram of bona fide and attack texture scores (each normalised to its own
+/// count), with the threshold as a vertical line.
+pub fn scores_png(
+    path: &Path,
+    title: &str,
+    real: &[f32],
+    attack: &[f32],
+    op: Option<&OperatingPoint>,
+) -> Result<()> {
+    histogram(
+        path,
+        title,
+        ("texture score, P(real)", 1.0),
+        [("bona fide", real), ("attacks", attack)],
+        op,
+    )
+}
+
+/// Two normalised histograms (green, red) over `0..xmax` and an optional vertical line.
+fn histogram(
+    path: &Path,
+    title: &str,
+    (x_desc, xmax): (&str, f64),
+    series: [(&str, &[f32]); 2],
+    op: Option<&OperatingPoint>,
+) -> Result<()> {
     let bins = 80usize;
     let width = xmax / bins as f64;
     let hist = |d: &[f32]| -> Vec<f64> {
         let mut h = vec![0.0; bins];
         for &x in d {
-            let b = ((x as f64 / width) as usize).min(bins - 1);
+            let b = ((x.max(0.0) as f64 / width) as usize).min(bins - 1);
             h[b] += 1.0 / d.len().max(1) as f64;
         }
         h
     };
-    let (hg, hi) = (hist(genuine), hist(impostor));
-    let ymax = hg.iter().chain(&hi).fold(0.0f64, |m, &v| m.max(v)) * 1.1;
+    let hs = series.map(|(_, d)| hist(d));
+    let ymax = hs.iter().flatten().fold(0.0f64, |m, &v| m.max(v)) * 1.1;
     render(path, |root| {
         let mut chart = frame(root, title)
             .build_cartesian_2d(0.0..xmax, 0.0..ymax.max(1e-3))
             .map_err(|x| x.to_string())?;
         chart
             .configure_mesh()
-            .x_desc("embedding distance (lower = more alike)")
-            .y_desc("fraction of pairs")
+            .x_desc(x_desc)
+            .y_desc("fraction")
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
             .draw()
             .map_err(|x| x.to_string())?;
-        for (h, colour, name, n) in [
-            (&hg, GREEN, "genuine", genuine.len()),
-            (&hi, RED, "impostor", impostor.len()),
-        ] {
+        for ((h, colour), (name, d)) in hs.iter().zip([GREEN, RED]).zip(series) {
             chart
                 .draw_series(h.iter().enumerate().map(|(b, &v)| {
                     let x0 = b as f64 * width;
                     Rectangle::new([(x0, 0.0), (x0 + width, v)], colour.mix(0.45).filled())
                 }))
                 .map_err(|x| x.to_string())?
-                .label(format!("{name} pairs ({n})"))
+                .label(format!("{name} ({})", d.len()))
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 20, y + 6)], colour.mix(0.45).filled())
                 });
@@ -336,6 +369,48 @@ pub fn histogram_png(
                 .legend(|(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2))
                 });
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })
+}
+
+/// Writes a detection-error trade-off curve: BPCER against APCER, both 0..1.
+pub fn det_png(
+    path: &Path,
+    title: &str,
+    points: &[(f64, f64)],
+    mark: Option<(f64, f64, &str)>,
+) -> Result<()> {
+    render(path, |root| {
+        let mut chart = frame(root, title)
+            .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)
+            .map_err(|x| x.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("APCER (attacks accepted)")
+            .y_desc("BPCER (people refused)")
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 18))
+            .draw()
+            .map_err(|x| x.to_string())?;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(|x| x.to_string())?
+            .label("texture check")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        if let Some((a, b, label)) = mark {
+            chart
+                .draw_series(std::iter::once(Circle::new((a, b), 7, RED.filled())))
+                .map_err(|x| x.to_string())?
+                .label(format!(
+                    "{label}: APCER {:.1}%, BPCER {:.1}%",
+                    a * 100.0,
+                    b * 100.0
+                ))
+                .legend(|(x, y)| Circle::new((x + 10, y), 6, RED.filled()));
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     })

@@ -494,6 +494,13 @@ impl Config {
             ));
         }
         let l = &c.liveness;
+        if !(0.01..=0.99).contains(&l.texture_threshold) {
+            return Err(bad(
+                "liveness",
+                "texture_threshold",
+                format!("= {} must be 0.01..=0.99", l.texture_threshold),
+            ));
+        }
         if !(0.02..=1.0).contains(&l.min_change) {
             return Err(bad(
                 "liveness",

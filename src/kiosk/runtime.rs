@@ -27,7 +27,9 @@ use crate::kiosk::audit::{self, AuditLog};
 use crate::kiosk::config::Config;
 use crate::kiosk::decide::{Decider, Decision, Observation};
 use crate::kiosk::door::{Door, Relay};
-use crate::kiosk::liveness::{DecisionFrame, Liveness, MotionLiveness, NoLivenessCheck};
+use crate::kiosk::liveness::{
+    AllOf, DecisionFrame, Liveness, MotionLiveness, NoLivenessCheck, TextureLiveness,
+};
 use crate::kiosk::motion::MotionMode;
 use crate::kiosk::notify::Notifier;
 use crate::kiosk::state::DoorState;
@@ -236,9 +238,23 @@ impl Kiosk {
             .map(|p| AuditLog::open(p, config.audit.max_bytes, config.audit.keep))
             .transpose()?;
         let policy = policy_for(config, people);
-        let liveness: Box<dyn Liveness> = match config.liveness.motion {
-            MotionMode::Off => Box::new(NoLivenessCheck),
-            _ => Box::new(MotionLiveness(config.liveness.motion_policy())),
+        let mut checks: Vec<Box<dyn Liveness>> = Vec::new();
+        if config.liveness.texture {
+            let store = crate::recognition::models::ModelStore::open(&model_dir)?;
+            let texture = crate::recognition::texture::Texture::load(&store)
+                .context("loading the texture liveness check ([liveness] texture = true)")?;
+            checks.push(Box::new(TextureLiveness::new(
+                texture,
+                config.liveness.texture_threshold,
+            )));
+        }
+        if config.liveness.motion != MotionMode::Off {
+            checks.push(Box::new(MotionLiveness(config.liveness.motion_policy())));
+        }
+        let liveness: Box<dyn Liveness> = match checks.len() {
+            0 => Box::new(NoLivenessCheck),
+            1 => checks.remove(0),
+            _ => Box::new(AllOf(checks)),
         };
         log::info!("liveness check: {}", liveness.describe());
         Ok(Kiosk {

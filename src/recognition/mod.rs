@@ -22,4 +22,5 @@ pub mod pipeline;
 pub mod planarity;
 pub mod quality;
 pub mod source;
+pub mod texture;
 pub mod track;

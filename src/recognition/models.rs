@@ -54,6 +54,12 @@ pub struct ModelSpec {
     /// Produced only on request (`models/fetch --with NAME`).
     #[serde(default)]
     pub optional: bool,
+    /// Channel order of the input: `"RGB"` (absent) or `"BGR"`.
+    #[serde(default)]
+    pub channels: Option<String>,
+    /// The texture networks' crop: the face square enlarged this many times.
+    #[serde(default)]
+    pub crop_scale: Option<f32>,
     /// Embedders whose distances are not on dlib's scale: `[[far, threshold], ...]`, loosest
     /// first, calibrated like [`crate::identity::threshold::FAR_CURVE`]. Absent: dlib's curve.
     #[serde(default)]

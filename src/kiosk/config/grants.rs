@@ -7,6 +7,14 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LivenessConfig {
+    /// The texture check on each decision frame (two MiniFASNet networks, made by
+    /// `models/fetch`): a face whose median score is below `texture_threshold` is refused.
+    #[serde(default)]
+    pub texture: bool,
+    /// A face is real when its texture score, P(real) from 0 to 1, is at least this. Measure
+    /// a site's own with `facegate eval pad` (the desk's presentation samples).
+    #[serde(default = "default_texture_threshold")]
+    pub texture_threshold: f32,
     /// The motion check: `off`, `vote` (a face that moves flat is refused) or `require` (the
     /// face must also show its depth: one that holds still is refused).
     #[serde(default)]
@@ -19,6 +27,9 @@ pub struct LivenessConfig {
     pub min_depth: f64,
 }
 
+fn default_texture_threshold() -> f32 {
+    crate::recognition::texture::DEFAULT_THRESHOLD
+}
 fn default_min_change() -> f64 {
     crate::kiosk::motion::MIN_CHANGE
 }
@@ -29,6 +40,8 @@ fn default_min_depth() -> f64 {
 impl Default for LivenessConfig {
     fn default() -> Self {
         LivenessConfig {
+            texture: false,
+            texture_threshold: default_texture_threshold(),
             motion: Default::default(),
             min_change: default_min_change(),
             min_depth: default_min_depth(),
