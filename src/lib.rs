@@ -23,7 +23,7 @@
 //! ```text
 //! error · files
 //! recognition   frame · models → net → photo · detect · align · source → embed · head
-//!               · quality · draw · planarity
+//!               · quality · draw · planarity · texture
 //!               → pipeline → track
 //! identity      threshold · verify · templates · names → bridge → signing → gallery → space
 //!               → identify
@@ -31,15 +31,17 @@
 //! kiosk         decide · door · notify · audit · state · motion → liveness · config · watch
 //!               → runtime                                             (identity, recognition)
 //! eval          metrics · domain · embed_cache · plot → embed_run → lfw · calibrate · openset
-//!               · cluster · bench                                     (identity, recognition)
+//!               · cluster · bench · pad                               (identity, recognition)
 //! learn         data · triplet → train · harmonic → protocol    (eval, identity, recognition)
-//! desk          auth · health · tls → server ⇄ http ⇄ listen           (identity, recognition)
+//! desk          auth · health · tls · samples → server ⇄ http ⇄ listen
+//!                                                     (eval, kiosk, identity, recognition)
 //! ```
 //!
 //! (`⇄`: the desk's server, routes and listener still share state both ways.)
 //!
-//! `kiosk`, `eval` and `desk` never use each other (the desk reads the door's audit log as
-//! JSON lines, not through `kiosk`). The CLI (`src/main.rs`, `src/cli/`) only parses
+//! `kiosk` and `eval` never use each other or the desk. The desk reads the door's audit log
+//! as JSON lines, not through `kiosk`; only its presentation samples use `eval::pad` (the
+//! measures) and `kiosk::config` (to check a config before writing a threshold into it). The CLI (`src/main.rs`, `src/cli/`) only parses
 //! arguments and calls these.
 #![deny(missing_docs)]
 

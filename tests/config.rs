@@ -99,6 +99,10 @@ fn every_number_is_fail_closed() {
         ("source", "fps", "1e-20"),
         ("source", "fps", "nan"),
         ("source", "width", "0"),
+        ("liveness", "texture_threshold", "nan"),
+        ("liveness", "texture_threshold", "0"),
+        ("liveness", "texture_threshold", "1.5"),
+        ("liveness", "min_depth", "nan"),
     ] {
         let t = format!("{MIN}[{section}]\n{key} = {value}\n");
         // Sections may only appear once: put the new one in place of an existing one.

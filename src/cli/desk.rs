@@ -69,6 +69,14 @@ pub struct DeskArgs {
     /// gallery's size, as the kiosk uses).
     #[arg(long, value_parser = parse_threshold)]
     pub threshold: Option<f32>,
+    /// Where presentation samples (bona fide and attack recordings for the liveness check)
+    /// are kept (default: presentation-samples beside the gallery).
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
+    /// The door's config: the page may write the texture threshold chosen from the samples
+    /// into its [liveness] section (the previous text is kept as .bak).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// Serves the desk page until Ctrl-C.
@@ -105,14 +113,14 @@ pub fn run(g: &Global, a: &DeskArgs) -> Result<ExitCode> {
             )));
         }
     }
+    let dir = a
+        .gallery
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let tls = if a.allow_remote || a.tls_cert.is_some() {
         let files = a.tls_cert.as_deref().zip(a.tls_key.as_deref());
-        let dir = a
-            .gallery
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
         Some(facegate::desk::tls::load_or_make(
             files,
             &dir,
@@ -142,6 +150,12 @@ pub fn run(g: &Global, a: &DeskArgs) -> Result<ExitCode> {
             max_frames: facegate::desk::server::ENROLL_MAX_FRAMES,
         },
         threshold: a.threshold,
+        samples_dir: a
+            .samples
+            .clone()
+            .unwrap_or_else(|| dir.join("presentation-samples")),
+        config: a.config.clone(),
+        model_dir: g.store()?.dir().to_path_buf(),
     };
     let desk = Desk::bind(opts, &rec)?;
     // The first line of standard output: scripts and the installer read it.

@@ -257,6 +257,7 @@ fn get(shared: &Shared, path: &str) -> Reply {
                     "seq": live.seq, "width": live.width, "height": live.height,
                     "faces": live.faces, "verdict": live.verdict,
                     "source_error": live.source_error, "enroll": status,
+                    "samples": shared.samples.status(),
                 }),
             )
         }
@@ -394,6 +395,31 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
                 }
             })
             .map(|_| json!({"removed": name}))
+        }
+        "/api/samples/record" => {
+            let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+            let frames = v.get("frames").and_then(|k| k.as_u64()).unwrap_or(0) as usize;
+            shared
+                .samples
+                .start_recording(kind, frames)
+                .map(|_| json!({"recording": kind, "frames": frames}))
+        }
+        "/api/samples/evaluate" | "/api/samples/apply" => {
+            let Some(t) = v.get("threshold").and_then(|t| t.as_f64()) else {
+                return Reply::error(400, "threshold: a number is needed");
+            };
+            let t = t as f32;
+            if path.ends_with("evaluate") {
+                shared
+                    .samples
+                    .start_evaluation(t)
+                    .map(|_| json!({"evaluating": true}))
+            } else {
+                shared
+                    .samples
+                    .apply_threshold(t)
+                    .map(|p| json!({"written": p, "texture_threshold": t}))
+            }
         }
         "/api/identify" => {
             let probe = lock(&shared.live).probe.clone();

@@ -15,11 +15,14 @@
 //! - [`listen`]: the HTTP/1.1 server (hyper on a one-thread tokio runtime): connection cap,
 //!   header and body size and time limits.
 //! - [`tls`]: the certificate for a desk reached from another machine.
+//! - [`samples`]: presentation samples recorded with the site's camera, the texture check's
+//!   APCER and BPCER on them, and the threshold written into the door's config.
 
 pub mod auth;
 pub mod health;
 pub mod http;
 pub mod listen;
+pub mod samples;
 pub mod server;
 pub mod tls;
 

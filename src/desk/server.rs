@@ -53,6 +53,12 @@ pub struct DeskOptions {
     pub enroll: EnrollOptions,
     /// A fixed identification threshold, else the one for the gallery's size.
     pub threshold: Option<f32>,
+    /// Where presentation samples are recorded ([`super::samples`]).
+    pub samples_dir: PathBuf,
+    /// The door's config, which the samples' chosen texture threshold may be written into.
+    pub config: Option<PathBuf>,
+    /// The model directory (the texture networks for the samples' evaluation).
+    pub model_dir: PathBuf,
 }
 
 /// The enrollment in progress or just ended, as the page shows it.
@@ -113,6 +119,7 @@ pub(super) struct Shared {
     pub(super) port: u16,
     /// Served over TLS (cookies are `Secure`).
     pub(super) tls: bool,
+    pub(super) samples: super::samples::Samples,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,6 +168,11 @@ impl Desk {
                 dim: rec.dim(),
                 port: addr.port(),
                 tls: opts.tls.is_some(),
+                samples: super::samples::Samples::new(
+                    opts.samples_dir.clone(),
+                    opts.config.clone(),
+                    opts.model_dir.clone(),
+                ),
                 opts,
                 live: Mutex::new(Live::default()),
                 status: Mutex::new(status),
@@ -283,6 +295,7 @@ fn analyse(shared: &Shared, rec: &mut Recognizer, frame: &Frame) -> Result<()> {
         live.source_error = None;
     }
     enroll_step(shared, rec, frame, &faces);
+    shared.samples.step(rec, frame, &faces);
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use std::time::Instant;
 /// align + embed fp32), `track` (the frame's face re-found from its last box, as the kiosk
 /// does between full detections), `frame_tracked` (track + align + embed fp32), `search_1k`, `search_10k`, `search_100k`,
 /// `gallery_load_10k`, `gallery_load_100k`, `gallery_refuse_100k`, `motion_3` (the motion check over
-/// a grant's 3 frames).
+/// a grant's 3 frames), `liveness` (the texture check on one face: two crops, two networks).
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     /// Stage name.
@@ -177,6 +177,16 @@ fn stages_at(
         std::hint::black_box(crate::recognition::planarity::depth(&refs, 0.10));
         Ok(())
     })?);
+    // The texture check on one face (both networks, both crops), when models/fetch made it.
+    if crate::recognition::texture::NETWORKS
+        .iter()
+        .all(|n| store.path(n).is_ok_and(|p| p.exists()))
+    {
+        let texture = crate::recognition::texture::Texture::load(store)?;
+        out.push(time("liveness", runs, || {
+            texture.score(frame, &face).map(|_| ())
+        })?);
+    }
     Ok(out)
 }
 

@@ -50,6 +50,7 @@ async function refreshLive() {
     } else {
       st.textContent = e.message;
     }
+    showSamples(v.samples);
     if (e.state !== lastEnrollState) {
       lastEnrollState = e.state;
       if (e.state === "done") { refreshPeople(); }
@@ -202,5 +203,42 @@ el("identify-button").addEventListener("click", async () => {
 refreshLive();
 refreshPeople();
 refreshHealth();
+let suggested = false;
+function showSamples(s) {
+  el("samples-counts").textContent =
+    "Recorded: " + s.counts[0] + " bona fide, " + s.counts[1] + " attack" +
+    (s.state === "recording" ? " (recording " + s.kind + ": " + s.saved + " of " + s.wanted + ")" : "");
+  const st = el("samples-status");
+  st.dataset.state = s.state;
+  st.textContent = s.message || "";
+  // Once per evaluation, offer the threshold at which at most 5% of people are refused.
+  if (s.report && s.report.at_bpcer_5pct && !suggested && s.state === "done") {
+    suggested = true;
+    st.textContent += "\nSuggested threshold (BPCER 5%): " + s.report.at_bpcer_5pct.threshold.toFixed(3);
+    el("samples-threshold").value = s.report.at_bpcer_5pct.threshold.toFixed(3);
+  }
+}
+function samplesMessage(text) { el("samples-status").textContent = text; }
+for (const [id, kind] of [["samples-bona-fide", "bona-fide"], ["samples-attack", "attack"]]) {
+  el(id).addEventListener("click", () => {
+    api("/api/samples/record", { kind, frames: Number(el("samples-frames").value) })
+      .catch((err) => samplesMessage(String(err.message || err)));
+  });
+}
+el("samples-evaluate").addEventListener("click", () => {
+  suggested = false;
+  api("/api/samples/evaluate", { threshold: Number(el("samples-threshold").value) })
+    .catch((err) => samplesMessage(String(err.message || err)));
+});
+el("samples-apply").addEventListener("click", async () => {
+  try {
+    const v = await api("/api/samples/apply", { threshold: Number(el("samples-threshold").value) });
+    samplesMessage("Written to " + v.written + ": texture = true, texture_threshold = " +
+      v.texture_threshold + " (restart the door to use it)");
+  } catch (err) {
+    samplesMessage(String(err.message || err));
+  }
+});
+
 setInterval(refreshLive, 500);
 setInterval(refreshHealth, 5000);
