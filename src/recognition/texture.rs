@@ -128,11 +128,12 @@ pub fn face_square(xywh: [f32; 4]) -> [i64; 4] {
     let side = (w.max(0.0) * h.max(0.0)).sqrt();
     let cx = x + w / 2.0;
     let cy = y + h / 2.0 + DROP * h;
+    // Halves to even, as the reference (`models/check_minifasnet.py`) rounds.
     [
-        (cx - side / 2.0).round() as i64,
-        (cy - side / 2.0).round() as i64,
-        side.round() as i64,
-        side.round() as i64,
+        (cx - side / 2.0).round_ties_even() as i64,
+        (cy - side / 2.0).round_ties_even() as i64,
+        side.round_ties_even() as i64,
+        side.round_ties_even() as i64,
     ]
 }
 
@@ -227,7 +228,7 @@ mod tests {
         let s = face_square([100.0, 50.0, 160.0, 250.0]);
         assert_eq!(s[2], 200); // √(160 · 250)
         assert_eq!(s[0], 80); // centre x 180
-        assert_eq!(s[1], 92); // centre y 175 + 17.5
+        assert_eq!(s[1], 92); // centre y 175 + 17.5: 92.5, halves to even
     }
 
     #[test]
@@ -237,8 +238,8 @@ mod tests {
             crop_region(640, 480, [0, 0, 100, 100], 2.7),
             Some([0, 0, 270, 270])
         );
-        // Enlarged 4x it would not fit a 480-pixel-high frame: capped at 479 / 100.
-        let r = crop_region(640, 480, [300, 200, 100, 100], 4.0).unwrap();
+        // Enlarged 5x it would not fit a 480-pixel-high frame: capped at 479 / 100.
+        let r = crop_region(640, 480, [300, 200, 100, 100], 5.0).unwrap();
         assert_eq!(r[3] - r[1], 479);
         assert!(r[2] < 640 && r[0] < r[2]);
         assert_eq!(crop_region(640, 480, [10, 10, 0, 0], 2.7), None);
