@@ -58,6 +58,9 @@ pub struct EnrollArgs {
     /// most 2.
     #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_parser = parse_threshold)]
     pub threshold: f32,
+    /// The person's access (validity, groups), as `people set` takes it.
+    #[command(flatten)]
+    pub access: super::people::AccessFlags,
 }
 
 /// Enrolls with the command line's models.
@@ -275,6 +278,11 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
         )),
         _ => e,
     })?;
+    let access = a.access.apply(&Default::default())?;
+    if !access.is_empty() {
+        // Checked before anything is saved: an undefined group saves nothing.
+        gallery.set_access(&name, access)?;
+    }
     gallery.save_signed(&a.gallery, key.as_ref())?;
     g.emit(&json!({"id": id, "name": name, "templates": k}), || {
         format!(

@@ -77,6 +77,7 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
                 force: false,
                 min_eye_distance: QualityGates::PHOTOS.min_eye_distance,
                 threshold: DEFAULT_THRESHOLD,
+                access: Default::default(),
             };
             enroll_into(
                 &Global {

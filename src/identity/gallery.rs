@@ -15,6 +15,9 @@
 //! Format 4 adds a `serial`, raised by every write, and for signed galleries the `site` they
 //! belong to and when they were signed (`signed_at`): a door keeps the highest serial it
 //! accepted and refuses an older gallery (a rollback), see [`crate::kiosk::state`].
+//! Format 5 adds access rules ([`crate::identity::access`]): the site's `timezone` and
+//! `[[group]]` tables (name, doors, windows), and per person `valid_from`, `valid_until`
+//! (RFC 3339) and `groups`. A gallery without them means "no rules".
 //! The first line is a sha256 over the rest of the file, so any damage is detected; with a
 //! signing key the second line is an ed25519 signature of the TOML body as a gallery
 //! ([`crate::identity::signing`]), so a forgery is detected too.
@@ -31,6 +34,7 @@
 //! file that fails to load (damaged, other model, unknown version) is never overwritten.
 
 use crate::error::{Error, Result};
+use crate::identity::access::{AccessRules, PersonRules};
 use crate::identity::names;
 use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
 use crate::recognition::embed::Embedding;
@@ -38,6 +42,8 @@ use serde::Serialize;
 
 mod envelope;
 mod file;
+mod migrate;
+mod rules;
 mod station;
 mod write;
 
@@ -48,7 +54,7 @@ pub use write::DEFAULT_SITE;
 
 const FORMAT: &str = "facegate-gallery";
 /// The format written; formats 1 and 2 are still read.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 const CHECKSUM_PREFIX: &str = "# sha256 ";
 const SIGNATURE_PREFIX: &str = "# ed25519 ";
 
@@ -75,6 +81,9 @@ pub struct Person {
     /// model.
     #[serde(skip)]
     pub migrated: Vec<Migrated>,
+    /// Validity and groups ([`crate::identity::access`]); none by default.
+    #[serde(flatten)]
+    pub access: PersonRules,
 }
 
 impl Person {
@@ -115,6 +124,8 @@ pub struct Gallery {
     next_id: u32,
     /// The file it was loaded from: serial, site, signature.
     provenance: Provenance,
+    /// The site's time zone and groups ([`crate::identity::access`]).
+    rules: AccessRules,
     /// Made by this process ([`Gallery::new`]), not loaded: its people are the tool's own,
     /// so a key may sign it without a signature to check.
     made_here: MadeHere,
@@ -173,6 +184,7 @@ impl Gallery {
             mapped: false,
             next_id: 1,
             provenance: Provenance::default(),
+            rules: AccessRules::default(),
             made_here: MadeHere(true),
             bad_names: Vec::new(),
             names: NameIndex::default(),
@@ -183,6 +195,31 @@ impl Gallery {
     /// Where the file it was loaded from stands (serial, site, signature).
     pub fn provenance(&self) -> &Provenance {
         &self.provenance
+    }
+
+    /// The site's access rules: time zone and groups.
+    pub fn rules(&self) -> &AccessRules {
+        &self.rules
+    }
+
+    /// Replaces the site's rules; refused (nothing changed) when they are invalid or a
+    /// person names a group they no longer define.
+    pub fn set_rules(&mut self, rules: AccessRules) -> Result<()> {
+        rules.check(self.people.iter().map(|p| (p.name.as_str(), &p.access)))?;
+        self.rules = rules;
+        Ok(())
+    }
+
+    /// Replaces `name`'s validity and groups; refused when a group is not defined.
+    pub fn set_access(&mut self, name: &str, access: PersonRules) -> Result<()> {
+        self.rules.check([(name, &access)])?;
+        let p = self
+            .people
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::Invalid(format!("{name:?} is not enrolled")))?;
+        p.access = access;
+        Ok(())
     }
 
     /// The people whose names break the name rule, in words (only after a lenient load).
@@ -232,6 +269,7 @@ impl Gallery {
             mapped: true,
             next_id: self.next_id,
             provenance: self.provenance.clone(),
+            rules: self.rules.clone(),
             made_here: self.made_here,
             bad_names: self.bad_names.clone(),
             names: NameIndex::default(),
@@ -326,6 +364,7 @@ impl Gallery {
                 .map(|t| Embedding(templates::round_trip(&t.0, scale)))
                 .collect(),
             migrated: Vec::new(),
+            access: PersonRules::default(),
         });
         // The new person is the last: their rows are appended (a rebuild per person would
         // make building a large gallery quadratic).
@@ -339,114 +378,6 @@ impl Gallery {
             }
         }
         Ok(id)
-    }
-
-    /// Adds `template`, made by `model` (not the gallery's), to the person with this `id`,
-    /// `name` and creation time, keeping at most `max` of that model's templates for them
-    /// (the oldest goes first; the enrolled templates are never dropped). False, and nothing
-    /// changed, when no such person is enrolled: they were removed, or renamed, or the id now
-    /// names someone else.
-    pub fn add_migrated(
-        &mut self,
-        who: (u32, &str, u64),
-        model: &str,
-        template: Embedding,
-        now: u64,
-        max: usize,
-    ) -> Result<bool> {
-        if model == self.model {
-            return Err(Error::Invalid(format!(
-                "{model} is the gallery's own model: its templates are enrolled, not migrated"
-            )));
-        }
-        if template.0.iter().any(|v| !v.is_finite()) || !TEMPLATE_NORM.contains(&template.norm()) {
-            return Err(Error::Invalid(format!(
-                "a {model} template of norm {} is no face's (outside {TEMPLATE_NORM:?})",
-                template.norm()
-            )));
-        }
-        let (id, name, created) = who;
-        let scale = self.scale;
-        let Some(index) = self
-            .people
-            .iter()
-            .position(|p| p.id == id && p.name == name && p.created == created)
-        else {
-            return Ok(false);
-        };
-        let p = &mut self.people[index];
-        let i = match p.migrated.iter().position(|m| m.model == model) {
-            Some(i) => i,
-            None => {
-                p.migrated.push(Migrated {
-                    model: model.to_string(),
-                    added: Vec::new(),
-                    templates: Vec::new(),
-                });
-                p.migrated.len() - 1
-            }
-        };
-        let set = &mut p.migrated[i];
-        set.templates
-            .push(Embedding(templates::round_trip(&template.0, scale)));
-        set.added.push(now);
-        while set.templates.len() > max.max(1) {
-            set.templates.remove(0);
-            set.added.remove(0);
-        }
-        Ok(true)
-    }
-
-    /// The people with no template of `model`: enrolled with another and not migrated yet.
-    pub fn not_migrated(&self, model: &str) -> Vec<&Person> {
-        self.people
-            .iter()
-            .filter(|p| self.model != model && p.migrated_for(model).is_empty())
-            .collect()
-    }
-
-    /// The end of an upgrade: the same people, with `model`'s templates (added on grants) as
-    /// their enrolled ones and `model` as the gallery's model; the old network's templates
-    /// are dropped. Refused while anyone has no template of `model` (they would be locked
-    /// out), or when `model` already is the gallery's.
-    pub fn promoted(&self, model: &str) -> Result<Gallery> {
-        if model == self.model {
-            return Err(Error::Invalid(format!("the gallery is already {model}'s")));
-        }
-        let left = self.not_migrated(model);
-        if !left.is_empty() {
-            let names: Vec<&str> = left.iter().take(10).map(|p| p.name.as_str()).collect();
-            return Err(Error::Invalid(format!(
-                "{} of {} people have no {model} template yet ({}{}): they would be locked out; \
-                 wait until they have walked through, or re-enroll them",
-                left.len(),
-                self.people.len(),
-                names.join(", "),
-                if left.len() > 10 { ", ..." } else { "" }
-            )));
-        }
-        let mut g = Gallery {
-            model: model.to_string(),
-            people: self
-                .people
-                .iter()
-                .map(|p| Person {
-                    templates: p.migrated_for(model).to_vec(),
-                    migrated: p
-                        .migrated
-                        .iter()
-                        .filter(|m| m.model != model)
-                        .cloned()
-                        .collect(),
-                    ..p.clone()
-                })
-                .collect(),
-            names: NameIndex::default(),
-            matrix: TemplateMatrix::default(),
-            ..self.clone()
-        };
-        g.reindex();
-        Ok(g)
     }
 
     /// Removes `name` (exactly as stored); false when absent.

@@ -9,6 +9,7 @@
 //! and the files that decide with it, and [`threshold`] holds the calibrated
 //! threshold curves they use.
 
+pub mod access;
 pub mod bridge;
 pub mod cluster;
 pub mod enroll;

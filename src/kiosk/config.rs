@@ -11,7 +11,9 @@ use crate::recognition::embed::EMBEDDERS;
 use crate::recognition::quality::QualityGates;
 use serde::Deserialize;
 
+mod door;
 mod grants;
+pub use door::{AuditConfig, DoorConfig, GalleryConfig};
 pub use grants::{LivenessConfig, MigrationConfig};
 use std::path::{Path, PathBuf};
 
@@ -142,6 +144,29 @@ pub struct RecognitionConfig {
     /// Accept only when the second-nearest person is at least this much farther.
     #[serde(default = "default_margin")]
     pub min_margin: f32,
+    /// A fixed threshold looser than the reference curve's at a per-pair false-accept rate
+    /// of 1e-2, or a zero margin, is refused unless this is true (and then logged at every
+    /// start): such settings let strangers in.
+    #[serde(default)]
+    pub accept_weak_threshold: bool,
+}
+
+impl RecognitionConfig {
+    /// Why these settings let strangers in, if they do: a fixed threshold looser than the
+    /// reference curve's at a per-pair FAR of 1e-2, or no margin.
+    pub fn weakness(&self) -> Option<String> {
+        let loosest = crate::identity::threshold::threshold_at_far(1e-2);
+        match self.threshold {
+            Some(t) if t > loosest => Some(format!(
+                "= {t} is looser than {loosest:.4}, the threshold at a per-pair false-accept \
+                 rate of 1e-2: strangers would be let in"
+            )),
+            _ if self.min_margin <= 0.0 => {
+                Some("min_margin = 0: a face halfway between two people is given to either".into())
+            }
+            _ => None,
+        }
+    }
 }
 
 fn default_fpir() -> f64 {
@@ -186,97 +211,6 @@ fn default_width() -> u32 {
 }
 fn default_height() -> u32 {
     480
-}
-
-/// `[door]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DoorConfig {
-    /// `simulated` or `gpio`.
-    pub kind: String,
-    /// BCM pin number (`gpio`).
-    #[serde(default)]
-    pub pin: Option<u8>,
-    /// The level that energises the relay (`gpio`).
-    #[serde(default = "default_true")]
-    pub active_high: bool,
-    /// Unlock pulse in milliseconds (1..=10000).
-    #[serde(default = "default_pulse")]
-    pub pulse_ms: u64,
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_pulse() -> u64 {
-    3000
-}
-
-/// `[gallery]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GalleryConfig {
-    /// The enrollment file, relative to the config file.
-    pub path: PathBuf,
-    /// Public key file (from `facegate keygen`), relative to the config file: when set, only
-    /// a gallery signed with the matching secret key is used.
-    #[serde(default)]
-    pub public_key: Option<PathBuf>,
-    /// With a public key: the site whose galleries this door takes (unset: the site of the
-    /// first signed gallery it accepts, kept in its state).
-    #[serde(default)]
-    pub site: Option<String>,
-    /// The door's state folder (the newest signed gallery accepted), relative to the config
-    /// file; unset: the gallery's folder.
-    #[serde(default)]
-    pub state_dir: Option<PathBuf>,
-    /// Follow a symbolic link at `path` (refused by default).
-    #[serde(default)]
-    pub allow_symlink: bool,
-}
-
-impl GalleryConfig {
-    /// The door's state folder: `state_dir`, else the gallery's folder.
-    pub fn state_dir(&self) -> PathBuf {
-        self.state_dir.clone().unwrap_or_else(|| {
-            self.path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."))
-        })
-    }
-}
-
-/// `[audit]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditConfig {
-    /// JSON-lines audit log, relative to the config file; none when absent.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Size at which the log is rotated, bytes (4 KiB to 1 GiB).
-    #[serde(default = "default_audit_bytes")]
-    pub max_bytes: u64,
-    /// Rotated files kept (0 to 100).
-    #[serde(default = "default_audit_keep")]
-    pub keep: usize,
-}
-
-fn default_audit_bytes() -> u64 {
-    10 << 20
-}
-fn default_audit_keep() -> usize {
-    5
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            path: None,
-            max_bytes: default_audit_bytes(),
-            keep: default_audit_keep(),
-        }
-    }
 }
 
 /// The 1-based line of `key =` inside `[section]` of `text` (0 when absent), for messages.
@@ -353,6 +287,29 @@ impl Config {
             ));
         }
         range("recognition", "min_margin", r.min_margin as f64, 0.0, 0.99)?;
+        if let Some(why) = r.weakness() {
+            if !r.accept_weak_threshold {
+                let key = if why.contains("min_margin") {
+                    "min_margin"
+                } else {
+                    "threshold"
+                };
+                return Err(bad(
+                    "recognition",
+                    key,
+                    format!("{why}; set accept_weak_threshold = true to run with it anyway"),
+                ));
+            }
+        }
+        if let Some(id) = &c.door.id {
+            if !crate::identity::access::door_id_ok(id) {
+                return Err(bad(
+                    "door",
+                    "id",
+                    format!("= {id:?} must be 1 to 64 letters, digits, '-' or '_'"),
+                ));
+            }
+        }
         if !EMBEDDERS.contains(&c.models.embedder.as_str()) {
             return Err(bad(
                 "models",

@@ -19,6 +19,24 @@ pub struct DecisionPolicy {
     pub window_secs: f64,
     /// After a grant, no new grant for this many seconds.
     pub cooldown_secs: f64,
+    /// What other faces at the door do to a grant (tailgating).
+    pub other_faces: OtherFaces,
+}
+
+/// What other faces at the door do to the identified person's frame (`[decision]
+/// other_faces`). A face counts when it is at least half the identified face's height: near
+/// enough to walk in with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtherFaces {
+    /// Only the largest face decides (a stranger beside an enrolled person walks in).
+    Ignore,
+    /// A frame with an unknown face at the door counts against the grant.
+    #[default]
+    DenyUnknown,
+    /// A frame with any other face at the door counts against the grant (one person at a
+    /// time).
+    Deny,
 }
 
 impl Default for DecisionPolicy {
@@ -29,6 +47,7 @@ impl Default for DecisionPolicy {
             n: 5,
             window_secs: 3.0,
             cooldown_secs: 5.0,
+            other_faces: OtherFaces::DenyUnknown,
         }
     }
 }
@@ -51,6 +70,9 @@ pub enum Observation {
     Unknown,
     /// A face rejected by the quality gates.
     LowQuality(String),
+    /// An enrolled person with another face at the door that may not walk in with them
+    /// ([`OtherFaces`]): why.
+    Accompanied(String),
     /// No face in the frame.
     NoFace,
 }
@@ -116,6 +138,7 @@ impl Decider {
             Observation::Person { id, name, .. } => (*id, name.clone()),
             Observation::Unknown => return deny("unknown face"),
             Observation::LowQuality(why) => return deny(&format!("low quality: {why}")),
+            Observation::Accompanied(why) => return deny(why),
             Observation::NoFace => return deny("no face"),
         };
         if let Some(g) = self.last_grant {
@@ -183,6 +206,7 @@ mod tests {
             n: 5,
             window_secs: 2.0,
             cooldown_secs: 5.0,
+            other_faces: OtherFaces::DenyUnknown,
         }
     }
     fn granted(d: &Decision) -> bool {

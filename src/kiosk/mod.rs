@@ -8,6 +8,7 @@
 //! wires the loop (source → recognition → identification → decision → liveness → door).
 
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod door;

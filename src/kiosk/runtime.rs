@@ -15,15 +15,17 @@
 //! template of its own network to the person (`[migration]`, [`Kiosk`]'s `migrate`): the
 //! gallery migrates as people walk through, and nothing of this can hold up or cause a grant.
 
+mod admit;
+mod migrate;
+
 use crate::error::{Context, Result};
 use crate::files::Follow;
 use crate::identity::bridge::Bridge;
-use crate::identity::gallery::Gallery;
 use crate::identity::identify::MatchPolicy;
 use crate::identity::matcher::{Comparison, Match};
 use crate::identity::space::CompareSpace;
-use crate::identity::threshold::threshold_at_far;
 use crate::kiosk::audit::{self, AuditLog};
+use crate::kiosk::clock::{Clock, SystemClock};
 use crate::kiosk::config::Config;
 use crate::kiosk::decide::{Decider, Decision, Observation};
 use crate::kiosk::door::{Door, Relay};
@@ -60,6 +62,9 @@ pub struct RunSummary {
     pub no_face: usize,
     /// Frames whose face failed the quality gates.
     pub low_quality: usize,
+    /// Frames of an enrolled person with another face at the door that may not walk in
+    /// with them (`[decision] other_faces`).
+    pub accompanied: usize,
     /// Frames of an enrolled person that did not (yet) make a grant: fewer than K agreeing
     /// frames so far, or within the cooldown after a grant, or refused by the liveness check.
     pub pending: usize,
@@ -107,6 +112,8 @@ pub struct Kiosk {
     tracker: Tracker,
     /// The last identified face: who, and its raw embedding (what a migration adds).
     last_match: Option<(Match, crate::recognition::embed::Embedding)>,
+    /// Where the time for access rules comes from.
+    clock: Box<dyn Clock>,
     /// What happened so far.
     pub summary: RunSummary,
 }
@@ -201,6 +208,10 @@ impl Kiosk {
             }
         };
         log::info!("comparing {}", comparison.describe());
+        if let Some(why) = config.recognition.weakness() {
+            // Allowed only with `accept_weak_threshold = true`; said at every start.
+            log::warn!("[recognition] {why} (accept_weak_threshold = true)");
+        }
         let state = match &key {
             Some(_) => Some(DoorState::open(
                 &config.gallery.state_dir(),
@@ -274,6 +285,7 @@ impl Kiosk {
             tracker: Tracker::new(config.detector.full_every_s),
             matmul,
             last_match: None,
+            clock: Box::new(SystemClock),
             summary: RunSummary::default(),
         })
     }
@@ -282,6 +294,11 @@ impl Kiosk {
     /// [`crate::kiosk::door::DoorLocker`]).
     pub fn door_locker(&self) -> crate::kiosk::door::DoorLocker {
         self.door.locker()
+    }
+
+    /// Replaces the clock access rules read (the system's by default).
+    pub fn set_clock(&mut self, clock: Box<dyn Clock>) {
+        self.clock = clock;
     }
 
     /// Replaces the liveness check (the default accepts everything and says so).
@@ -341,12 +358,17 @@ impl Kiosk {
         let id = m.identification.clone();
         self.last_match = id.person.is_some().then_some((m, raw));
         let obs = match (id.person, id.person_id, id.distance) {
-            (Some(name), Some(pid), Some(distance)) => Observation::Person {
-                id: pid,
-                name,
-                distance,
-                margin: id.margin,
-            },
+            (Some(name), Some(pid), Some(distance)) => {
+                match self.companions(frame, &faces, i, &name)? {
+                    Some(why) => Observation::Accompanied(why),
+                    None => Observation::Person {
+                        id: pid,
+                        name,
+                        distance,
+                        margin: id.margin,
+                    },
+                }
+            }
             _ => Observation::Unknown,
         };
         Ok((obs, Some(face)))
@@ -397,9 +419,18 @@ impl Kiosk {
             Observation::NoFace => self.summary.no_face += 1,
             Observation::Unknown => self.summary.unknown += 1,
             Observation::LowQuality(_) => self.summary.low_quality += 1,
+            Observation::Accompanied(_) => self.summary.accompanied += 1,
             Observation::Person { .. } => {}
         }
         let mut decision = self.decider.observe(t, obs.clone());
+        if let Decision::Grant { person, .. } = &decision {
+            if let Err(why) = self.access_allows(person) {
+                let reason = format!("{person}: {why}");
+                log::warn!("deny: {reason}");
+                self.audit(json!({"time": audit::now_secs(), "decision": "deny", "person": person, "reason": reason}))?;
+                decision = Decision::Deny { reason };
+            }
+        }
         if let Decision::Grant { person, .. } = &decision {
             // The granted person's frames of this decision's window only: never a frame of
             // someone else, or of an earlier visit.
@@ -454,87 +485,17 @@ impl Kiosk {
                     log::info!("{reason}");
                 }
                 Observation::LowQuality(_) => log::info!("deny: {reason}"),
+                Observation::Accompanied(_) => {
+                    if t - self.last_unknown_log >= UNKNOWN_LOG_INTERVAL {
+                        self.last_unknown_log = t;
+                        log::warn!("deny: {reason}");
+                        self.audit(json!({"time": audit::now_secs(), "decision": "deny", "person": null, "reason": reason}))?;
+                    }
+                }
             },
         }
         self.last_was_no_face = no_face;
         Ok(decision)
-    }
-
-    /// After a grant on a kiosk whose network is newer than the gallery's: adds this face's
-    /// template of the kiosk's network to the person's entry, when the face is close enough
-    /// to their *enrolled* templates (`[migration] far`, and `min_margin` nearer than
-    /// anyone else), their last added template is at least `min_interval_s` old, and no one
-    /// else holds the file. The file is read again under its lock and the template added
-    /// only if the same person (id, name, enrolment time) is still in it. A signed gallery is
-    /// left alone (the door has no signing key). Never affects the grant.
-    fn migrate(&mut self, person: &str) {
-        let m = self.config.migration;
-        let Comparison::Upgrade { bridge, model, .. } = self.gallery.matcher().comparison() else {
-            return;
-        };
-        let Some((found, raw)) = self.last_match.take() else {
-            return;
-        };
-        let g = self.gallery.gallery();
-        let Some(p) = found.index.and_then(|i| g.people().get(i)) else {
-            return;
-        };
-        if !m.enabled || p.name != person {
-            return;
-        }
-        let bar = threshold_at_far(m.far);
-        let vouched = found.enrolled_distance.is_some_and(|d| d < bar)
-            && found
-                .identification
-                .margin
-                .is_none_or(|x| x >= m.min_margin);
-        if !vouched {
-            log::info!(
-                "{person}: no {model} template added (enrolled-template distance {:?} needs < {bar:.4}, margin {:?} needs >= {})",
-                found.enrolled_distance,
-                found.identification.margin,
-                m.min_margin
-            );
-            return;
-        }
-        if self.gallery.key().is_some() {
-            log::info!("{person}: no template added: the gallery is signed (re-sign at the desk)");
-            return;
-        }
-        let who = (p.id, p.name.clone(), p.created);
-        let (to, dim, model) = (bridge.to.clone(), bridge.map.rows, model.clone());
-        let now = audit::now_secs().max(0.0) as u64;
-        let path = self.gallery.path().to_path_buf();
-        let result = Gallery::try_update(
-            &path,
-            |p| Gallery::load(p, &to, dim),
-            None,
-            |g| {
-                let last = g
-                    .find(&who.1)
-                    .filter(|p| p.id == who.0 && p.created == who.2)
-                    .and_then(|p| p.migrated.iter().find(|s| s.model == model))
-                    .and_then(|s| s.added.last().copied());
-                if last.is_some_and(|t| now < t.saturating_add(m.min_interval_s)) {
-                    return Ok(false);
-                }
-                g.add_migrated((who.0, &who.1, who.2), &model, raw, now, m.max_templates)
-            },
-        );
-        match result {
-            Ok(Some(true)) => {
-                log::info!("{person}: added a {model} template to {}", path.display());
-                if let Err(e) = self.audit(json!({"time": now, "event": "template added", "person": person, "model": model})) {
-                    log::error!("audit: {e}");
-                }
-            }
-            Ok(Some(false)) => log::info!(
-                "{person}: no template added (one added within {} s, or no longer enrolled)",
-                m.min_interval_s
-            ),
-            Ok(None) => log::info!("{person}: no template added: the gallery is being changed"),
-            Err(e) => log::error!("{person}: adding a template failed: {e}"),
-        }
     }
 
     fn audit(&mut self, v: serde_json::Value) -> Result<()> {

@@ -151,6 +151,16 @@ impl GalleryWatch {
         &self.matcher
     }
 
+    /// When the door recorded accepting the signed gallery in use (Unix seconds), if it
+    /// keeps such a record ([`crate::kiosk::state`]).
+    pub fn recorded_at(&self) -> Option<u64> {
+        self.access
+            .state
+            .as_ref()
+            .and_then(|s| s.accepted())
+            .map(|a| a.accepted_at)
+    }
+
     /// The gallery in use as loaded (empty unless [`GalleryState::Loaded`]).
     pub fn gallery(&self) -> &Gallery {
         self.matcher.gallery()

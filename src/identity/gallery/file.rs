@@ -37,8 +37,24 @@ pub(super) struct FileRepr {
     /// Format 4, signed galleries: when it was signed, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) signed_at: Option<u64>,
+    /// Format 5: the IANA time zone the groups' windows are read in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) timezone: Option<String>,
+    /// Format 5: the groups.
+    #[serde(default, rename = "group", skip_serializing_if = "Vec::is_empty")]
+    pub(super) groups: Vec<GroupRepr>,
     #[serde(default)]
     pub(super) people: Vec<PersonRepr>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GroupRepr {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) doors: Vec<String>,
+    #[serde(default)]
+    pub(super) windows: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,6 +67,15 @@ pub(super) struct PersonRepr {
     /// Format 3: templates of other networks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) migrated: Vec<MigratedRepr>,
+    /// Format 5: not valid before (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) valid_from: Option<String>,
+    /// Format 5: not valid from (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) valid_until: Option<String>,
+    /// Format 5: the person's groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) groups: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -243,6 +268,19 @@ impl Gallery {
                 "invalid: serial, site and signed_at need format 4",
             ));
         }
+        let has_rules = repr.timezone.is_some()
+            || !repr.groups.is_empty()
+            || repr
+                .people
+                .iter()
+                .any(|p| p.valid_from.is_some() || p.valid_until.is_some() || !p.groups.is_empty());
+        if repr.version < 5 && has_rules {
+            return Err(Error::gallery(
+                path,
+                "invalid: timezone, groups and validity need format 5",
+            ));
+        }
+        let rules = super::rules::rules_of(path, repr.timezone.as_deref(), &repr.groups)?;
         if repr.version >= 4 && repr.serial.is_none() {
             return Err(Error::gallery(path, "invalid: format 4 needs a serial"));
         }
@@ -330,12 +368,14 @@ impl Gallery {
             }
             looks.entry(look).or_insert_with(|| p.name.clone());
             names.insert(p.name.clone());
+            let access = super::rules::person_rules_of(path, &p)?;
             people.push(Person {
                 id: p.id,
                 name: p.name,
                 created: p.created,
                 templates,
                 migrated,
+                access,
             });
         }
         let above = people
@@ -359,11 +399,15 @@ impl Gallery {
                 signed_at: repr.signed_at,
                 ..Provenance::default()
             },
+            rules,
             made_here: super::MadeHere(false),
             bad_names,
             names: NameIndex::default(),
             matrix: TemplateMatrix::default(),
         };
+        g.rules
+            .check(g.people.iter().map(|p| (p.name.as_str(), &p.access)))
+            .map_err(|e| Error::gallery(path, format!("invalid access rules: {e}")))?;
         g.reindex();
         Ok(g)
     }
@@ -502,9 +546,9 @@ mod tests {
             .unwrap();
         g.save(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("version = 4") && text.contains("scale = 0.00390625"));
+        assert!(text.contains("version = 5") && text.contains("scale = 0.00390625"));
         let back = Gallery::load(&p, "m", 128).unwrap();
-        assert_eq!(back.loaded_version(), 4);
+        assert_eq!(back.loaded_version(), 5);
         assert_eq!(back.people()[0].templates, g.people()[0].templates);
         assert!((back.search(&probe)[0].distance - before).abs() < 1e-6);
         assert!(std::fs::read_to_string(backup_path(&p))
@@ -533,8 +577,13 @@ mod tests {
         for (from, to, want) in [
             ("scale = 0.00390625", "scale = 0.0", "template scale"),
             ("scale = 0.00390625\n", "", "template scale"),
-            ("version = 4", "version = 5", "version 5"),
-            ("version = 4", "version = 2", "next_id needs format 3"),
+            ("version = 5", "version = 6", "version 6"),
+            ("version = 5", "version = 2", "next_id needs format 3"),
+            (
+                "version = 5",
+                "version = 4\ntimezone = \"UTC\"",
+                "need format 5",
+            ),
             ("serial = 1\n", "", "needs a serial"),
         ] {
             let (_, body) = text.split_once('\n').unwrap();

@@ -264,6 +264,8 @@ impl Gallery {
             serial: Some(serial),
             site: site.clone(),
             signed_at,
+            timezone: Some(self.rules().timezone.clone()).filter(|t| !t.is_empty()),
+            groups: super::rules::group_reprs(self.rules()),
             people: self
                 .people
                 .iter()
@@ -289,6 +291,9 @@ impl Gallery {
                                 .collect(),
                         })
                         .collect(),
+                    valid_from: super::rules::validity_reprs(&p.access).0,
+                    valid_until: super::rules::validity_reprs(&p.access).1,
+                    groups: p.access.groups.clone(),
                 })
                 .collect(),
         };

@@ -1,0 +1,100 @@
+//! The sections about the door itself: `[door]` (its relay and its id), `[gallery]` (the
+//! enrollment file it trusts) and `[audit]` (its log).
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// `[door]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorConfig {
+    /// This door's id (1 to 64 letters, digits, '-', '_'): the gallery's groups name the
+    /// doors they open. Without one, a person whose groups name doors is denied here.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `simulated` or `gpio`.
+    pub kind: String,
+    /// BCM pin number (`gpio`).
+    #[serde(default)]
+    pub pin: Option<u8>,
+    /// The level that energises the relay (`gpio`).
+    #[serde(default = "default_true")]
+    pub active_high: bool,
+    /// Unlock pulse in milliseconds (1..=10000).
+    #[serde(default = "default_pulse")]
+    pub pulse_ms: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_pulse() -> u64 {
+    3000
+}
+
+/// `[gallery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GalleryConfig {
+    /// The enrollment file, relative to the config file.
+    pub path: PathBuf,
+    /// Public key file (from `facegate keygen`), relative to the config file: when set, only
+    /// a gallery signed with the matching secret key is used.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
+    /// With a public key: the site whose galleries this door takes (unset: the site of the
+    /// first signed gallery it accepts, kept in its state).
+    #[serde(default)]
+    pub site: Option<String>,
+    /// The door's state folder (the newest signed gallery accepted), relative to the config
+    /// file; unset: the gallery's folder.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Follow a symbolic link at `path` (refused by default).
+    #[serde(default)]
+    pub allow_symlink: bool,
+}
+
+impl GalleryConfig {
+    /// The door's state folder: `state_dir`, else the gallery's folder.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| {
+            self.path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        })
+    }
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// JSON-lines audit log, relative to the config file; none when absent.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Size at which the log is rotated, bytes (4 KiB to 1 GiB).
+    #[serde(default = "default_audit_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept (0 to 100).
+    #[serde(default = "default_audit_keep")]
+    pub keep: usize,
+}
+
+fn default_audit_bytes() -> u64 {
+    10 << 20
+}
+fn default_audit_keep() -> usize {
+    5
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: None,
+            max_bytes: default_audit_bytes(),
+            keep: default_audit_keep(),
+        }
+    }
+}
