@@ -1,6 +1,6 @@
 //! The desk's presentation samples: frames recorded with the desk's camera (the demo frames
 //! here), the texture check evaluated on the two folders, and the chosen threshold written
-//! into the door's config, which still loads.
+//! into the door's config, which still loads. And a person's access rules set from the desk.
 
 mod common;
 
@@ -168,4 +168,59 @@ fn record_evaluate_and_write_the_threshold() {
     let c = Config::load(&config).unwrap();
     assert!(c.liveness.texture);
     assert_eq!(c.liveness.texture_threshold, 0.42);
+}
+
+/// The desk sets a person's validity and groups (a group the gallery does not define is
+/// refused and nothing changes); `/api/people` shows them.
+#[test]
+fn the_desk_sets_a_persons_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = dir.path().join("gallery.toml");
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let mut g = facegate::identity::gallery::Gallery::new(rec.model_id());
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    common::enroll_files(&mut rec, &mut g, "Obama", &obama[..2]);
+    g.set_rules(facegate::identity::access::AccessRules {
+        timezone: "Europe/Berlin".into(),
+        groups: vec![facegate::identity::access::Group {
+            name: "staff".into(),
+            doors: vec!["front".into()],
+            windows: vec![],
+        }],
+    })
+    .unwrap();
+    g.save(&gallery).unwrap();
+    let (child, url, _) = start_desk(&gallery, &[]);
+    let _desk = Guard(child);
+    let rest = url.strip_prefix("http://").expect(&url);
+    let (addr, token) = rest.split_once("/?token=").expect(&url);
+    let (st, v) = call(
+        addr,
+        token,
+        "POST",
+        "/api/people/access",
+        Some(r#"{"name":"Obama","valid_until":"2027-01-31T18:00:00Z","groups":"ghosts"}"#),
+    );
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = call(
+        addr,
+        token,
+        "POST",
+        "/api/people/access",
+        Some(r#"{"name":"Obama","valid_until":"not a time","groups":"staff"}"#),
+    );
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = call(
+        addr,
+        token,
+        "POST",
+        "/api/people/access",
+        Some(r#"{"name":"Obama","valid_until":"2027-01-31T18:00:00Z","groups":"staff"}"#),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = call(addr, token, "GET", "/api/people", None);
+    assert_eq!(v["people"][0]["valid_until"], "2027-01-31T18:00:00Z");
+    assert_eq!(v["people"][0]["groups"], serde_json::json!(["staff"]));
+    let back = facegate::identity::gallery::Gallery::load_any(&gallery).unwrap();
+    assert_eq!(back.find("Obama").unwrap().access.groups, ["staff"]);
 }

@@ -55,6 +55,33 @@ pub fn run(g: &Global, a: &CalibrateArgs) -> Result<ExitCode> {
             c.threshold, c.target_far, c.false_accepts, c.impostor_pairs, c.frr.0 * 100.0, c.frr.1 * 100.0, c.frr.2 * 100.0, c.genuine_pairs
         )
     })?;
+    let default = facegate::identity::threshold::DEFAULT_THRESHOLD;
+    if c.threshold > default {
+        eprintln!(
+            "warning: {:.4} is looser than the default {default} (FAR 1e-3 on LFW): more \
+             strangers would match than the default lets through",
+            c.threshold
+        );
+    }
+    // The rule of three: with no false accept among n impostor pairs, FAR < 3/n at 95%.
+    let needed = (3.0 / a.target_far).ceil();
+    if (c.impostor_pairs as f64) < needed {
+        // Pairs between n people of 5 photos each: n(n-1)/2 · 25.
+        let people = ((2.0 * needed / 25.0).sqrt() + 1.0).ceil();
+        eprintln!(
+            "warning: FAR {} cannot be measured on {} impostor pairs: it needs at least {needed} \
+             (about {people} people with 5 photos each); the threshold is a guess below that",
+            a.target_far, c.impostor_pairs
+        );
+    }
+    let loosest = facegate::identity::threshold::threshold_at_far(1e-2);
+    if a.write_config.is_some() && c.threshold > loosest {
+        return Err(Error::Invalid(format!(
+            "not written: {:.4} is looser than {loosest:.4} (FAR 1e-2), which a door refuses \
+             without accept_weak_threshold = true; set it by hand if that is meant",
+            c.threshold
+        )));
+    }
     if let Some(cfg) = &a.write_config {
         let note = format!(
             "calibrated: FAR {} on {source} ({}), facegate calibrate",

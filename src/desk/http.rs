@@ -277,6 +277,9 @@ fn get(shared: &Shared, path: &str) -> Reply {
                         "people": g.people().iter().map(|p| json!({
                             "id": p.id, "name": p.name, "templates": p.templates.len(),
                             "created": p.created, "model": g.model,
+                            "valid_from": p.access.valid_from.map(crate::identity::access::stamp),
+                            "valid_until": p.access.valid_until.map(crate::identity::access::stamp),
+                            "groups": p.access.groups,
                             // Templates of a newer network added on grants (the upgrade).
                             "migrated": p.migrated.iter()
                                 .map(|m| json!({"model": m.model, "templates": m.templates.len()}))
@@ -395,6 +398,40 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
                 }
             })
             .map(|_| json!({"removed": name}))
+        }
+        "/api/people/access" => {
+            let name = match existing_name_field(v, "name") {
+                Ok(n) => n,
+                Err(r) => return r,
+            };
+            let time = |key: &str| -> std::result::Result<Option<i64>, Reply> {
+                match v.get(key).and_then(|t| t.as_str()).unwrap_or("") {
+                    "" => Ok(None),
+                    t => crate::identity::access::parse_stamp(t)
+                        .map(Some)
+                        .map_err(|e| Reply::error(400, &format!("{key}: {e}"))),
+                }
+            };
+            let (from, until) = match (time("valid_from"), time("valid_until")) {
+                (Ok(f), Ok(u)) => (f, u),
+                (Err(r), _) | (_, Err(r)) => return r,
+            };
+            let groups: Vec<String> = v
+                .get("groups")
+                .and_then(|g| g.as_str())
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(String::from)
+                .collect();
+            let access = crate::identity::access::PersonRules {
+                valid_from: from,
+                valid_until: until,
+                groups,
+            };
+            change_gallery(shared, |g| g.set_access(&name, access.clone()))
+                .map(|_| json!({"name": name, "access": access}))
         }
         "/api/samples/record" => {
             let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");

@@ -77,7 +77,17 @@ async function refreshPeople() {
       // The enrolled network, and how far the person has migrated to a newer one.
       const migrated = (p.migrated || []).map((m) => " + " + m.templates + " of " + m.model + " (on grants)");
       cell(row, p.model + migrated.join(""));
+      const access = [];
+      if (p.valid_from) { access.push("from " + p.valid_from); }
+      if (p.valid_until) { access.push("until " + p.valid_until); }
+      if (p.groups && p.groups.length) { access.push("groups " + p.groups.join(", ")); }
+      cell(row, access.length ? access.join("; ") : "every door, any time").className = "person-access";
       const actions = cell(row, "");
+      const edit = document.createElement("button");
+      edit.textContent = "Access";
+      edit.className = "access";
+      edit.addEventListener("click", () => startAccess(row, p));
+      actions.append(edit);
       const rename = document.createElement("button");
       rename.textContent = "Rename";
       rename.className = "rename";
@@ -92,6 +102,38 @@ async function refreshPeople() {
   } catch (err) {
     peopleMessage(String(err.message || err));
   }
+}
+
+// Validity (RFC 3339 times, empty for none) and groups (comma-separated), saved signed.
+function startAccess(row, p) {
+  const td = row.querySelector(".person-access");
+  td.replaceChildren();
+  const field = (value, hint, cls) => {
+    const i = document.createElement("input");
+    i.value = value || "";
+    i.placeholder = hint;
+    i.className = cls;
+    td.appendChild(i);
+    return i;
+  };
+  const from = field(p.valid_from, "valid from, e.g. 2027-01-04T08:00:00Z", "access-from");
+  const until = field(p.valid_until, "valid until, e.g. 2027-01-31T18:00:00Z", "access-until");
+  const groups = field((p.groups || []).join(", "), "groups, e.g. staff", "access-groups");
+  const save = document.createElement("button");
+  save.textContent = "Save";
+  save.className = "access-save";
+  save.addEventListener("click", async () => {
+    try {
+      await api("/api/people/access", {
+        name: p.name, valid_from: from.value, valid_until: until.value, groups: groups.value,
+      });
+      peopleMessage("access of " + p.name + " saved");
+    } catch (err) {
+      peopleMessage(String(err.message || err));
+    }
+    refreshPeople();
+  });
+  td.appendChild(save);
 }
 
 function startRename(row, name) {
