@@ -139,3 +139,23 @@ fn faces_at_the_edge_still_get_a_crop() {
         assert!((0.0..=1.0).contains(&s.score), "{bbox:?}: {}", s.score);
     }
 }
+
+/// facegate's kernels and tract give the same probabilities on every sample's face (to
+/// f32 rounding): the engine the manifest picks changes the speed, not the verdict.
+#[test]
+fn both_engines_agree() {
+    use facegate::recognition::embed::Engine;
+    let store = common::store();
+    let ours = Texture::load_on(&store, Some(Engine::Facegate)).unwrap();
+    let tract = Texture::load_on(&store, Some(Engine::Tract)).unwrap();
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    for n in ["image_F1.jpg", "image_F2.jpg", "image_T1.jpg"] {
+        let frame = load_image(common::data(&format!("pad/minifasnet/samples/{n}"))).unwrap();
+        let face = rec.detect(&frame).unwrap().remove(0);
+        let (a, b) = (
+            ours.score(&frame, &face).unwrap(),
+            tract.score(&frame, &face).unwrap(),
+        );
+        close(n, &a.probs, &b.probs, 1e-4);
+    }
+}

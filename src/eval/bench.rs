@@ -20,7 +20,8 @@ use std::time::Instant;
 /// align + embed fp32), `track` (the frame's face re-found from its last box, as the kiosk
 /// does between full detections), `frame_tracked` (track + align + embed fp32), `search_1k`, `search_10k`, `search_100k`,
 /// `gallery_load_10k`, `gallery_load_100k`, `gallery_refuse_100k`, `motion_3` (the motion check over
-/// a grant's 3 frames), `liveness` (the texture check on one face: two crops, two networks).
+/// a grant's 3 frames), `liveness` (the texture check on one face: two crops, two networks, facegate's kernels),
+/// `liveness_tract` (the same on tract).
 #[derive(Debug, Clone, Serialize)]
 pub struct Timing {
     /// Stage name.
@@ -182,10 +183,17 @@ fn stages_at(
         .iter()
         .all(|n| store.path(n).is_ok_and(|p| p.exists()))
     {
-        let texture = crate::recognition::texture::Texture::load(store)?;
-        out.push(time("liveness", runs, || {
-            texture.score(frame, &face).map(|_| ())
-        })?);
+        use crate::recognition::embed::Engine;
+        use crate::recognition::texture::Texture;
+        for (stage, engine) in [
+            ("liveness", Engine::Facegate),
+            ("liveness_tract", Engine::Tract),
+        ] {
+            let texture = Texture::load_on(store, Some(engine))?;
+            out.push(time(stage, runs, || {
+                texture.score(frame, &face).map(|_| ())
+            })?);
+        }
     }
     Ok(out)
 }

@@ -95,7 +95,7 @@ pub enum Engine {
 
 impl Engine {
     /// The manifest's `engine` for `spec` (absent: tract).
-    fn of(spec: &ModelSpec, path: &std::path::Path) -> Result<Engine> {
+    pub(crate) fn of(spec: &ModelSpec, path: &std::path::Path) -> Result<Engine> {
         match spec.engine.as_deref() {
             None | Some("tract") => Ok(Engine::Tract),
             Some("facegate") => Ok(Engine::Facegate),

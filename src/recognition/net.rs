@@ -1,11 +1,13 @@
-//! facegate's own network engine: MTCNN's three networks and dlib's ResNet on kernels of
-//! their own.
+//! facegate's own network engine: MTCNN's three networks, dlib's ResNet and the MiniFASNet
+//! liveness networks on kernels of their own.
 //!
 //! P-Net, R-Net and O-Net are small: 3x3 and 2x2 convolutions of 3 to 128 channels, PReLU,
 //! max-pool and two dense layers, run on a pyramid of a few levels and on one 24 or 48 pixel
 //! crop per candidate (~65 runs per frame). dlib's ResNet is 29 convolutions (a 7x7 stride-2
 //! one, then 3x3 ones of 32 to 256 channels, zero-padded or stride 2) with ReLU, residual
-//! adds, average pools and a dense layer. A general engine spends much of such a run outside
+//! adds, average pools and a dense layer. MiniFASNet is 1x1 and depthwise 3x3 convolutions
+//! (a kernel per channel, [`depthwise`]) with PReLU, squeeze-excitation gates (a global
+//! average, two dense layers, a sigmoid scaling the channels) and a softmax. A general engine spends much of such a run outside
 //! the multiply-accumulates (layout passes, im2col, generic pooling, per-call set-up); here
 //! each layer is one pass over its output.
 //!
@@ -69,6 +71,8 @@ impl Map {
     }
 }
 
+mod depthwise;
+mod heads;
 mod kernels;
 mod lanes;
 mod onnx;
@@ -83,6 +87,16 @@ use tiles::kernel_name;
 #[derive(Debug, Clone)]
 enum Op {
     Conv(Conv),
+    /// A convolution of each channel with its own kernel.
+    Depthwise(depthwise::Depthwise),
+    /// `1 / (1 + e^-v)` of every value.
+    Sigmoid,
+    /// The step's input times slot `other`'s value of the same channel (a `1 x 1` map).
+    MulChannels {
+        other: usize,
+    },
+    /// A `1 x 1` NCHW map read as one vector (an error for a larger map).
+    FlattenCell,
     /// Max over `k x k` windows with stride `s`; `same`: ONNX `SAME_UPPER` (output
     /// `ceil(n / s)`, the window's missing cells at the end ignored), else `VALID`.
     MaxPool {
@@ -136,7 +150,7 @@ impl Step {
     /// The slots it reads.
     fn reads(&self) -> impl Iterator<Item = usize> {
         let other = match self.op {
-            Op::Add { other, .. } => Some(other),
+            Op::Add { other, .. } | Op::MulChannels { other } => Some(other),
             _ => None,
         };
         std::iter::once(self.input).chain(other)
@@ -299,6 +313,19 @@ impl Net {
                 }),
                 Op::Softmax => Ok(ops::softmax(x)),
                 Op::Channels { start, len } => Ok(ops::channels(x, *start, *len)),
+                Op::Depthwise(d) => d.apply(x),
+                Op::Sigmoid => Ok(ops::sigmoid(x)),
+                Op::MulChannels { other } => ops::mul_channels(x, &slots[*other]),
+                Op::FlattenCell if x.w * x.h == 1 => Ok(Map {
+                    w: 1,
+                    h: 1,
+                    c: x.data.len(),
+                    data: x.data.clone(),
+                }),
+                Op::FlattenCell => Err(format!(
+                    "flattening a {}x{} NCHW map (only 1 x 1)",
+                    x.w, x.h
+                )),
             }
             .map_err(|e| self.fail(format!("{}: {e}", step.name)))?;
             slots[step.output] = y;
@@ -341,6 +368,13 @@ impl Net {
                     Op::Flatten => ("Flatten", 0),
                     Op::Softmax => ("Softmax", 0),
                     Op::Channels { .. } => ("Split", 0),
+                    Op::Depthwise(d) => {
+                        let out = &shapes[step.output];
+                        ("Depthwise", (out.0 * out.1 * d.k * d.k * d.c) as u64)
+                    }
+                    Op::Sigmoid => ("Sigmoid", 0),
+                    Op::MulChannels { .. } => ("MulChannels", 0),
+                    Op::FlattenCell => ("Flatten", 0),
                 };
                 let kernel = match kind {
                     "Conv" | "Dense" => kernel_name(),
@@ -383,6 +417,12 @@ impl Net {
                 Op::Flatten => (1, 1, w * h * c),
                 Op::Softmax => (w, h, c),
                 Op::Channels { len, .. } => (w, h, *len),
+                Op::Depthwise(d) => {
+                    let (w, h) = d.out_dims(w, h).unwrap_or((0, 0));
+                    (w, h, c)
+                }
+                Op::Sigmoid | Op::MulChannels { .. } => (w, h, c),
+                Op::FlattenCell => (1, 1, w * h * c),
             };
         }
         Ok(s)

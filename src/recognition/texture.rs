@@ -30,8 +30,10 @@
 
 use crate::error::{Error, Result};
 use crate::recognition::detect::Face;
+use crate::recognition::embed::Engine;
 use crate::recognition::frame::Frame;
 use crate::recognition::models::{ModelStore, Runner};
+use crate::recognition::net::{Map, Net};
 
 /// The texture networks, by manifest name.
 pub const NETWORKS: [&str; 2] = ["minifasnet_v2", "minifasnet_v1se"];
@@ -50,10 +52,16 @@ const REAL: usize = 1;
 /// One network with its crop.
 struct TextureNet {
     name: String,
-    runner: Runner,
+    runtime: Runtime,
     crop_scale: f64,
     size: u32,
     bgr: bool,
+}
+
+/// What evaluates a texture network.
+enum Runtime {
+    Facegate(Net),
+    Tract(Runner),
 }
 
 /// Both texture networks, loaded and verified.
@@ -73,19 +81,34 @@ pub struct TextureScore {
 impl Texture {
     /// Loads [`NETWORKS`] from `store`: a missing or altered file is an error naming it
     /// (made by `models/fetch` from the weight files under `$FACEGATE_DATA/pad`).
+    /// Each network runs on the engine its manifest entry names (`engine`).
     pub fn load(store: &ModelStore) -> Result<Texture> {
+        Self::load_on(store, None)
+    }
+
+    /// [`Texture::load`] with every network on `engine` instead (`bench` measures both).
+    pub fn load_on(store: &ModelStore, engine: Option<Engine>) -> Result<Texture> {
         let nets = NETWORKS
             .iter()
             .map(|name| {
                 let spec = store.spec(name)?.clone();
+                let path = store.path(name)?;
                 let size = spec.chip_size.unwrap_or(80);
-                let crop_scale = spec.crop_scale.ok_or_else(|| {
-                    Error::model(store.path(name).unwrap_or_default(), "no crop_scale")
-                })?;
-                let plan = store.load(name, &[1, 3, size as usize, size as usize])?;
+                let crop_scale = spec
+                    .crop_scale
+                    .ok_or_else(|| Error::model(&path, "no crop_scale in the manifest"))?;
+                let runtime = match engine.map_or_else(|| Engine::of(&spec, &path), Ok)? {
+                    Engine::Facegate => {
+                        Runtime::Facegate(Net::parse(&path, &store.verified_bytes(name)?)?)
+                    }
+                    Engine::Tract => {
+                        let plan = store.load(name, &[1, 3, size as usize, size as usize])?;
+                        Runtime::Tract(Runner::new(name, &plan)?)
+                    }
+                };
                 Ok(TextureNet {
                     name: name.to_string(),
-                    runner: Runner::new(name, &plan)?,
+                    runtime,
                     crop_scale: crop_scale as f64,
                     size,
                     bgr: spec.channels.as_deref() == Some("BGR"),
@@ -106,10 +129,22 @@ impl Texture {
                 })?;
             let input = crop_input(frame, region, net.size, net.bgr);
             let s = net.size as usize;
-            let out = net.runner.run(&[1, 3, s, s], input)?;
-            let p = out
-                .first()
-                .map(|(_, v)| v.as_slice())
+            let out: Vec<f32> = match &net.runtime {
+                Runtime::Tract(r) => r
+                    .run(&[1, 3, s, s], input)?
+                    .into_iter()
+                    .next()
+                    .map(|(_, v)| v)
+                    .unwrap_or_default(),
+                // facegate's kernels take `[row][column][channel]`.
+                Runtime::Facegate(n) => n
+                    .run(Map::new(s, s, 3, planar_to_cells(&input, s * s))?)?
+                    .into_iter()
+                    .next()
+                    .map(|m| m.data)
+                    .unwrap_or_default(),
+            };
+            let p = Some(out.as_slice())
                 .filter(|v| v.len() == 3 && v.iter().all(|x| x.is_finite()))
                 .ok_or_else(|| {
                     Error::Invalid(format!("{}: the output is not 3 finite values", net.name))
@@ -214,6 +249,17 @@ pub fn crop_input(frame: &Frame, region: [u32; 4], size: u32, bgr: bool) -> Vec<
                 let plane = if bgr { 2 - c } else { c };
                 out[plane * n * n + dy * n + dx] = v;
             }
+        }
+    }
+    out
+}
+
+/// Planar (NCHW) values of `n` pixels as `[pixel][channel]`.
+fn planar_to_cells(planar: &[f32], n: usize) -> Vec<f32> {
+    let mut out = vec![0.0; planar.len()];
+    for (i, cell) in out.chunks_exact_mut(3).enumerate() {
+        for (c, v) in cell.iter_mut().enumerate() {
+            *v = planar[c * n + i];
         }
     }
     out

@@ -197,6 +197,34 @@ pub(super) fn scale(x: &Map, sub: &[f32], mul: &[f32]) -> Res<Map> {
     Ok(Map { data, ..*x })
 }
 
+/// `1 / (1 + e^-v)` of every value.
+pub(super) fn sigmoid(x: &Map) -> Map {
+    Map {
+        w: x.w,
+        h: x.h,
+        c: x.c,
+        data: x.data.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect(),
+    }
+}
+
+/// Every value of `x` times `gate`'s value of its channel (`gate` a `1 x 1` map).
+pub(super) fn mul_channels(x: &Map, gate: &Map) -> Res<Map> {
+    if gate.data.len() != x.c || x.c == 0 {
+        return Err(format!(
+            "scaling {} channels by {} values",
+            x.c,
+            gate.data.len()
+        ));
+    }
+    let mut out = x.clone();
+    for cell in out.data.chunks_exact_mut(x.c) {
+        for (v, g) in cell.iter_mut().zip(&gate.data) {
+            *v *= g;
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

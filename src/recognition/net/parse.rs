@@ -3,7 +3,9 @@
 //! convolution or dense layer before it (a ReLU after a residual add into the add), an
 //! input's `Sub` and `Mul` into one scaling, the heads that read one map merged.
 
-use super::kernels::{coutp, packed, Act, Conv};
+use super::depthwise::Depthwise;
+use super::heads::merge_heads;
+use super::kernels::{Act, Conv};
 use super::onnx::{
     attr, channel_constant, conv_padding, init_of, ints, same_padding, square_kernel,
     square_strides, Init,
@@ -116,6 +118,42 @@ impl Builder {
         }
         let k = square_kernel(node).map_err(|e| self.err(node, e))?;
         Ok((slot, k))
+    }
+
+    /// Whether `slot` is written by a global average (a 1 x 1 map).
+    fn is_global_avg(&self, slot: usize) -> bool {
+        self.producer
+            .get(&slot)
+            .is_some_and(|&i| matches!(self.steps[i].op, Op::GlobalAvg))
+    }
+
+    /// A `Conv` of `group` groups: only the depthwise one (a group per channel).
+    fn depthwise(&mut self, node: &pb::NodeProto, slot: usize, k: usize, group: i64) -> Result<()> {
+        let stride = square_strides(node).map_err(|e| self.err(node, e))?;
+        let pad = conv_padding(node).map_err(|e| self.err(node, e))?;
+        let w = self.init(node, 1)?;
+        let [c, 1, kx, ky] = w.dims[..] else {
+            return Err(self.err(
+                node,
+                format!("group {group}: only depthwise (weights {:?})", w.dims),
+            ));
+        };
+        if group as usize != c || kx != k || ky != k {
+            return Err(self.err(
+                node,
+                format!("group {group} of {c} channels: only depthwise"),
+            ));
+        }
+        let mut bias = vec![0.0; c];
+        if node.input.len() > 2 {
+            let b = self.init(node, 2)?;
+            if b.data.len() != c {
+                return Err(self.err(node, "bias length"));
+            }
+            bias.copy_from_slice(&b.data);
+        }
+        let d = Depthwise::new(k, stride, pad, c, &w.data, &bias);
+        self.push(node, Op::Depthwise(d), slot, Layout::Nchw)
     }
 
     fn init(&self, node: &pb::NodeProto, k: usize) -> Result<&Init> {
@@ -249,11 +287,20 @@ impl Builder {
                 self.values.insert(out, (slot, to));
             }
             "Conv" => {
-                let (slot, k) = self.window(node, &first)?;
+                let (slot, k) = match self.value(node, &first)? {
+                    // A global average is a 1 x 1 map, stored alike in both layouts.
+                    (slot, Layout::Nhwc) if self.is_global_avg(slot) => {
+                        (slot, square_kernel(node).map_err(|e| self.err(node, e))?)
+                    }
+                    _ => self.window(node, &first)?,
+                };
                 let unit = |name: &str| ints(node, name).iter().all(|&v| v == 1);
                 let group = attr(node, "group").map(|a| a.i).unwrap_or(1);
-                if !unit("dilations") || group != 1 {
-                    return Err(self.err(node, "only dilation 1, group 1"));
+                if !unit("dilations") {
+                    return Err(self.err(node, "only dilation 1"));
+                }
+                if group != 1 {
+                    return self.depthwise(node, slot, k, group);
                 }
                 let stride = square_strides(node).map_err(|e| self.err(node, e))?;
                 let pad = conv_padding(node).map_err(|e| self.err(node, e))?;
@@ -309,6 +356,18 @@ impl Builder {
                 let (slot, layout) = self.value(node, &first)?;
                 let constant = self.init(node, 1)?.data.clone();
                 let is_add = node.op_type == "Add";
+                if let Some(Op::Depthwise(d)) = self.fusable(slot, &first) {
+                    if constant.len() != d.c || d.act != Act::Linear {
+                        return Err(self.err(node, "does not fit the depthwise convolution"));
+                    }
+                    if is_add {
+                        d.bias.iter_mut().zip(&constant).for_each(|(b, a)| *b += a);
+                    } else {
+                        d.act = Act::Prelu(constant);
+                    }
+                    self.alias(node, slot, layout);
+                    return Ok(());
+                }
                 let Some(Op::Conv(conv)) = self.fusable(slot, &first) else {
                     return Err(self.err(node, "not after a convolution or dense layer"));
                 };
@@ -338,6 +397,51 @@ impl Builder {
                     _ => return Err(self.err(node, "not after a convolution or a residual add")),
                 }
                 self.alias(node, slot, layout);
+            }
+            "Mul"
+                if !node
+                    .input
+                    .get(1)
+                    .is_some_and(|n| self.inits.contains_key(n)) =>
+            {
+                // A map scaled per channel by a computed 1 x 1 map (a squeeze-excitation).
+                let (a, layout) = self.value(node, &first)?;
+                let second = node.input.get(1).cloned().unwrap_or_default();
+                let (b, _) = self.value(node, &second)?;
+                if layout != Layout::Nchw {
+                    return Err(self.err(node, "input not in NCHW"));
+                }
+                self.push(node, Op::MulChannels { other: b }, a, layout)?;
+            }
+            "Sigmoid" => {
+                let (slot, layout) = self.value(node, &first)?;
+                self.push(node, Op::Sigmoid, slot, layout)?;
+            }
+            "Gemm" => {
+                let (slot, layout) = self.value(node, &first)?;
+                let one = |name: &str| attr(node, name).map(|a| a.f).unwrap_or(1.0) == 1.0;
+                let trans = |name: &str| attr(node, name).map(|a| a.i).unwrap_or(0);
+                if layout != Layout::Flat || trans("transA") != 0 || !one("alpha") || !one("beta") {
+                    return Err(self.err(node, "only a flat input, transA 0, alpha and beta 1"));
+                }
+                let w = self.init(node, 1)?;
+                let (kn, cin, cout) = match (trans("transB"), &w.dims[..]) {
+                    (0, &[cin, cout]) => (w.data.clone(), cin, cout),
+                    (1, &[cout, cin]) => {
+                        let t = (0..cin * cout).map(|i| w.data[(i % cout) * cin + i / cout]);
+                        (t.collect(), cin, cout)
+                    }
+                    (_, d) => return Err(self.err(node, format!("weights of dims {d:?}"))),
+                };
+                let mut conv = Conv::dense(cin, cout, &kn);
+                if node.input.len() > 2 {
+                    let b = self.init(node, 2)?;
+                    if b.data.len() != cout {
+                        return Err(self.err(node, "bias length"));
+                    }
+                    conv.bias[..cout].copy_from_slice(&b.data);
+                }
+                self.push(node, Op::Conv(conv), slot, Layout::Flat)?;
             }
             "Sub" | "Mul" => {
                 let (slot, layout) = self.value(node, &first)?;
@@ -438,10 +542,16 @@ impl Builder {
             "Flatten" => {
                 let (slot, layout) = self.value(node, &first)?;
                 let axis = attr(node, "axis").map(|a| a.i).unwrap_or(1);
-                if layout != Layout::Nhwc || axis != 1 {
-                    return Err(self.err(node, "only axis 1 of an NHWC tensor"));
+                let op = match layout {
+                    Layout::Nhwc => Op::Flatten,
+                    // NCHW's order is the storage's only for a 1 x 1 map, checked when run.
+                    Layout::Nchw => Op::FlattenCell,
+                    Layout::Flat => return Err(self.err(node, "a flat input")),
+                };
+                if axis != 1 {
+                    return Err(self.err(node, "only axis 1"));
                 }
-                self.push(node, Op::Flatten, slot, Layout::Flat)?;
+                self.push(node, op, slot, Layout::Flat)?;
             }
             "Softmax" => {
                 let (slot, layout) = self.value(node, &first)?;
@@ -460,93 +570,4 @@ impl Builder {
         }
         Ok(())
     }
-}
-
-/// Convolutions of one kernel size that read the same map and have no PReLU (the networks'
-/// heads: box offsets, landmarks, class logits) merged into one, whose channels are then
-/// split back in order: their input is read once and their few channels share vector lanes
-/// (P-Net's two heads had 4 and 2 of 16). Every channel is computed exactly as before.
-fn merge_heads(steps: Vec<Step>, slots: &mut usize) -> Vec<Step> {
-    let head = |s: &Step| match &s.op {
-        Op::Conv(c) if c.act == Act::Linear => Some((s.input, c.k, c.cin, c.stride, c.pad)),
-        _ => None,
-    };
-    let mut done = vec![false; steps.len()];
-    let mut out = Vec::with_capacity(steps.len() + 2);
-    for i in 0..steps.len() {
-        if done[i] {
-            continue;
-        }
-        let group: Vec<usize> = match head(&steps[i]) {
-            Some(key) => (i..steps.len())
-                .filter(|&j| !done[j] && head(&steps[j]) == Some(key))
-                .collect(),
-            None => vec![i],
-        };
-        let convs: Vec<&Conv> = group
-            .iter()
-            .filter_map(|&j| match &steps[j].op {
-                Op::Conv(c) => Some(c),
-                _ => None,
-            })
-            .collect();
-        if group.len() < 2 || convs.len() != group.len() {
-            out.push(steps[i].clone());
-            done[i] = true;
-            continue;
-        }
-        let (k, cin, stride, pad) = (convs[0].k, convs[0].cin, convs[0].stride, convs[0].pad);
-        let cout: usize = convs.iter().map(|c| c.cout).sum();
-        let cp = coutp(cout);
-        let mut weights = vec![0.0; k * k * cin * cp];
-        let mut bias = vec![0.0; cp];
-        let mut at = 0;
-        for c in &convs {
-            let rows = k * k * cin;
-            for r in 0..rows {
-                for o in 0..c.cout {
-                    weights[packed(rows, r, at + o)] = c.weights[packed(rows, r, o)];
-                }
-            }
-            bias[at..at + c.cout].copy_from_slice(&c.bias[..c.cout]);
-            at += c.cout;
-        }
-        let merged = *slots;
-        *slots += 1;
-        out.push(Step {
-            name: group
-                .iter()
-                .map(|&j| steps[j].name.as_str())
-                .collect::<Vec<_>>()
-                .join("+"),
-            op: Op::Conv(Conv {
-                k,
-                stride,
-                pad,
-                cin,
-                cout,
-                coutp: cp,
-                weights,
-                bias,
-                act: Act::Linear,
-            }),
-            input: steps[i].input,
-            output: merged,
-        });
-        let mut at = 0;
-        for (&j, c) in group.iter().zip(&convs) {
-            out.push(Step {
-                name: steps[j].name.clone(),
-                op: Op::Channels {
-                    start: at,
-                    len: c.cout,
-                },
-                input: merged,
-                output: steps[j].output,
-            });
-            at += c.cout;
-            done[j] = true;
-        }
-    }
-    out
 }
