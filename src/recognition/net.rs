@@ -6,7 +6,7 @@
 //! crop per candidate (~65 runs per frame). dlib's ResNet is 29 convolutions (a 7x7 stride-2
 //! one, then 3x3 ones of 32 to 256 channels, zero-padded or stride 2) with ReLU, residual
 //! adds, average pools and a dense layer. MiniFASNet is 1x1 and depthwise 3x3 convolutions
-//! (a kernel per channel, [`depthwise`]) with PReLU, squeeze-excitation gates (a global
+//! (a kernel per channel, `net/depthwise.rs`) with PReLU, squeeze-excitation gates (a global
 //! average, two dense layers, a sigmoid scaling the channels) and a softmax. A general engine spends much of such a run outside
 //! the multiply-accumulates (layout passes, im2col, generic pooling, per-call set-up); here
 //! each layer is one pass over its output.
