@@ -121,3 +121,24 @@ fn every_number_is_fail_closed() {
         assert!(e.contains(key) && e.contains("line "), "{e}");
     }
 }
+
+#[test]
+fn a_command_source_needs_its_program() {
+    let cmd = MIN.replace(
+        "kind = \"folder\"\npath = \"frames\"",
+        "kind = \"command\"\ncommand = [\"rpicam-vid\", \"--codec\", \"mjpeg\", \"-t\", \"0\", \"-o\", \"-\"]",
+    );
+    let c = Config::parse(&cmd, Path::new("x.toml")).unwrap();
+    assert_eq!(c.source.command[0], "rpicam-vid");
+    assert_eq!(c.source.stall_secs, 5.0);
+    let empty = MIN.replace("kind = \"folder\"", "kind = \"command\"");
+    let e = Config::parse(&empty, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("command") && e.contains("line 4"), "{e}");
+    let stall = cmd.replace("[door]", "stall_secs = 0\n[door]");
+    let e = Config::parse(&stall, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stall_secs"), "{e}");
+}

@@ -126,6 +126,13 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
             camera_source(s.device, s.width, s.height, s.fps.round() as u32)?,
             0.0,
         ),
+        "command" => (
+            Box::new(facegate::recognition::source::command::CommandSource::new(
+                s.command.clone(),
+                std::time::Duration::from_secs_f64(s.stall_secs),
+            )?),
+            0.0,
+        ),
         _ => {
             let dir = s.path.clone().unwrap_or_default();
             (

@@ -181,8 +181,15 @@ fn default_margin() -> f32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `folder` or `camera`.
+    /// `folder`, `camera` (a USB camera, the `camera` feature) or `command` (another
+    /// program's MJPEG output: the Pi camera modules, IP cameras).
     pub kind: String,
+    /// The program and its arguments (`command`): an argv list, no shell.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Restart the program when no frame came for this many seconds (`command`).
+    #[serde(default = "default_stall")]
+    pub stall_secs: f64,
     /// Folder of frames (`folder`), relative to the config file.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -201,6 +208,10 @@ pub struct SourceConfig {
     /// Requested height (`camera`).
     #[serde(default = "default_height")]
     pub height: u32,
+}
+
+fn default_stall() -> f64 {
+    5.0
 }
 
 fn default_fps() -> f64 {
@@ -395,15 +406,23 @@ impl Config {
             "folder" if c.source.path.is_none() => {
                 return Err(bad("source", "kind", "= \"folder\" needs `path`".into()))
             }
-            "folder" | "camera" => {}
+            "command" if c.source.command.first().is_none_or(|p| p.is_empty()) => {
+                return Err(bad(
+                    "source",
+                    "kind",
+                    "= \"command\" needs `command = [\"program\", \"argument\", ...]`".into(),
+                ))
+            }
+            "folder" | "camera" | "command" => {}
             k => {
                 return Err(bad(
                     "source",
                     "kind",
-                    format!("= {k:?}: the source must be \"folder\" or \"camera\""),
+                    format!("= {k:?}: the source must be \"folder\", \"camera\" or \"command\""),
                 ))
             }
         }
+        range("source", "stall_secs", c.source.stall_secs, 0.5, 300.0)?;
         // 0 = as fast as possible (folder only); otherwise at least one frame per 10 s.
         if !(c.source.fps == 0.0 || within(c.source.fps, 0.1, 120.0)) {
             return Err(bad(

@@ -522,18 +522,27 @@ impl Kiosk {
         );
         let start = std::time::Instant::now();
         let mut n = 0usize;
+        let mut source_failing = false;
         self.notifier.ready();
         while !stop.load(Ordering::SeqCst) && max_frames.is_none_or(|m| n < m) {
             // Once per turn, whatever the turn brought: a loop stuck in a camera read or an
             // inference stops pinging, and systemd (WatchdogSec) restarts the service.
             self.notifier.ping();
             let frame = match source.next_frame() {
-                Ok(Some(f)) => f,
+                Ok(Some(f)) => {
+                    source_failing = false;
+                    f
+                }
                 Ok(None) => break,
                 Err(e) => {
                     self.summary.source_errors += 1;
                     self.door.lock("frame source failed")?;
                     log::error!("frame source: {e}; door stays locked");
+                    if !source_failing {
+                        // Once per stretch without frames: why the door cannot decide.
+                        source_failing = true;
+                        self.audit(json!({"time": audit::now_secs(), "event": "source failed", "reason": e.to_string()}))?;
+                    }
                     n += 1;
                     continue;
                 }

@@ -1,12 +1,16 @@
 //! Frame sources: where the kiosk's frames come from.
 //!
 //! [`FolderSource`] plays a list of image files at a set rate (tests, the demo, replaying a
-//! recording); the live camera is `camera::CameraSource` behind the cargo feature `camera`.
+//! recording); [`command::CommandSource`] reads another program's MJPEG output (the Pi
+//! camera modules through `rpicam-vid`, IP cameras through `ffmpeg`); a USB camera is
+//! `camera::CameraSource` behind the cargo feature `camera`.
 
 use crate::error::{Error, Result};
 use crate::recognition::frame::{load_image, Frame};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+pub mod command;
 
 /// Anything that yields frames.
 pub trait FrameSource {
