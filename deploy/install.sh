@@ -3,12 +3,14 @@
 #
 #   deploy/install.sh ssh pi@doorpi          # copies, creates the user, enables the service
 #   deploy/install.sh sdcard /media/rootfs   # copies only; run the printed commands on first boot
+#   deploy/install.sh root DIR               # copies into DIR as the current user (a staging
+#                                            # root: what the other two install, for checking)
 #
 # Expects the aarch64 binary (cargo build --release --target aarch64-unknown-linux-gnu
-# --features rpi,camera) and the model files (models/fetch) on this machine.
+# --features rpi,camera; FACEGATE_BIN names another) and the model files (models/fetch).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bin="$here/target/aarch64-unknown-linux-gnu/release/facegate"
+bin="${FACEGATE_BIN:-$here/target/aarch64-unknown-linux-gnu/release/facegate}"
 models="${FACEGATE_MODELS:-$HOME/.cache/facegate/models}"
 [ -x "$bin" ] || { echo "install: build first: cargo build --release --target aarch64-unknown-linux-gnu --features rpi,camera" >&2; exit 1; }
 for f in mtcnn_pnet.onnx mtcnn_rnet.onnx mtcnn_onet.onnx dlib_resnet_v1_fp32.onnx dlib_resnet_v1_int8.onnx; do
@@ -19,7 +21,9 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/opt/facegate/bin" "$stage/opt/facegate/models" "$stage/etc/facegate" "$stage/etc/systemd/system"
 cp "$bin" "$stage/opt/facegate/bin/"
 cp "$models"/*.onnx "$stage/opt/facegate/models/"
-cp "$here/README.md" "$here/deploy/README.md" "$stage/opt/facegate/"
+# Two files called README.md: the user's guide and the install guide, under their own names.
+cp "$here/README.md" "$stage/opt/facegate/README.md"
+cp "$here/deploy/README.md" "$stage/opt/facegate/INSTALL.md"
 cp "$here/deploy/facegate.service" "$stage/etc/systemd/system/"
 # Never overwrite a site's edited config.
 cp "$here/config/facegate.toml" "$stage/etc/facegate/facegate.toml.dist"
@@ -34,5 +38,9 @@ case "${1:-}" in
   sdcard)
     sudo tar -C "$stage" -c . | sudo tar -C "$2" -x --no-same-owner
     echo "copied to $2; on first boot run as root: $setup" ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  root)
+    [ -n "${2:-}" ] || { echo "install: root needs a folder" >&2; exit 2; }
+    mkdir -p "$2" && cp -R "$stage"/. "$2"/
+    echo "staged in $2" ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -185,3 +185,119 @@ fn errors_point_at_what_to_do() {
     let list = text(&out.stdout);
     assert!(list.contains("1 person enrolled"), "{list}");
 }
+
+/// A JPEG cut part-way used to decode with its missing part grey: `verify` then said "same
+/// person" and an enrollment would have stored a damaged template. It is refused by name
+/// everywhere; a JPEG with bytes after its end (a maker's trailer) still reads.
+#[test]
+fn a_jpeg_cut_part_way_is_refused_not_filled_with_grey() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = std::fs::read(common::data("faces/labeled/obama/obama.jpg")).unwrap();
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &photo[..photo.len() * 7 / 10]).unwrap();
+    let whole = data("faces/labeled/obama/obama.jpg");
+    let out = facegate(&["verify", &whole, cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cut.jpg") && err.contains("incomplete JPEG"),
+        "{err}"
+    );
+    let g = dir.path().join("g.toml");
+    let out = facegate(&[
+        "enroll",
+        "--gallery",
+        g.to_str().unwrap(),
+        "--name",
+        "Obama",
+        "--k",
+        "1",
+        "--images",
+        cut.to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!g.exists(), "nothing enrolled from a damaged photo");
+    let mut trailer = photo.clone();
+    trailer.extend_from_slice(b"MAKER TRAILER\0\0");
+    let t = dir.path().join("trailer.jpg");
+    std::fs::write(&t, &trailer).unwrap();
+    let out = facegate(&["verify", &whole, t.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// `deploy/install.sh` stages everything it installs (here into a folder, with this build's
+/// binary): both guides under their own names, the models, the unit, the config as
+/// `.dist`, and the staged binary verifies two photos with the staged models.
+#[test]
+fn the_install_script_stages_a_working_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/install.sh"))
+        .args(["root", root.to_str().unwrap()])
+        .env("FACEGATE_BIN", env!("CARGO_BIN_EXE_facegate"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for f in [
+        "opt/facegate/bin/facegate",
+        "opt/facegate/README.md",
+        "opt/facegate/INSTALL.md",
+        "opt/facegate/models/dlib_resnet_v1_fp32.onnx",
+        "opt/facegate/models/mtcnn_pnet.onnx",
+        "etc/systemd/system/facegate.service",
+        "etc/facegate/facegate.toml.dist",
+    ] {
+        assert!(root.join(f).is_file(), "{f} not staged");
+    }
+    let guide = std::fs::read_to_string(root.join("opt/facegate/INSTALL.md")).unwrap();
+    assert!(
+        guide.starts_with("# Deploying facegate"),
+        "the install guide"
+    );
+    let out = Command::new(root.join("opt/facegate/bin/facegate"))
+        .env_remove("FACEGATE_SIGNING_KEY")
+        .args([
+            "--models",
+            root.join("opt/facegate/models").to_str().unwrap(),
+            "verify",
+        ])
+        .args([
+            data("faces/labeled/obama/obama.jpg"),
+            data("faces/labeled/obama/obama2.jpg"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// Two photos enroll without `--k` (K follows the photos given, at most 5, and says so);
+/// listing a gallery that does not exist leaves no lock file behind.
+#[test]
+fn two_photos_enroll_and_a_listing_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("g.toml");
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    let out = facegate(&[
+        "enroll",
+        "--gallery",
+        g.to_str().unwrap(),
+        "--name",
+        "Obama",
+        "--images",
+        obama[0].to_str().unwrap(),
+        obama[1].to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("collecting 2 templates"));
+    let typo = dir.path().join("typo.toml");
+    let out = facegate(&["people", "--gallery", typo.to_str().unwrap(), "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("typo.toml"), "{}", text(&out.stderr));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("typo"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

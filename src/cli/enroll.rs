@@ -42,9 +42,10 @@ pub struct EnrollArgs {
     /// Take frames from camera /dev/videoN instead (needs the `camera` feature).
     #[arg(long)]
     pub camera: Option<u32>,
-    /// Templates to collect (at least 1).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub k: u32,
+    /// Templates to collect, 1 to 100 (default: 5 from the camera; with --images, one per
+    /// photo given, at most 5).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub k: Option<u32>,
     /// With several faces in a frame, use the largest.
     #[arg(long)]
     pub largest: bool,
@@ -62,6 +63,9 @@ pub struct EnrollArgs {
     #[command(flatten)]
     pub access: super::people::AccessFlags,
 }
+
+/// Templates collected when `--k` is not given (from the camera; the most from photos).
+const DEFAULT_K: u32 = 5;
 
 /// Enrolls with the command line's models.
 pub fn run(g: &Global, a: &EnrollArgs) -> Result<ExitCode> {
@@ -99,7 +103,7 @@ fn enroll_clusters(
     let mut gallery =
         Gallery::open_for_change(&a.gallery, Some((rec.model_id(), rec.dim())), key.as_ref())?;
     let opts = EnrollOptions {
-        k: a.k as usize,
+        k: a.k.unwrap_or(DEFAULT_K) as usize,
         largest: false,
         force: a.force,
         duplicate_threshold: a.threshold,
@@ -233,7 +237,17 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
         Some(i) => camera_source(i, 640, 480, 15)?,
         None => Box::new(FolderSource::from_files(a.images.clone(), 0.0, false)),
     };
-    let k = a.k as usize;
+    // Two photos enroll with two templates unless --k asks for more (and says so).
+    let k = match (a.k, a.camera) {
+        (Some(k), _) => k as usize,
+        (None, Some(_)) => DEFAULT_K as usize,
+        (None, None) => a.images.len().clamp(1, DEFAULT_K as usize),
+    };
+    if a.k.is_none() && a.camera.is_none() {
+        eprintln!(
+            "collecting {k} templates (one per photo given, at most {DEFAULT_K}; --k to change)"
+        );
+    }
     let opts = EnrollOptions {
         k,
         largest: a.largest,

@@ -128,8 +128,11 @@ impl AccessFlags {
 pub fn run(g: &Global, a: &PeopleArgs) -> Result<ExitCode> {
     let key = g.signing_key()?;
     // Held until the change is saved: nobody else (a kiosk adding templates on grants, the
-    // desk) writes in between.
-    let _lock = facegate::files::lock(&a.gallery)?;
+    // desk) writes in between. Listing changes nothing and leaves no lock file behind.
+    let _lock = match a.action {
+        PeopleCmd::List => None,
+        _ => Some(facegate::files::lock(&a.gallery)?),
+    };
     if let PeopleCmd::Resign { confirm, site } = &a.action {
         return resign(g, a, key.as_ref(), confirm.as_deref(), site.as_deref());
     }

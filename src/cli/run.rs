@@ -72,7 +72,7 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
                 clusters: None,
                 names: None,
                 camera: None,
-                k: images.len() as u32,
+                k: Some(images.len() as u32),
                 largest: true,
                 force: false,
                 min_eye_distance: QualityGates::PHOTOS.min_eye_distance,

@@ -10,6 +10,7 @@ use image::{ImageDecoder, ImageReader, Limits};
 use std::io::Cursor;
 use std::path::Path;
 
+pub mod jpeg;
 mod resample;
 use resample::{resample, Out, Region};
 pub use resample::{taps, x_major_region, Taps};
@@ -107,6 +108,9 @@ pub fn decode_image(bytes: &[u8]) -> std::result::Result<Frame, String> {
                 names()
             ))
         }
+    }
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        jpeg::complete(bytes).map_err(|why| format!("a damaged or incomplete JPEG: {why}"))?;
     }
     if reader.format() == Some(image::ImageFormat::Png) {
         if let Some(frame) = png_rgb8(bytes)? {

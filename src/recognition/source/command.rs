@@ -6,12 +6,14 @@
 //! into JPEGs by their markers (segment by segment, so a thumbnail inside an EXIF segment
 //! does not end a frame), keeps only the newest complete frame when the kiosk is slower
 //! than the camera (every error is kept), and reports a frame cut short (a new start of image before the end, the
-//! stream ending mid-frame, a frame over [`MAX_FRAME_BYTES`]) and bytes that are no JPEG as
+//! stream ending mid-frame, a frame over
+//! [`crate::recognition::frame::jpeg::MAX_FRAME_BYTES`]) and bytes that are no JPEG as
 //! errors: each is one source error, and the door stays locked. When the program exits or
 //! stalls (no frame for `stall`), it is killed and started again after a back-off (0.5 s,
 //! doubling to 30 s, reset by a good frame). Its standard error goes to the log.
 
 use crate::error::{Error, Result};
+use crate::recognition::frame::jpeg::{read_rest, to_start_of_image, NEXT_FRAME};
 use crate::recognition::frame::{decode_image, Frame};
 use crate::recognition::source::FrameSource;
 use std::collections::VecDeque;
@@ -19,9 +21,6 @@ use std::io::{BufRead, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// The largest JPEG accepted from the stream.
-pub const MAX_FRAME_BYTES: usize = 16 << 20;
 
 /// Items waiting for the kiosk at most (errors beyond it drop the oldest).
 const MAX_WAITING: usize = 64;
@@ -262,117 +261,5 @@ fn split_jpegs(input: impl Read, send: &dyn Fn(Item)) {
         let frame = read_rest(&mut r);
         at_start = matches!(&frame, Err(why) if why.ends_with(NEXT_FRAME));
         send(frame);
-    }
-}
-
-/// How an error of [`read_rest`] ends when the next frame's start of image was read.
-const NEXT_FRAME: &str = "(the next frame began)";
-
-fn byte(r: &mut impl BufRead) -> Option<u8> {
-    let mut b = [0u8; 1];
-    r.read_exact(&mut b).ok().map(|_| b[0])
-}
-
-/// Reads up to and including the next start of image (FF D8): how many bytes came before
-/// it, and whether one came before the stream ended.
-fn to_start_of_image(r: &mut impl BufRead) -> (usize, bool) {
-    let mut skipped = 0usize;
-    let mut prev = 0u8;
-    loop {
-        let Some(b) = byte(r) else {
-            return (skipped, false);
-        };
-        if prev == 0xFF && b == 0xD8 {
-            return (skipped.saturating_sub(1), true);
-        }
-        prev = b;
-        skipped += 1;
-    }
-}
-
-/// The rest of a JPEG after its start of image: segments, then the entropy-coded data up to
-/// the end of image.
-fn read_rest(r: &mut impl BufRead) -> std::result::Result<Vec<u8>, String> {
-    let mut out = vec![0xFF, 0xD8];
-    let cut = |n: usize| format!("a JPEG cut short after {n} bytes");
-    loop {
-        // A marker: FF (fill FFs allowed), then its code.
-        let mut code = byte(r).ok_or_else(|| cut(out.len()))?;
-        if code != 0xFF {
-            return Err(format!(
-                "a JPEG with no marker where one belongs ({} bytes in)",
-                out.len()
-            ));
-        }
-        while code == 0xFF {
-            code = byte(r).ok_or_else(|| cut(out.len()))?;
-        }
-        out.extend_from_slice(&[0xFF, code]);
-        match code {
-            0xD8 => return Err(format!("{} {NEXT_FRAME}", cut(out.len() - 2))),
-            0xD9 => return Ok(out),
-            0x01 | 0xD0..=0xD7 => continue,
-            _ => {}
-        }
-        let (hi, lo) = (
-            byte(r).ok_or_else(|| cut(out.len()))?,
-            byte(r).ok_or_else(|| cut(out.len()))?,
-        );
-        let len = u16::from_be_bytes([hi, lo]) as usize;
-        if len < 2 {
-            return Err("a JPEG segment of length under 2".into());
-        }
-        out.extend_from_slice(&[hi, lo]);
-        let start = out.len();
-        out.resize(start + len - 2, 0);
-        r.read_exact(&mut out[start..]).map_err(|_| cut(start))?;
-        if out.len() > MAX_FRAME_BYTES {
-            return Err(format!("a JPEG over {MAX_FRAME_BYTES} bytes"));
-        }
-        if code == 0xDA {
-            // Entropy-coded data up to the next marker that is not a stuffed byte or a
-            // restart: FF 00 and FF D0..D7 belong to the data.
-            loop {
-                let b = byte(r).ok_or_else(|| cut(out.len()))?;
-                if b != 0xFF {
-                    out.push(b);
-                } else {
-                    let mut m = byte(r).ok_or_else(|| cut(out.len()))?;
-                    while m == 0xFF {
-                        m = byte(r).ok_or_else(|| cut(out.len()))?;
-                    }
-                    match m {
-                        0x00 | 0xD0..=0xD7 => out.extend_from_slice(&[0xFF, m]),
-                        0xD9 => {
-                            out.extend_from_slice(&[0xFF, 0xD9]);
-                            return Ok(out);
-                        }
-                        0xD8 => return Err(format!("{} {NEXT_FRAME}", cut(out.len()))),
-                        _ => {
-                            // Another scan's header (progressive): back to segments.
-                            out.extend_from_slice(&[0xFF, m]);
-                            let (hi, lo) = (
-                                byte(r).ok_or_else(|| cut(out.len()))?,
-                                byte(r).ok_or_else(|| cut(out.len()))?,
-                            );
-                            let len = u16::from_be_bytes([hi, lo]) as usize;
-                            if len < 2 {
-                                return Err("a JPEG segment of length under 2".into());
-                            }
-                            out.extend_from_slice(&[hi, lo]);
-                            let start = out.len();
-                            out.resize(start + len - 2, 0);
-                            r.read_exact(&mut out[start..]).map_err(|_| cut(start))?;
-                            if m != 0xDA {
-                                break;
-                            }
-                        }
-                    }
-                }
-                if out.len() > MAX_FRAME_BYTES {
-                    return Err(format!("a JPEG over {MAX_FRAME_BYTES} bytes"));
-                }
-            }
-        }
     }
 }
