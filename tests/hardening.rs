@@ -310,11 +310,13 @@ fn a_door_with_a_public_key_uses_only_galleries_signed_by_it() {
         format!("# sha256 {}\n{body}", sha256_hex(body.as_bytes())),
     )
     .unwrap();
-    let e = Kiosk::new(&cfg, Box::new(SimulatedRelay::new()))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("not signed"), "{e}");
+    // At start the door comes up locked and says why.
+    let fresh = Kiosk::new(&cfg, Box::new(SimulatedRelay::new())).unwrap();
+    match fresh.gallery().state() {
+        GalleryState::Refused(why) => assert!(why.contains("not signed"), "{why}"),
+        s => panic!("state {s:?}"),
+    }
+    drop(fresh);
     assert_eq!(feed(&mut k, &frames, 20.0), Vec::<String>::new());
 
     // The signed file again: granted again.

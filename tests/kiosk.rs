@@ -252,11 +252,24 @@ fn damaged_or_foreign_galleries_are_refused_and_left_untouched() {
             .to_string();
         assert!(e.contains("refusing to overwrite"), "{what}: {e}");
         assert_eq!(std::fs::read(&g).unwrap(), bytes, "{what}: file changed");
-        // The kiosk does not start, and the door was locked.
+        // The kiosk comes up with the door locked, the gallery refused with its reason, and
+        // grants nothing.
         let relay = SimulatedRelay::new();
         let ev = relay.events();
         let cfg = kiosk_config(dir.path(), &g, dir.path());
-        assert!(Kiosk::new(&cfg, Box::new(relay)).is_err());
+        let mut k = Kiosk::new(&cfg, Box::new(relay)).unwrap();
+        match k.gallery().state() {
+            facegate::kiosk::watch::GalleryState::Refused(why) => {
+                assert!(why.contains("damaged"), "{what}: {why}")
+            }
+            s => panic!("{what}: state {s:?}"),
+        }
+        let obama: Vec<_> = common::images_in(&common::data("faces/labeled/obama"))[2..5]
+            .iter()
+            .map(|p| facegate::recognition::frame::load_image(p).unwrap())
+            .collect();
+        assert!(common::feed(&mut k, &obama, 0.0).is_empty(), "{what}");
+        drop(k);
         assert!(ev.lock().unwrap().iter().all(|e| !e.unlocked));
     }
     std::fs::write(&g, &good).unwrap();
@@ -349,8 +362,17 @@ fn the_kiosk_reports_ready_watchdog_and_stopping_to_systemd() {
     while let Ok(k) = server.recv(&mut buf) {
         got.push(String::from_utf8_lossy(&buf[..k]).to_string());
     }
-    // One ping per half period (15 s): the short run pings once, on its first turn.
-    assert_eq!(got, ["READY=1", "WATCHDOG=1", "STOPPING=1"]);
+    // One ping per half period (15 s): the short run pings once, on its first turn. The
+    // status line says what `systemctl status` shows.
+    assert_eq!(
+        got,
+        [
+            "READY=1",
+            "STATUS=running, 1 enrolled",
+            "WATCHDOG=1",
+            "STOPPING=1"
+        ]
+    );
 }
 
 #[test]

@@ -153,6 +153,27 @@ fn errors_point_at_what_to_do() {
     let err = text(&out.stderr);
     assert!(err.contains("no backup") && !err.contains(".bak"), "{err}");
     assert!(err.contains("facegate people rename"), "{err}");
+    // With a backup that lacks the last enrollment: what it holds is said, not just "restore".
+    let mut rec = common::recognizer("dlib_fp32", 40.0);
+    let mut gallery = facegate::identity::gallery::Gallery::new(rec.model_id());
+    let obama = common::images_in(&common::data("faces/labeled/obama"));
+    common::enroll_files(&mut rec, &mut gallery, "Obama", &obama[..2]);
+    std::fs::remove_file(&g).unwrap();
+    gallery.save(&g).unwrap();
+    let bush = common::images_in(&common::data("lfw/images/George_W_Bush"));
+    common::enroll_files(&mut rec, &mut gallery, "Bush", &bush[..2]);
+    gallery.save(&g).unwrap(); // the .bak now holds Obama alone
+    let mut bytes = std::fs::read(&g).unwrap();
+    let n = bytes.len() - 40;
+    bytes[n] ^= 4;
+    std::fs::write(&g, &bytes).unwrap();
+    let out = facegate(&["people", "--gallery", g.to_str().unwrap(), "list"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("gallery.toml.bak holds 1 person (serial 1")
+            && err.contains("lacks every change"),
+        "{err}"
+    );
     // A JPEG cut short: one line naming the file, no blank line after it.
     let cut = dir.path().join("cut.jpg");
     let photo = std::fs::read(common::data("faces/labeled/obama/obama.jpg")).unwrap();
@@ -293,7 +314,11 @@ fn two_photos_enroll_and_a_listing_leaves_nothing_behind() {
     let typo = dir.path().join("typo.toml");
     let out = facegate(&["people", "--gallery", typo.to_str().unwrap(), "list"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("typo.toml"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("typo.toml"),
+        "{}",
+        text(&out.stderr)
+    );
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

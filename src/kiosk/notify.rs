@@ -1,5 +1,6 @@
 //! systemd service notifications (the `sd_notify` datagram protocol, no C library): `READY=1`
-//! once the kiosk is set up, `WATCHDOG=1` from the main loop, `STOPPING=1` at the end.
+//! once the kiosk is set up, `WATCHDOG=1` from the main loop, `STATUS=` when the gallery is
+//! refused or taken, `STOPPING=1` at the end.
 //!
 //! With `WatchdogSec=` in the unit, systemd sets `$WATCHDOG_USEC`; a loop that stops pinging
 //! for that long (a camera read or an inference that hangs) gets the service killed and
@@ -69,6 +70,12 @@ impl Notifier {
             self.send("WATCHDOG=1");
             self.last = Some(Instant::now());
         }
+    }
+
+    /// A line `systemctl status` shows (why the door denies everyone, or that it is fine).
+    pub fn status(&self, text: &str) {
+        // One line: a newline would start another assignment in the protocol.
+        self.send(&format!("STATUS={}", text.replace('\n', " ")));
     }
 
     /// The service is shutting down on purpose.

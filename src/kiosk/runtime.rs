@@ -236,7 +236,7 @@ impl Kiosk {
             comparison,
         )?;
         let people = gallery.gallery().people().len();
-        if people == 0 {
+        if people == 0 && !matches!(gallery.state(), GalleryState::Refused(_)) {
             log::warn!(
                 "{}: no one enrolled; the door will not open",
                 config.gallery.path.display()
@@ -317,14 +317,45 @@ impl Kiosk {
         &self.gallery
     }
 
+    /// `systemctl status` and, for a refused gallery, the audit log say what the gallery's
+    /// state is.
+    fn say_gallery_state(&mut self) -> Result<()> {
+        match self.gallery.state().clone() {
+            GalleryState::Refused(why) => {
+                self.notifier.status(&format!(
+                    "door locked, everyone denied: gallery refused: {why}"
+                ));
+                self.audit(
+                    json!({"time": audit::now_secs(), "event": "gallery refused", "reason": why}),
+                )
+            }
+            GalleryState::Missing => {
+                self.notifier.status("no gallery yet: everyone denied");
+                Ok(())
+            }
+            GalleryState::Loaded => {
+                let n = self.gallery.gallery().people().len();
+                self.notifier.status(&format!("running, {n} enrolled"));
+                Ok(())
+            }
+        }
+    }
+
     /// Re-reads the gallery file if it changed; a change resets the decision window and the
     /// threshold (which follows the number of people).
     fn refresh_gallery(&mut self) {
         if self.gallery.poll() {
+            if let GalleryState::Loaded = self.gallery.state() {
+                let n = self.gallery.gallery().people().len();
+                self.notifier.status(&format!("running, {n} enrolled"));
+            }
             self.decider.forget_frames();
             self.recent.clear();
             self.policy = policy_for(&self.config, self.gallery.gallery().people().len());
             if let GalleryState::Refused(why) = self.gallery.state().clone() {
+                self.notifier.status(&format!(
+                    "door locked, everyone denied: gallery refused: {why}"
+                ));
                 // Once per change of the file, like the log line.
                 if let Err(e) = self.audit(
                     json!({"time": audit::now_secs(), "event": "gallery refused", "reason": why}),
@@ -524,6 +555,7 @@ impl Kiosk {
         let mut n = 0usize;
         let mut source_failing = false;
         self.notifier.ready();
+        self.say_gallery_state()?;
         while !stop.load(Ordering::SeqCst) && max_frames.is_none_or(|m| n < m) {
             // Once per turn, whatever the turn brought: a loop stuck in a camera read or an
             // inference stops pinging, and systemd (WatchdogSec) restarts the service.

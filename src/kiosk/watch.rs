@@ -82,8 +82,9 @@ pub struct GalleryWatch {
 impl GalleryWatch {
     /// Loads `path` for probes of model `model` with `dim` values compared by `comparison`
     /// (the gallery must be enrolled with [`Comparison::gallery_model`]), as `access`
-    /// requires. A missing file is an empty gallery; a file that does not load is an
-    /// error (the installer sees it at once).
+    /// requires. A missing file is an empty gallery; a file that does not load is refused
+    /// ([`GalleryState::Refused`]: everyone denied, the reason logged) until a good one
+    /// appears, at start as while running.
     pub fn open(
         path: &Path,
         model: &str,
@@ -102,8 +103,20 @@ impl GalleryWatch {
             state: GalleryState::Missing,
         };
         if stamp.is_some() {
-            w.matcher = w.load()?;
-            w.state = GalleryState::Loaded;
+            match w.load() {
+                Ok(m) => {
+                    w.matcher = m;
+                    w.state = GalleryState::Loaded;
+                }
+                // The door comes up locked and denies everyone, as when a file goes bad while
+                // running; a good file is taken as soon as it appears.
+                Err(e) => {
+                    log::error!(
+                        "gallery refused at start, everyone is denied until a good file appears: {e}"
+                    );
+                    w.state = GalleryState::Refused(e.to_string());
+                }
+            }
         } else {
             log::warn!(
                 "{}: no gallery yet: no one enrolled, everyone is denied until it appears",

@@ -123,7 +123,32 @@ pub(super) fn check_signature(
 fn restore_hint(path: &Path) -> String {
     let bak = backup_path(path);
     if bak.exists() {
-        format!("; restore the previous version from {}", bak.display())
+        // What the backup holds, so nobody restores it blind: it lacks the last change.
+        let saved = std::fs::metadata(&bak)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or("at an unknown time".into(), |d| {
+                format!("at {}", crate::identity::access::stamp(d.as_secs() as i64))
+            });
+        match super::Gallery::load_any(&bak) {
+            Ok(g) => format!(
+                "; the backup {} holds {} (serial {}, written {saved}) and lacks every change \
+                 made after it: check it with `facegate people --gallery {} list` before \
+                 copying it back",
+                bak.display(),
+                match g.people().len() {
+                    1 => "1 person".to_string(),
+                    n => format!("{n} people"),
+                },
+                g.provenance().serial,
+                bak.display()
+            ),
+            Err(_) => format!(
+                "; the backup {} does not load either: re-enroll",
+                bak.display()
+            ),
+        }
     } else {
         "; there is no backup beside it: re-enroll, and change names only with \
          `facegate people rename` (a hand edit breaks the checksum)"
