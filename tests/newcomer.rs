@@ -326,3 +326,28 @@ fn two_photos_enroll_and_a_listing_leaves_nothing_behind() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `facegate door test`: one pulse through the configured relay (here the simulated one),
+/// audited as a test pulse; a config that cannot be read is an error naming it.
+#[test]
+fn door_test_pulses_once_and_audits_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = common::obama_gallery(dir.path());
+    // Writes the config as kiosk.toml: a simulated door with its audit log.
+    common::kiosk_config(dir.path(), &g, dir.path());
+    let path = dir.path().join("kiosk.toml");
+    let out = facegate(&["--json", "door", "test", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["simulated"], true);
+    assert_eq!(v["pulsed_ms"], 1);
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("test pulse")).count(),
+        1,
+        "{log}"
+    );
+    let out = facegate(&["door", "test", "--config", "/nonexistent/door.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/door.toml"));
+}

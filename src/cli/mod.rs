@@ -8,6 +8,7 @@ mod cluster;
 #[cfg(feature = "desk")]
 mod desk;
 mod detect;
+mod door;
 mod embed;
 mod enroll;
 mod eval;
@@ -78,6 +79,8 @@ pub struct Global {
 enum Cmd {
     /// Find faces and their 5 landmarks.
     Detect(detect::DetectArgs),
+    /// Check the door's wiring: `door test` pulses the relay once.
+    Door(door::DoorArgs),
     /// Print the embedding of every face.
     Embed(embed::EmbedArgs),
     /// Evaluate on LFW: View 2 (10 folds) or View 1 (DevTrain → DevTest), or open-set 1:N.
@@ -119,6 +122,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match &cli.cmd {
         Cmd::Detect(a) => detect::run(g, a),
+        Cmd::Door(a) => door::run(g, a),
         Cmd::Embed(a) => embed::run(g, a),
         Cmd::Eval(a) => eval::run(g, a),
         Cmd::Enroll(a) => enroll::run(g, a),

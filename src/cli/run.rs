@@ -170,7 +170,7 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
 }
 
 /// The relay the config names, and the simulated one's handle for the summary.
-fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
+pub(super) fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
     match config.door.kind.as_str() {
         "gpio" => gpio_relay(config),
         _ => {
