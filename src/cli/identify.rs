@@ -3,7 +3,7 @@
 use super::{parse_threshold, Global};
 use clap::Args;
 use facegate::identity::gallery::Gallery;
-use facegate::identity::identify::{identify, MatchPolicy, DEFAULT_MIN_MARGIN};
+use facegate::identity::identify::{identify_on_reference, MatchPolicy, DEFAULT_MIN_MARGIN};
 use facegate::identity::threshold::DEFAULT_TARGET_FPIR;
 use facegate::recognition::detect::DETECT_MAX_SIDE;
 use facegate::recognition::photo::load_photo;
@@ -40,21 +40,23 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
     let gallery = space.gallery(&Gallery::load(&a.gallery, rec.model_id(), rec.dim())?);
     // The model's own curve (FaceNet's distances are larger than dlib's).
     let curve = g.store()?.spec(g.model())?.curve()?;
-    let policy = MatchPolicy {
-        threshold: a.threshold.unwrap_or_else(|| {
-            curve.open_set_threshold(gallery.people().len(), DEFAULT_TARGET_FPIR)
-        }),
-        min_margin: a.min_margin,
-    };
+    // The door's policy and scale: a fixed threshold means what it means in the config.
+    let policy = MatchPolicy::open_set(
+        gallery.people().len(),
+        DEFAULT_TARGET_FPIR,
+        a.threshold,
+        a.min_margin,
+    );
     let (mut unknown, mut failed) = (false, false);
     for img in &a.images {
         let answer = (|| {
             let frame = load_photo(img, DETECT_MAX_SIDE)?.frame;
             let faces = rec.detect(&frame)?;
             let r = match largest(&faces) {
-                Some(i) => Some(identify(
+                Some(i) => Some(identify_on_reference(
                     &gallery,
                     &space.map(&rec.embed_face(&frame, &faces[i])?),
+                    &curve,
                     policy,
                 )),
                 None => None,
@@ -67,18 +69,19 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
                 let distance = r.as_ref().and_then(|r| r.distance);
                 let margin = r.as_ref().and_then(|r| r.margin);
                 unknown |= person.is_none();
-                let mut shown = json!({"image": img, "person": person, "distance": distance, "margin": margin, "faces": faces});
+                let mut shown = json!({"image": img, "person": person, "distance": distance, "margin": margin, "faces": faces, "threshold": policy.threshold});
                 if let Some(h) = space.head_id() {
                     shown["head"] = json!(h);
                 }
                 g.emit(&shown, || {
                     format!(
-                        "{}: {} (distance {}, margin {}, {} face(s))",
+                        "{}: {} (distance {}, threshold {:.3}, margin {}, {} face(s))",
                         img.display(),
                         person
                             .as_deref()
                             .unwrap_or(if faces == 0 { "no face" } else { "unknown" }),
                         distance.map_or("-".into(), |d| format!("{d:.3}")),
+                        policy.threshold,
                         margin.map_or("-".into(), |m| format!("{m:.3}")),
                         faces
                     )
@@ -87,7 +90,12 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
             Err(e) => {
                 failed = true;
                 g.emit(&json!({"image": img, "error": e.to_string()}), || {
-                    format!("{}: error: {e}", img.display())
+                    // The path once: most errors name the file already.
+                    let e = e.to_string();
+                    match e.contains(&img.display().to_string()) {
+                        true => format!("error: {e}"),
+                        false => format!("{}: error: {e}", img.display()),
+                    }
                 })?;
             }
         }

@@ -13,8 +13,8 @@ use super::server::{change_gallery, lock, EnrollStatus, Job, Shared};
 use crate::desk::health;
 use crate::error::Error;
 use crate::identity::gallery::Gallery;
-use crate::identity::identify::{identify, MatchPolicy, DEFAULT_MIN_MARGIN};
-use crate::identity::threshold::{open_set_threshold, DEFAULT_TARGET_FPIR};
+use crate::identity::identify::{identify_on_reference, MatchPolicy, DEFAULT_MIN_MARGIN};
+use crate::identity::threshold::DEFAULT_TARGET_FPIR;
 use serde_json::{json, Value};
 
 /// Largest request body accepted, in bytes.
@@ -297,10 +297,10 @@ fn get(shared: &Shared, path: &str) -> Reply {
             let people = Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim)
                 .map(|g| g.people().len())
                 .unwrap_or(0);
-            let threshold = shared
-                .opts
-                .threshold
-                .unwrap_or_else(|| open_set_threshold(people, DEFAULT_TARGET_FPIR));
+            let threshold = shared.opts.threshold.unwrap_or_else(|| {
+                MatchPolicy::open_set(people, DEFAULT_TARGET_FPIR, None, DEFAULT_MIN_MARGIN)
+                    .threshold
+            });
             match health::read_log(audit) {
                 Ok((records, skipped)) => {
                     let now = std::time::SystemTime::now()
@@ -464,13 +464,14 @@ fn post(shared: &Shared, path: &str, v: &Value) -> Reply {
                 return Reply::json(200, &json!({"face": false}));
             };
             Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim).map(|g| {
-                let policy = MatchPolicy {
-                    threshold: shared.opts.threshold.unwrap_or_else(|| {
-                        open_set_threshold(g.people().len(), DEFAULT_TARGET_FPIR)
-                    }),
-                    min_margin: DEFAULT_MIN_MARGIN,
-                };
-                let id = identify(&g, &probe, policy);
+                // As the door decides: distances on the reference scale, the same policy.
+                let policy = MatchPolicy::open_set(
+                    g.people().len(),
+                    DEFAULT_TARGET_FPIR,
+                    shared.opts.threshold,
+                    DEFAULT_MIN_MARGIN,
+                );
+                let id = identify_on_reference(&g, &probe, &shared.opts.curve, policy);
                 json!({"face": true, "result": id, "threshold": policy.threshold})
             })
         }

@@ -51,8 +51,12 @@ pub struct DeskOptions {
     pub signing_key: Option<SigningKey>,
     /// Enrollment settings (K, gates, duplicate check).
     pub enroll: EnrollOptions,
-    /// A fixed identification threshold, else the one for the gallery's size.
+    /// A fixed identification threshold (on the reference scale, as the door's config), else
+    /// the one for the gallery's size.
     pub threshold: Option<f32>,
+    /// The embedding model's calibrated curve: its distances are brought to the reference
+    /// scale with it, as the door does.
+    pub curve: crate::identity::threshold::FarCurve,
     /// Where presentation samples are recorded ([`super::samples`]).
     pub samples_dir: PathBuf,
     /// The door's config, which the samples' chosen texture threshold may be written into.

@@ -20,6 +20,40 @@ pub struct MatchPolicy {
     pub min_margin: f32,
 }
 
+impl MatchPolicy {
+    /// The one open-set policy of the door, the desk and `identify`, on the reference scale
+    /// (every model's distances are brought to it through its curve, see
+    /// [`identify_on_reference`]): a `fixed` threshold if one is set, else the one that
+    /// keeps a stranger's chance of matching anyone of `people` at `target_fpir`.
+    pub fn open_set(people: usize, target_fpir: f64, fixed: Option<f32>, min_margin: f32) -> Self {
+        MatchPolicy {
+            threshold: fixed.unwrap_or_else(|| {
+                crate::identity::threshold::open_set_threshold(people, target_fpir)
+            }),
+            min_margin,
+        }
+    }
+}
+
+/// Identifies `probe` (an embedding of the model whose distances follow `curve`) against
+/// `gallery` under `policy` on the reference scale, as the door's matcher does: each
+/// person's distance is brought to the reference curve first. For dlib's network (the
+/// reference) this is [`identify`].
+pub fn identify_on_reference(
+    gallery: &Gallery,
+    probe: &Embedding,
+    curve: &crate::identity::threshold::FarCurve,
+    policy: MatchPolicy,
+) -> Identification {
+    let reference = crate::identity::threshold::FarCurve::reference();
+    let distances: Vec<Option<f32>> = gallery
+        .distances(probe)
+        .into_iter()
+        .map(|d| d.map(|d| curve.equivalent(d, &reference)))
+        .collect();
+    identify_by_distance(gallery, &distances, policy)
+}
+
 /// The outcome for one probe.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Identification {

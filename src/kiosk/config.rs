@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::identity::identify::{MatchPolicy, DEFAULT_MIN_MARGIN};
-use crate::identity::threshold::{open_set_threshold, DEFAULT_TARGET_FPIR};
+use crate::identity::threshold::DEFAULT_TARGET_FPIR;
 use crate::kiosk::decide::DecisionPolicy;
 use crate::recognition::detect::{MtcnnConfig, MIN_FACE_RANGE};
 use crate::recognition::embed::EMBEDDERS;
@@ -541,11 +541,6 @@ impl Config {
     /// the one for `target_fpir` at that gallery size.
     pub fn match_policy(&self, people: usize) -> MatchPolicy {
         let r = &self.recognition;
-        MatchPolicy {
-            threshold: r
-                .threshold
-                .unwrap_or_else(|| open_set_threshold(people, r.target_fpir)),
-            min_margin: r.min_margin,
-        }
+        MatchPolicy::open_set(people, r.target_fpir, r.threshold, r.min_margin)
     }
 }
