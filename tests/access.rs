@@ -17,6 +17,7 @@ use facegate::kiosk::Kiosk;
 use facegate::recognition::embed::Embedding;
 use facegate::recognition::frame::{load_image, Frame};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn at(s: &str) -> i64 {
     parse_stamp(s).unwrap()
@@ -431,4 +432,121 @@ fn old_galleries_mean_no_rules_and_people_list_shows_them() {
         v["groups"][0]["windows"],
         serde_json::json!(["mon,tue,wed,thu,fri 07:00-19:00"])
     );
+}
+
+/// The same with two `facegate run` processes, `front` and `back`, each with its own config,
+/// copy of the gallery and state folder, on a looping camera folder (five frames of Obama,
+/// then five of Blair). Obama may use `front` only; Blair is not enrolled until the station
+/// signs a new serial and copies it to both doors while they run: then both let him in.
+#[test]
+fn two_door_processes_take_a_new_serial_and_keep_their_own_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, public) = keygen(&dir.path().join("station")).unwrap();
+    let key = SigningKey::load(&secret).unwrap();
+    let station = dir.path().join("station/gallery.toml");
+    let mut g = Gallery::new(model());
+    g.add("Obama", obama_templates(), 1).unwrap();
+    g.set_rules(AccessRules {
+        timezone: "UTC".into(),
+        groups: vec![Group {
+            name: "front-only".into(),
+            doors: vec!["front".into()],
+            windows: vec![],
+        }],
+    })
+    .unwrap();
+    g.set_access(
+        "Obama",
+        PersonRules {
+            groups: vec!["front-only".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    g.save_signed(&station, Some(&key)).unwrap();
+    // The camera: five frames of Obama, then five of Blair, looping at 5 fps.
+    let camera = dir.path().join("camera");
+    std::fs::create_dir(&camera).unwrap();
+    for (i, f) in obama_frames().iter().enumerate() {
+        f.save(camera.join(format!("{i}_obama.jpg"))).unwrap();
+    }
+    let blair = images_in(&data("lfw/images/Tony_Blair"));
+    for (i, p) in blair[10..15].iter().enumerate() {
+        std::fs::copy(p, camera.join(format!("{}_blair.jpg", i + 5))).unwrap();
+    }
+    let start = |id: &str| -> (std::process::Child, PathBuf, PathBuf) {
+        let d = dir.path().join(id);
+        std::fs::create_dir_all(&d).unwrap();
+        let copy = d.join("gallery.toml");
+        std::fs::copy(&station, &copy).unwrap();
+        let cfg = d.join("door.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[detector]\nmin_face = 40\n[recognition]\nmin_margin = 0.05\n[quality]\nmin_eye_distance = 30\n\
+                 [decision]\nk = 3\nn = 5\nwindow_secs = 3.0\ncooldown_secs = 1.0\n\
+                 [source]\nkind = \"folder\"\npath = {:?}\nfps = 5\nlooping = true\n\
+                 [door]\nid = {id:?}\nkind = \"simulated\"\npulse_ms = 1\n\
+                 [gallery]\npath = \"gallery.toml\"\npublic_key = {:?}\n[audit]\npath = \"audit.jsonl\"\n",
+                camera.display().to_string(),
+                public.display().to_string()
+            ),
+        )
+        .unwrap();
+        let child = common::facegate_cmd()
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, copy, d.join("audit.jsonl"))
+    };
+    let (mut front, front_copy, front_log) = start("front");
+    let (mut back, back_copy, back_log) = start("back");
+    let grants = |log: &Path, who: &str| -> usize {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains("\"decision\":\"grant\"") && l.contains(&format!("\"person\":\"{who}\""))
+            })
+            .count()
+    };
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let t = std::time::Instant::now();
+        while !ok() {
+            assert!(t.elapsed().as_secs() < 90, "waited too long for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for("Obama at front", &|| grants(&front_log, "Obama") > 0);
+    wait_for("Obama refused at back", &|| {
+        std::fs::read_to_string(&back_log)
+            .unwrap_or_default()
+            .contains("Obama: not allowed at back: groups front-only")
+    });
+    assert_eq!(grants(&back_log, "Blair") + grants(&front_log, "Blair"), 0);
+    // The station enrolls Blair: a new serial, copied to both running doors.
+    let mut g = Gallery::open_for_change(&station, None, Some(&key)).unwrap();
+    g.add("Blair", templates(&blair[..2]), 2).unwrap();
+    g.save_signed(&station, Some(&key)).unwrap();
+    for copy in [&front_copy, &back_copy] {
+        let tmp = copy.with_extension("new");
+        std::fs::copy(&station, &tmp).unwrap();
+        std::fs::rename(&tmp, copy).unwrap();
+    }
+    wait_for("Blair at both doors", &|| {
+        grants(&front_log, "Blair") > 0 && grants(&back_log, "Blair") > 0
+    });
+    for child in [&mut front, &mut back] {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+    assert_eq!(grants(&back_log, "Obama"), 0, "Obama let in at back");
+    for log in [&front_log, &back_log] {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(!text.contains("gallery refused"), "{text}");
+    }
 }
