@@ -300,7 +300,8 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
     gallery.save_signed(&a.gallery, key.as_ref())?;
     g.emit(&json!({"id": id, "name": name, "templates": k}), || {
         format!(
-            "enrolled {name} (id {id}) with {k} templates into {}",
+            "enrolled {name} (id {id}) with {} into {}",
+            super::people::count(k, "template", "templates"),
             a.gallery.display()
         )
     })?;

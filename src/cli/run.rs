@@ -58,7 +58,7 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
     if let [name, images @ ..] = a.enroll_first.as_slice() {
         if config.gallery.path.exists() {
             log::info!(
-                "--enroll-first: {} exists, nobody enrolled (remove it to enroll {name} again)",
+                "--enroll-first: {} exists already: {name} is not enrolled again (remove the file to start over)",
                 config.gallery.path.display()
             );
         } else {

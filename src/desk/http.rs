@@ -291,16 +291,19 @@ fn get(shared: &Shared, path: &str) -> Reply {
             }
         }
         "/api/health" => {
-            let Some(audit) = &shared.opts.audit else {
-                return Reply::json(200, &json!({ "audit": null }));
-            };
             let people = Gallery::load_or_new(&shared.opts.gallery, &shared.model, shared.dim)
                 .map(|g| g.people().len())
                 .unwrap_or(0);
-            let threshold = shared.opts.threshold.unwrap_or_else(|| {
-                MatchPolicy::open_set(people, DEFAULT_TARGET_FPIR, None, DEFAULT_MIN_MARGIN)
-                    .threshold
-            });
+            let threshold = MatchPolicy::open_set(
+                people,
+                DEFAULT_TARGET_FPIR,
+                shared.opts.threshold,
+                DEFAULT_MIN_MARGIN,
+            )
+            .threshold;
+            let Some(audit) = &shared.opts.audit else {
+                return Reply::json(200, &json!({ "audit": null, "threshold": threshold }));
+            };
             match health::read_log(audit) {
                 Ok((records, skipped)) => {
                     let now = std::time::SystemTime::now()

@@ -177,7 +177,11 @@ function confirmRemove(td, name) {
 async function refreshHealth() {
   try {
     const v = await api("/api/health");
-    if (!v.health) { el("drift").textContent = "no audit log given (--audit FILE)"; return; }
+    if (!v.health) {
+      el("drift").textContent = "no audit log given (--audit FILE)";
+      el("threshold").textContent = typeof v.threshold === "number" ? v.threshold.toFixed(3) : "-";
+      return;
+    }
     const h = v.health;
     el("threshold").textContent = h.threshold.toFixed(3);
     const drift = el("drift");
