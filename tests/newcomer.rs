@@ -351,3 +351,30 @@ fn door_test_pulses_once_and_audits_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/door.toml"));
 }
+
+/// `[door] kind = "gpio"` (the kernel's GPIO character device) on a chip that is not there:
+/// `door test` and `run` stop with the chip and line named, before any pulse. This machine
+/// has no GPIO chip and no gpio-sim, so the relay's levels are tested behind the `Relay`
+/// trait (tests/kiosk.rs); on a Pi, `facegate door test` checks the wiring.
+#[test]
+fn a_gpio_door_on_a_missing_chip_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = common::obama_gallery(dir.path());
+    common::kiosk_config(dir.path(), &g, dir.path());
+    let path = dir.path().join("kiosk.toml");
+    let config = std::fs::read_to_string(&path).unwrap().replace(
+        "kind = \"simulated\"",
+        "kind = \"gpio\"\nchip = \"/dev/gpiochip-none\"\npin = 17",
+    );
+    std::fs::write(&path, config).unwrap();
+    for args in [["door", "test", "--config"], ["run", "--config", ""]] {
+        let mut a: Vec<&str> = args.iter().copied().filter(|s| !s.is_empty()).collect();
+        a.push(path.to_str().unwrap());
+        let out = facegate(&a);
+        assert_eq!(out.status.code(), Some(2), "{a:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("/dev/gpiochip-none line 17"), "{a:?}: {err}");
+    }
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap_or_default();
+    assert!(!log.contains("test pulse"), "a pulse was logged: {log}");
+}

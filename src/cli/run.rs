@@ -172,7 +172,19 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
 /// The relay the config names, and the simulated one's handle for the summary.
 pub(super) fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
     match config.door.kind.as_str() {
-        "gpio" => gpio_relay(config),
+        "gpio" => {
+            let (pin, claim) = pin_claim(config)?;
+            Ok((
+                Box::new(facegate::kiosk::door::CdevRelay::new(
+                    &config.door.chip,
+                    pin as u32,
+                    config.door.active_high,
+                    claim,
+                )?),
+                None,
+            ))
+        }
+        "rppal" => gpio_relay(config),
         _ => {
             let r = SimulatedRelay::new();
             Ok((Box::new(r.clone()), Some(r)))
@@ -180,19 +192,26 @@ pub(super) fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<Simul
     }
 }
 
-#[cfg(feature = "rpi")]
-fn gpio_relay(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
-    let pin = config
-        .door
-        .pin
-        .ok_or_else(|| Error::Invalid("door.pin is required for gpio".into()))?;
+/// The configured pin and the lock that makes this process its only driver.
+fn pin_claim(config: &Config) -> Result<(u8, facegate::kiosk::door::PinLock)> {
+    let pin = config.door.pin.ok_or_else(|| {
+        Error::Invalid(format!(
+            "[door] kind = {:?} needs `pin` (the GPIO line, a BCM number on a Pi)",
+            config.door.kind
+        ))
+    })?;
     let state = config
         .gallery
         .path
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    let claim = facegate::kiosk::door::PinLock::acquire(&state, pin)?;
+    Ok((pin, facegate::kiosk::door::PinLock::acquire(&state, pin)?))
+}
+
+#[cfg(feature = "rpi")]
+fn gpio_relay(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
+    let (pin, claim) = pin_claim(config)?;
     Ok((
         Box::new(facegate::kiosk::door::GpioRelay::new(
             pin,
@@ -206,6 +225,7 @@ fn gpio_relay(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>
 #[cfg(not(feature = "rpi"))]
 fn gpio_relay(_config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
     Err(Error::Invalid(
-        "door.kind = \"gpio\" needs a build with the `rpi` feature".into(),
+        "[door] kind = \"rppal\" needs a build with the `rpi` feature (kind = \"gpio\" needs none)"
+            .into(),
     ))
 }

@@ -450,15 +450,19 @@ impl Config {
         range("audit", "keep", c.audit.keep as f64, 0.0, 100.0)?;
         match c.door.kind.as_str() {
             "simulated" => {}
-            "gpio" if c.door.pin.is_none() => {
-                return Err(bad("door", "kind", "= \"gpio\" needs `pin`".into()))
+            "gpio" | "rppal" if c.door.pin.is_none() => {
+                return Err(bad(
+                    "door",
+                    "kind",
+                    format!("= {:?} needs `pin`", c.door.kind),
+                ))
             }
-            "gpio" => {}
+            "gpio" | "rppal" => {}
             k => {
                 return Err(bad(
                     "door",
                     "kind",
-                    format!("= {k:?}: the door must be \"simulated\" or \"gpio\""),
+                    format!("= {k:?}: the door must be \"simulated\", \"gpio\" or \"rppal\""),
                 ))
             }
         }

@@ -20,6 +20,9 @@
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
+
+mod cdev;
+pub use cdev::CdevRelay;
 use std::time::Duration;
 
 /// Longest allowed unlock pulse.
@@ -98,7 +101,7 @@ impl PinLock {
     }
 }
 
-/// Raspberry Pi GPIO relay through rppal (cargo feature `rpi`).
+/// Raspberry Pi GPIO relay through rppal (cargo feature `rpi`, `[door] kind = "rppal"`).
 #[cfg(feature = "rpi")]
 pub struct GpioRelay {
     pin: rppal::gpio::OutputPin,

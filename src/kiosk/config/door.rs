@@ -12,17 +12,26 @@ pub struct DoorConfig {
     /// doors they open. Without one, a person whose groups name doors is denied here.
     #[serde(default)]
     pub id: Option<String>,
-    /// `simulated` or `gpio`.
+    /// `gpio` (the kernel's GPIO character device), `rppal` (memory-mapped, the `rpi`
+    /// feature) or `simulated`.
     pub kind: String,
-    /// BCM pin number (`gpio`).
+    /// The GPIO line: the BCM number on a Pi's main chip (`gpio`, `rppal`).
     #[serde(default)]
     pub pin: Option<u8>,
+    /// The GPIO chip (`gpio`): `/dev/gpiochip0` on a Pi 4 and on a Pi 5 with a current
+    /// kernel (`gpioinfo` lists them).
+    #[serde(default = "default_chip")]
+    pub chip: String,
     /// The level that energises the relay (`gpio`).
     #[serde(default = "default_true")]
     pub active_high: bool,
     /// Unlock pulse in milliseconds (1..=10000).
     #[serde(default = "default_pulse")]
     pub pulse_ms: u64,
+}
+
+fn default_chip() -> String {
+    "/dev/gpiochip0".into()
 }
 
 fn default_true() -> bool {
