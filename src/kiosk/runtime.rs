@@ -16,6 +16,7 @@
 //! gallery migrates as people walk through, and nothing of this can hold up or cause a grant.
 
 mod admit;
+mod gallery_state;
 mod migrate;
 
 use crate::error::{Context, Result};
@@ -315,55 +316,6 @@ impl Kiosk {
     /// The gallery in use and the state of its file.
     pub fn gallery(&self) -> &GalleryWatch {
         &self.gallery
-    }
-
-    /// `systemctl status` and, for a refused gallery, the audit log say what the gallery's
-    /// state is.
-    fn say_gallery_state(&mut self) -> Result<()> {
-        match self.gallery.state().clone() {
-            GalleryState::Refused(why) => {
-                self.notifier.status(&format!(
-                    "door locked, everyone denied: gallery refused: {why}"
-                ));
-                self.audit(
-                    json!({"time": audit::now_secs(), "event": "gallery refused", "reason": why}),
-                )
-            }
-            GalleryState::Missing => {
-                self.notifier.status("no gallery yet: everyone denied");
-                Ok(())
-            }
-            GalleryState::Loaded => {
-                let n = self.gallery.gallery().people().len();
-                self.notifier.status(&format!("running, {n} enrolled"));
-                Ok(())
-            }
-        }
-    }
-
-    /// Re-reads the gallery file if it changed; a change resets the decision window and the
-    /// threshold (which follows the number of people).
-    fn refresh_gallery(&mut self) {
-        if self.gallery.poll() {
-            if let GalleryState::Loaded = self.gallery.state() {
-                let n = self.gallery.gallery().people().len();
-                self.notifier.status(&format!("running, {n} enrolled"));
-            }
-            self.decider.forget_frames();
-            self.recent.clear();
-            self.policy = policy_for(&self.config, self.gallery.gallery().people().len());
-            if let GalleryState::Refused(why) = self.gallery.state().clone() {
-                self.notifier.status(&format!(
-                    "door locked, everyone denied: gallery refused: {why}"
-                ));
-                // Once per change of the file, like the log line.
-                if let Err(e) = self.audit(
-                    json!({"time": audit::now_secs(), "event": "gallery refused", "reason": why}),
-                ) {
-                    log::error!("audit: {e}");
-                }
-            }
-        }
     }
 
     /// What the frame taken at `t` seconds shows (the largest face, gated, identified), and
