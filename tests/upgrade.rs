@@ -96,13 +96,15 @@ fn a_dlib_gallery_on_a_facenet_kiosk_grants_the_enrolled_refuses_strangers_and_m
     let dir = tempfile::tempdir().unwrap();
     let gallery = dlib_gallery(dir.path(), &["Obama", "Biden", "Rose", "Kit"]);
     let cfg = config(dir.path(), &gallery, true);
-    // Without the bridge the FaceNet kiosk cannot read a dlib gallery, and says so.
+    // Without the bridge the FaceNet kiosk cannot read a dlib gallery: it comes up locked,
+    // refuses the gallery, and says why.
     let plain = config(dir.path(), &gallery, false);
-    let e = Kiosk::new(&plain, Box::new(SimulatedRelay::new()))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("bridge"), "{e}");
+    let k = Kiosk::new(&plain, Box::new(SimulatedRelay::new())).unwrap();
+    match k.gallery().state() {
+        facegate::kiosk::watch::GalleryState::Refused(e) => assert!(e.contains("bridge"), "{e}"),
+        s => panic!("state {s:?}"),
+    }
+    drop(k);
 
     // Obama's other photos (never enrolled) as FaceNet probes: granted through the bridge.
     let obama = labeled("obama");
