@@ -4,7 +4,6 @@
 
 mod cli;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -12,7 +11,7 @@ fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("info,tract_linalg=warn"),
     )
     .init();
-    match cli::run(cli::Cli::parse()) {
+    match cli::run(cli::parse()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("facegate: error: {}", e.to_string().trim_end());

@@ -42,4 +42,62 @@ fn calibrate_on_clusters_separates_people_and_refuses_unsupported_targets() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("1210 impostor pairs cannot support"), "{e}");
+    assert!(e.contains("16 people with 5 photos each"), "{e}");
+}
+
+/// The install guide's calibration table is what `calibrate` asks for: every row's pairs
+/// and people are the rule of three's, and a folder of that many people gets a threshold.
+#[test]
+fn the_guides_calibration_recipe_is_what_calibrate_needs() {
+    use facegate::eval::calibrate::{impostor_pairs_needed, people_needed};
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/README.md"),
+    )
+    .unwrap();
+    let rows: Vec<Vec<String>> = guide
+        .lines()
+        .filter(|l| l.starts_with("| 1e-"))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "the table's rows");
+    for r in &rows {
+        let far: f64 = r[1].split_whitespace().next().unwrap().parse().unwrap();
+        let pairs: usize = r[2].replace(',', "").parse().unwrap();
+        let people: usize = r[3].split_whitespace().next().unwrap().parse().unwrap();
+        assert_eq!(pairs, impostor_pairs_needed(far), "{r:?}");
+        assert_eq!(people, people_needed(far, 5), "{r:?}");
+        let have = people * (people - 1) / 2 * 25;
+        let grouped = if have >= 1000 {
+            format!("{},{:03}", have / 1000, have % 1000)
+        } else {
+            have.to_string()
+        };
+        assert!(r[3].contains(&format!("({grouped} pairs)")), "{r:?}");
+    }
+    // The first row on real photos: 6 people of faces/clusters, 5 photos each, FAR 1e-2.
+    let store = common::store();
+    let run = EmbedRun::new(&store, "dlib_fp32", 40.0);
+    let dir = tempfile::tempdir().unwrap();
+    let people: Vec<_> = [
+        "faces/clusters/John_Salley",
+        "faces/clusters/John_Savage",
+        "faces/clusters/John_Schneider",
+        "faces/clusters/John_Shimkus",
+        "faces/clusters/John_Simm",
+        "lfw/images/Colin_Powell",
+    ]
+    .iter()
+    .map(|p| common::data(p))
+    .collect();
+    for (k, p) in people.iter().enumerate() {
+        let to = dir.path().join(format!("p{k}"));
+        std::fs::create_dir(&to).unwrap();
+        for f in common::images_in(p).iter().take(5) {
+            std::fs::copy(f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let (genuine, impostor) = folder_pairs(&run, dir.path()).unwrap();
+    assert_eq!((genuine.len(), impostor.len()), (60, 375));
+    let c = calibrate(&genuine, &impostor, 1e-2).unwrap();
+    assert!(c.false_accepts <= 3, "{c:?}");
 }

@@ -131,6 +131,23 @@ fn images_without_faces_and_a_corrupt_one_are_reported_and_the_rest_clustered() 
         .sum::<usize>()
         + v["singletons"].as_array().unwrap().len();
     assert_eq!((clustered, n), (8, 8));
+    // The plain listing names every file: clusters, then singletons, then those without a face.
+    let out = facegate(&["cluster", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let singles = v["singletons"].as_array().unwrap().len();
+    if singles > 0 {
+        assert!(
+            text.contains(&format!("singletons ({singles} faces, each alone)")),
+            "{text}"
+        );
+    }
+    let tail = text.split("without a face (4 images)").nth(1).expect(&text);
+    for f in &missing {
+        let name = Path::new(f).file_name().unwrap().to_str().unwrap();
+        assert!(tail.contains(name), "{name} listed under no face: {text}");
+    }
+    assert!(text.contains("cluster 1 ("), "{text}");
 }
 
 #[test]

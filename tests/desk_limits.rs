@@ -109,6 +109,23 @@ fn no_request_crashes_or_freezes_the_desk() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = Desk::start(&dir.path().join("g.toml"), &[]);
     let seq = frames_move_on(&d, 0);
+    // Without --audit the page still shows the threshold it identifies with (it read
+    // "threshold )"): never looser than the default (FAR 1e-3).
+    let (status, reply) = http(
+        &d.addr,
+        "GET",
+        "/api/health",
+        &[("X-Facegate-Token", &d.token)],
+        None,
+    );
+    let body = common::web::body_of(&reply);
+    let health: serde_json::Value = serde_json::from_str(body).expect(&reply);
+    assert_eq!((status, &health["audit"]), (200, &serde_json::Value::Null));
+    let t = health["threshold"].as_f64().expect(body);
+    assert!(
+        (0.3..=facegate::identity::threshold::DEFAULT_THRESHOLD as f64 + 1e-4).contains(&t),
+        "{body}"
+    );
 
     // A slow drip of a request line, one byte a second: it must not hold up anyone, and is
     // closed once the time for a request's headers is over (or to make room, below).

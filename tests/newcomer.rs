@@ -74,6 +74,22 @@ fn identify_answers_every_image_and_says_which_failed() {
     };
     assert_eq!(one("faces/labeled/obama/obama2.jpg"), Some(0));
     assert_eq!(one("faces/labeled/biden/biden.jpg"), Some(1));
+    // Plain text: the threshold beside the distance, a failed file named once.
+    let out = facegate(&[
+        "identify",
+        "--gallery",
+        g.to_str().unwrap(),
+        &data("faces/labeled/obama/obama2.jpg"),
+        missing.to_str().unwrap(),
+    ]);
+    let plain = text(&out.stdout);
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(lines.len(), 2, "{plain}");
+    assert!(
+        lines[0].contains(": Obama (distance 0.") && lines[0].contains(", threshold 0."),
+        "{plain}"
+    );
+    assert_eq!(lines[1].matches("missing.jpg").count(), 1, "{plain}");
 }
 
 #[test]
@@ -311,6 +327,23 @@ fn two_photos_enroll_and_a_listing_leaves_nothing_behind() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("collecting 2 templates"));
+    // One photo: "1 template", not "1 templates".
+    let biden = common::images_in(&common::data("faces/labeled/biden"));
+    let out = facegate(&[
+        "enroll",
+        "--gallery",
+        g.to_str().unwrap(),
+        "--name",
+        "Biden",
+        "--images",
+        biden[0].to_str().unwrap(),
+    ]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("1 template") && !said.contains("1 templates"),
+        "{said}"
+    );
     let typo = dir.path().join("typo.toml");
     let out = facegate(&["people", "--gallery", typo.to_str().unwrap(), "list"]);
     assert_eq!(out.status.code(), Some(2));
@@ -377,4 +410,40 @@ fn a_gpio_door_on_a_missing_chip_is_named() {
     }
     let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap_or_default();
     assert!(!log.contains("test pulse"), "a pulse was logged: {log}");
+}
+
+/// A subcommand's help lists the global flags it reads and leaves out those that mean
+/// nothing there; the flags are still accepted anywhere on the line.
+#[test]
+fn each_help_lists_only_the_global_flags_that_apply() {
+    let help = |args: &[&str]| {
+        let out = facegate(args);
+        assert!(out.status.success(), "{args:?}");
+        text(&out.stdout)
+    };
+    let keygen = help(&["keygen", "--help"]);
+    assert!(keygen.contains("--signing-key"), "{keygen}");
+    for flag in ["--min-face", "--model ", "--head", "--models"] {
+        assert!(!keygen.contains(flag), "{flag} in keygen's help: {keygen}");
+    }
+    let list = help(&["people", "list", "--help"]);
+    assert!(
+        !list.contains("--min-face") && list.contains("--json"),
+        "{list}"
+    );
+    let identify = help(&["identify", "--help"]);
+    for flag in ["--min-face", "--model ", "--head", "--models", "--json"] {
+        assert!(identify.contains(flag), "{flag} missing: {identify}");
+    }
+    assert!(!identify.contains("--signing-key"), "{identify}");
+    // Hidden, not refused: a script that passes a global everywhere keeps working.
+    let dir = tempfile::tempdir().unwrap();
+    let out = facegate(&[
+        "keygen",
+        "--min-face",
+        "40",
+        "--out",
+        dir.path().join("k").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }

@@ -76,4 +76,21 @@ fn the_kiosk_opens_no_socket_but_the_systemd_notify_datagram() {
             "a socket call other than the notify datagram: {c}"
         );
     }
+    // The second demo run: the gallery is there, so nobody is enrolled again, and it says
+    // who was not (not "nobody enrolled", which read as an empty gallery).
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_facegate"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--enroll-first")
+        .arg("Astronaut")
+        .arg(root.join("config/demo/enroll_astronaut.jpg"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(
+        err.contains("exists already: Astronaut is not enrolled again"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("1 grant"));
 }

@@ -64,10 +64,9 @@ pub fn run(g: &Global, a: &CalibrateArgs) -> Result<ExitCode> {
         );
     }
     // The rule of three: with no false accept among n impostor pairs, FAR < 3/n at 95%.
-    let needed = (3.0 / a.target_far).ceil();
-    if (c.impostor_pairs as f64) < needed {
-        // Pairs between n people of 5 photos each: n(n-1)/2 · 25.
-        let people = ((2.0 * needed / 25.0).sqrt() + 1.0).ceil();
+    let needed = facegate::eval::calibrate::impostor_pairs_needed(a.target_far);
+    if c.impostor_pairs < needed {
+        let people = facegate::eval::calibrate::people_needed(a.target_far, 5);
         eprintln!(
             "warning: FAR {} cannot be measured on {} impostor pairs: it needs at least {needed} \
              (about {people} people with 5 photos each); the threshold is a guess below that",

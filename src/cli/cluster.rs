@@ -121,6 +121,18 @@ pub fn run(g: &Global, a: &ClusterArgs) -> Result<ExitCode> {
                 s += &format!("  {}\n", faces[i].file.display());
             }
         }
+        if !singletons.is_empty() {
+            s += &format!("singletons ({} faces, each alone)\n", singletons.len());
+            for &i in &singletons {
+                s += &format!("  {}\n", faces[i].file.display());
+            }
+        }
+        if !no_face.is_empty() {
+            s += &format!("without a face ({} images)\n", no_face.len());
+            for f in &no_face {
+                s += &format!("  {}\n", f.display());
+            }
+        }
         s
     })?;
     if let Some(path) = &a.sheet {

@@ -245,7 +245,8 @@ pub fn enroll_into(g: &Global, rec: &mut Recognizer, a: &EnrollArgs) -> Result<E
     };
     if a.k.is_none() && a.camera.is_none() {
         eprintln!(
-            "collecting {k} templates (one per photo given, at most {DEFAULT_K}; --k to change)"
+            "collecting {} (one per photo given, at most {DEFAULT_K}; --k to change)",
+            super::people::count(k, "template", "templates")
         );
     }
     let opts = EnrollOptions {

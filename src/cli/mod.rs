@@ -52,7 +52,8 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Args, Clone)]
 pub struct Global {
-    /// Model directory (default: $FACEGATE_MODELS or ~/.cache/facegate/models).
+    /// Model directory (default: $FACEGATE_MODELS, else ~/.cache/facegate/models if it
+    /// exists, else the installed /usr/share/facegate/models or /opt/facegate/models).
     #[arg(long, global = true)]
     models: Option<PathBuf>,
     /// Embedding model: dlib_fp32 (default), dlib_int8, or the second network facenet /
@@ -115,6 +116,67 @@ enum Cmd {
     /// The reception desk: a local web page to enroll people and watch the door.
     #[cfg(feature = "desk")]
     Desk(desk::DeskArgs),
+}
+
+/// The global flags each subcommand reads (by argument id); the others are accepted but
+/// mean nothing there, so its help (and its sub-subcommands') leaves them out.
+const GLOBALS_READ: &[(&str, &[&str])] = &[
+    ("detect", &["models", "min_face", "json"]),
+    ("door", &["json"]),
+    ("embed", &["models", "model", "min_face", "json"]),
+    ("eval", &["models", "model", "min_face", "head", "json"]),
+    (
+        "enroll",
+        &["models", "model", "min_face", "json", "signing_key"],
+    ),
+    ("people", &["json", "signing_key"]),
+    ("gallery", &["models", "model", "json", "signing_key"]),
+    ("identify", &["models", "model", "min_face", "head", "json"]),
+    ("liveness", &["models", "min_face", "json"]),
+    ("run", &["models", "model", "min_face", "head", "json"]),
+    (
+        "calibrate",
+        &["models", "model", "min_face", "head", "json"],
+    ),
+    ("bench", &["models", "json"]),
+    ("verify", &["models", "model", "min_face", "head", "json"]),
+    ("train", &["models", "model", "min_face", "head", "json"]),
+    ("cluster", &["models", "model", "min_face", "head", "json"]),
+    ("keygen", &["json", "signing_key"]),
+    ("sign", &["json", "signing_key"]),
+    ("desk", &["models", "model", "min_face", "signing_key"]),
+];
+
+/// The command line's parser, with each subcommand's help listing only the global flags it
+/// reads: the others get a hidden copy in that subcommand (clap copies a global flag only
+/// into subcommands that lack it), which still accepts them.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    for (name, read) in GLOBALS_READ {
+        cmd = cmd.mut_subcommand(*name, |mut sc| {
+            for a in globals
+                .iter()
+                .filter(|a| !read.contains(&a.get_id().as_str()))
+            {
+                sc = sc.arg(a.clone().hide(true));
+            }
+            sc
+        });
+    }
+    cmd
+}
+
+/// Parses the process's arguments (exits with clap's message on a bad command line).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs the parsed command line.
@@ -301,4 +363,34 @@ fn camera_source(_index: u32, _w: u32, _h: u32, _fps: u32) -> Result<Box<dyn Fra
         "this facegate was built without the `camera` feature (cargo build --features camera)"
             .into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The global flag ids.
+    const GLOBALS: &[&str] = &["models", "model", "min_face", "head", "json", "signing_key"];
+
+    /// Every subcommand says which globals it reads, and names only real ones.
+    #[test]
+    fn every_subcommand_names_the_globals_it_reads() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        for n in &names {
+            assert!(GLOBALS_READ.iter().any(|(s, _)| s == n), "{n} missing");
+        }
+        for (s, read) in GLOBALS_READ {
+            assert!(names.contains(s) || *s == "desk", "{s} is no subcommand");
+            assert!(read.iter().all(|r| GLOBALS.contains(r)), "{s}: {read:?}");
+        }
+        let ids: Vec<String> = cmd
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        for g in GLOBALS {
+            assert!(ids.iter().any(|i| i == g), "{g} is no global flag");
+        }
+    }
 }

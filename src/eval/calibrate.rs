@@ -23,6 +23,22 @@ pub struct Calibration {
     pub frr: (f64, f64, f64),
 }
 
+/// Impostor pairs needed to show a false-accept rate of `target_far` (the rule of three:
+/// with none accepted among n pairs, FAR < 3 / n at 95%).
+pub fn impostor_pairs_needed(target_far: f64) -> usize {
+    (3.0 / target_far).ceil() as usize
+}
+
+/// People needed, with `photos_each` photos each, for [`impostor_pairs_needed`]: the
+/// smallest n with n(n-1)/2 · photos² impostor pairs enough.
+pub fn people_needed(target_far: f64, photos_each: usize) -> usize {
+    let need = impostor_pairs_needed(target_far);
+    let per_pair = photos_each.max(1).pow(2);
+    (2..)
+        .find(|n| n * (n - 1) / 2 * per_pair >= need)
+        .unwrap_or(usize::MAX)
+}
+
 /// Chooses the threshold for `target_far` from labelled distances. Refuses when there are
 /// too few impostor pairs to measure that rate (fewer than 3 / target, the "rule of three").
 pub fn calibrate(genuine: &[f32], impostor: &[f32], target_far: f64) -> Result<Calibration> {
@@ -31,12 +47,15 @@ pub fn calibrate(genuine: &[f32], impostor: &[f32], target_far: f64) -> Result<C
             "target FAR {target_far} must be between 0 and 1"
         )));
     }
-    let need = (3.0 / target_far).ceil() as usize;
+    let need = impostor_pairs_needed(target_far);
     if impostor.len() < need {
         return Err(Error::Invalid(format!(
             "{} impostor pairs cannot support a target FAR of {target_far}: at least {need} are needed \
-             (with n pairs and no false accept the 95% upper bound on FAR is 3/n); add photos of more people",
-            impostor.len()
+             (with n pairs and no false accept the 95% upper bound on FAR is 3/n); add photos of more \
+             people: {} people with 5 photos each, or {} with 10",
+            impostor.len(),
+            people_needed(target_far, 5),
+            people_needed(target_far, 10)
         )));
     }
     if genuine.is_empty() {
