@@ -150,7 +150,7 @@ pub fn run(g: &Global, a: &DeskArgs) -> Result<ExitCode> {
             max_frames: facegate::desk::server::ENROLL_MAX_FRAMES,
         },
         threshold: a.threshold,
-        curve: g.store()?.spec(g.model())?.curve()?,
+        curve: facegate::identity::threshold::FarCurve::of(g.store()?.spec(g.model())?)?,
         samples_dir: a
             .samples
             .clone()

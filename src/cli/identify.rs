@@ -39,7 +39,7 @@ pub fn run(g: &Global, a: &IdentifyArgs) -> Result<ExitCode> {
     let space = g.space(&rec)?;
     let gallery = space.gallery(&Gallery::load(&a.gallery, rec.model_id(), rec.dim())?);
     // The model's own curve (FaceNet's distances are larger than dlib's).
-    let curve = g.store()?.spec(g.model())?.curve()?;
+    let curve = facegate::identity::threshold::FarCurve::of(g.store()?.spec(g.model())?)?;
     // The door's policy and scale: a fixed threshold means what it means in the config.
     let policy = MatchPolicy::open_set(
         gallery.people().len(),

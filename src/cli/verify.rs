@@ -32,7 +32,8 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
     let eb = space.map(&largest_embedding(&mut rec, &a.b)?);
     let t = match a.threshold {
         Some(t) => t,
-        None => g.store()?.spec(g.model())?.curve()?.threshold_at_far(1e-3),
+        None => facegate::identity::threshold::FarCurve::of(g.store()?.spec(g.model())?)?
+            .threshold_at_far(1e-3),
     };
     let v = verify(&ea, &eb, t);
     let shown = match space.head_id() {

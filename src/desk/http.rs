@@ -9,7 +9,7 @@
 //! Every response carries a Content-Security-Policy that allows only this server's own
 //! script and style, no inline code.
 
-use super::server::{change_gallery, lock, EnrollStatus, Job, Shared};
+use super::state::{change_gallery, lock, EnrollStatus, Job, Shared};
 use crate::desk::health;
 use crate::error::Error;
 use crate::identity::gallery::Gallery;

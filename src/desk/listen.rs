@@ -15,7 +15,7 @@
 //! With TLS ([`super::tls`]) every connection is TLS; nothing is served in clear text.
 
 use super::http::{self, Head, Reply, MAX_BODY};
-use super::server::Shared;
+use super::state::Shared;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};

@@ -10,7 +10,9 @@
 //! - [`auth`]: the token.
 //! - [`health`]: what the audit log says about the door (decisions, grants per hour, score
 //!   drift).
-//! - [`server`]: the frame loop behind the page and the state it publishes.
+//! - [`state`]: the options and the state the frame loop and the HTTP side share, and the
+//!   one way to change the gallery file.
+//! - [`server`]: the frame loop behind the page.
 //! - [`http`]: the requests: host, token (header or cookie), body limits, routes.
 //! - [`listen`]: the HTTP/1.1 server (hyper on a one-thread tokio runtime): connection cap,
 //!   header and body size and time limits.
@@ -24,6 +26,7 @@ pub mod http;
 pub mod listen;
 pub mod samples;
 pub mod server;
+pub mod state;
 pub mod tls;
 
 pub use server::{Desk, DeskOptions};

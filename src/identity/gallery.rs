@@ -43,6 +43,7 @@ use serde::Serialize;
 mod envelope;
 mod file;
 mod migrate;
+mod repr;
 mod rules;
 mod station;
 mod write;

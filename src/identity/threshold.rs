@@ -46,6 +46,16 @@ pub fn open_set_threshold(people: usize, target_fpir: f64) -> f32 {
 pub struct FarCurve(Vec<(f64, f32)>);
 
 impl FarCurve {
+    /// The curve `spec`'s distances follow (its `far_curve`, else the reference).
+    pub fn of(spec: &crate::recognition::models::ModelSpec) -> crate::error::Result<Self> {
+        match &spec.far_curve {
+            None => Ok(FarCurve::reference()),
+            Some(p) => FarCurve::new(p.clone()).map_err(|e| {
+                crate::error::Error::Invalid(format!("models.toml, {}: far_curve: {e}", spec.file))
+            }),
+        }
+    }
+
     /// The default embedder's curve ([`FAR_CURVE`]): the scale every threshold in the
     /// configuration is written in.
     pub fn reference() -> Self {
@@ -137,6 +147,18 @@ impl FarCurve {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_manifest_curve_is_valid_and_facenet_has_its_own() {
+        let s = crate::recognition::models::ModelStore::open("/nonexistent").unwrap();
+        for name in crate::recognition::embed::EMBEDDERS {
+            FarCurve::of(s.spec(name).unwrap()).unwrap();
+        }
+        let f = FarCurve::of(s.spec("facenet").unwrap()).unwrap();
+        assert_eq!(f.threshold_at_far(1e-3), 0.9219);
+        let d = FarCurve::of(s.spec("dlib_int8").unwrap()).unwrap();
+        assert_eq!(d, FarCurve::reference());
+    }
 
     #[test]
     fn equivalent_distances_keep_order_and_far() {

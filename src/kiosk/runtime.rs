@@ -177,9 +177,10 @@ impl Kiosk {
             .dir
             .clone()
             .unwrap_or_else(crate::recognition::models::default_model_dir);
-        let curve = crate::recognition::models::ModelStore::open(&model_dir)?
-            .spec(&config.models.embedder)?
-            .curve()?;
+        let curve = crate::identity::threshold::FarCurve::of(
+            crate::recognition::models::ModelStore::open(&model_dir)?
+                .spec(&config.models.embedder)?,
+        )?;
         let comparison = match &config.models.bridge {
             None => Comparison::Same {
                 space: CompareSpace::open_verified(

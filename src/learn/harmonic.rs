@@ -24,8 +24,10 @@ use crate::learn::train::Rng;
 use crate::learn::triplet::sq;
 use serde::Serialize;
 
+mod lfw;
 mod residual;
 mod training;
+pub use lfw::lfw_harmonic;
 
 pub use crate::identity::bridge::{unit, Map};
 pub use residual::{Residual, HIDDEN};

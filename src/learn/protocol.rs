@@ -45,7 +45,7 @@ pub struct ProtocolReport {
     pub head: Result10,
 }
 
-fn person(p: &Path) -> String {
+pub(crate) fn person(p: &Path) -> String {
     p.parent()
         .and_then(|d| d.file_name())
         .map(|n| n.to_string_lossy().to_string())
@@ -90,15 +90,15 @@ pub(crate) fn summarise(per_fold: &[Vec<(f32, bool, usize)>]) -> Result10 {
 
 /// LFW View 2 as both protocols read it: the pairs, the image folder, every photo, each
 /// person's id (folder order) and each fold's people.
-struct LfwFolds {
-    pairs: Vec<Pair>,
-    images: PathBuf,
-    all: Vec<PathBuf>,
-    ids: BTreeMap<String, usize>,
-    fold_people: Vec<BTreeSet<String>>,
+pub(crate) struct LfwFolds {
+    pub(crate) pairs: Vec<Pair>,
+    pub(crate) images: PathBuf,
+    pub(crate) all: Vec<PathBuf>,
+    pub(crate) ids: BTreeMap<String, usize>,
+    pub(crate) fold_people: Vec<BTreeSet<String>>,
 }
 
-fn lfw_folds(data: &Path) -> Result<LfwFolds> {
+pub(crate) fn lfw_folds(data: &Path) -> Result<LfwFolds> {
     let lfw = data_folder(data, "lfw")?;
     let pairs: Vec<Pair> = parse_pairs(&lfw.join("pairs.txt"))?;
     let images = lfw.join("images");
@@ -231,62 +231,4 @@ pub fn lfw_protocol(
         baseline: summarise(&vec![baseline; folds]),
         head: summarise(&per_fold),
     })
-}
-
-/// The harmonic table ([`crate::learn::harmonic`]) on LFW View 2: `v1` and `v2` are runs of
-/// the old and the new network over the same photos (clean). For each fold the maps train
-/// on every LFW photo of the people outside it, the same validation people as
-/// [`lfw_protocol`] held out.
-pub fn lfw_harmonic(
-    v1: &EmbedRun,
-    v2: &EmbedRun,
-    data: &Path,
-    o: crate::learn::harmonic::MapOptions,
-    progress: &dyn Fn(usize, usize),
-) -> Result<crate::learn::harmonic::HarmonicReport> {
-    use crate::learn::harmonic::{harmonic_protocol, unit, PairFaces, Pairing};
-    let LfwFolds {
-        pairs,
-        images,
-        all,
-        ids,
-        fold_people,
-    } = lfw_folds(data)?;
-    let e1 = embed_all(v1, &all)?;
-    let e2 = embed_all(v2, &all)?;
-    let folds = fold_people.len();
-    let get = |e: &crate::eval::embed_run::Embeddings, p: &Path| e[&images.join(p)].0 .0.clone();
-    let faces: Vec<PairFaces> = pairs
-        .iter()
-        .map(|p| PairFaces {
-            v1: [get(&e1, &p.a), get(&e1, &p.b)],
-            v2: [get(&e2, &p.a), get(&e2, &p.b)],
-            same: p.same,
-            fold: p.fold,
-        })
-        .collect();
-    let train_of = |f: usize| {
-        let (mut tr, mut val) = (Vec::new(), Vec::new());
-        for path in &all {
-            let name = person(path);
-            if fold_people[f].contains(&name) {
-                continue;
-            }
-            let id = ids[&name];
-            let (x1, x2) = (e1[path].0 .0.clone(), e2[path].0 .0.clone());
-            if id % 10 == 3 {
-                if val.iter().filter(|v: &&Pairing| v.person == id).count() < VAL_PER_PERSON {
-                    val.push(Pairing {
-                        person: id,
-                        v2: x2,
-                        v1: unit(&x1),
-                    });
-                }
-                continue;
-            }
-            tr.push((id, x2, x1));
-        }
-        (tr, val)
-    };
-    Ok(harmonic_protocol(&faces, folds, &train_of, o, progress))
 }

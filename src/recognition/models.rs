@@ -61,20 +61,10 @@ pub struct ModelSpec {
     #[serde(default)]
     pub crop_scale: Option<f32>,
     /// Embedders whose distances are not on dlib's scale: `[[far, threshold], ...]`, loosest
-    /// first, calibrated like [`crate::identity::threshold::FAR_CURVE`]. Absent: dlib's curve.
+    /// first, calibrated like dlib's reference curve (`identity::threshold::FAR_CURVE`), which
+    /// applies when absent.
     #[serde(default)]
     pub far_curve: Option<Vec<(f64, f32)>>,
-}
-
-impl ModelSpec {
-    /// The threshold curve its distances follow ([`ModelSpec::far_curve`], else the reference).
-    pub fn curve(&self) -> Result<crate::identity::threshold::FarCurve> {
-        match &self.far_curve {
-            None => Ok(crate::identity::threshold::FarCurve::reference()),
-            Some(p) => crate::identity::threshold::FarCurve::new(p.clone())
-                .map_err(|e| Error::Invalid(format!("models.toml, {}: far_curve: {e}", self.file))),
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -101,12 +91,26 @@ pub fn cache_root() -> PathBuf {
         .join(".cache/facegate")
 }
 
+/// Where an installed facegate keeps its models: the Debian package, then `install.sh`.
+pub const INSTALLED_MODEL_DIRS: [&str; 2] = ["/usr/share/facegate/models", "/opt/facegate/models"];
+
 /// Where models live when nothing else is said: `$FACEGATE_MODELS`, else
-/// `<cache_root>/models` (as `models/fetch` writes them).
+/// `<cache_root>/models` (as `models/fetch` writes them) when that folder exists, else the
+/// first of [`INSTALLED_MODEL_DIRS`] that exists (so the `facegate` user of an installed
+/// door needs no `--models`), else `<cache_root>/models` (named in the error that follows).
 pub fn default_model_dir() -> PathBuf {
-    std::env::var_os("FACEGATE_MODELS")
+    if let Some(d) = std::env::var_os("FACEGATE_MODELS") {
+        return PathBuf::from(d);
+    }
+    let cache = cache_root().join("models");
+    if cache.is_dir() {
+        return cache;
+    }
+    INSTALLED_MODEL_DIRS
+        .iter()
         .map(PathBuf::from)
-        .unwrap_or_else(|| cache_root().join("models"))
+        .find(|d| d.is_dir())
+        .unwrap_or(cache)
 }
 
 /// Where a file given by name or path (a head, a bridge) is: a bare name that is not in the
@@ -496,21 +500,4 @@ pub(crate) fn op_times<K>(
         .collect();
     out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_manifest_curve_is_valid_and_facenet_has_its_own() {
-        let s = ModelStore::open("/nonexistent").unwrap();
-        for name in crate::recognition::embed::EMBEDDERS {
-            s.spec(name).unwrap().curve().unwrap();
-        }
-        let f = s.spec("facenet").unwrap().curve().unwrap();
-        assert_eq!(f.threshold_at_far(1e-3), 0.9219);
-        let d = s.spec("dlib_int8").unwrap().curve().unwrap();
-        assert_eq!(d, crate::identity::threshold::FarCurve::reference());
-    }
 }

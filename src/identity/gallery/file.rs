@@ -3,6 +3,7 @@
 
 pub use super::envelope::Trust;
 use super::envelope::{check_signature, lines};
+use super::repr::{FileRepr, MigratedRepr};
 use super::{
     Gallery, Migrated, NameIndex, Person, Provenance, FORMAT, MAX_FILE_BYTES, TEMPLATE_NORM,
     VERSION,
@@ -13,78 +14,7 @@ use crate::identity::signing::VerifyingKey;
 use crate::identity::templates::{self, TemplateMatrix, TEMPLATE_SCALE};
 use crate::recognition::embed::Embedding;
 use crate::recognition::models::sha256_hex;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FileRepr {
-    pub(super) format: String,
-    pub(super) version: u32,
-    pub(super) model: String,
-    /// Format 2: the value of one template byte step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) scale: Option<f64>,
-    /// Format 3: the id the next person gets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) next_id: Option<u32>,
-    /// Format 4: raised by every write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) serial: Option<u64>,
-    /// Format 4, signed galleries: the site.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) site: Option<String>,
-    /// Format 4, signed galleries: when it was signed, Unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) signed_at: Option<u64>,
-    /// Format 5: the IANA time zone the groups' windows are read in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) timezone: Option<String>,
-    /// Format 5: the groups.
-    #[serde(default, rename = "group", skip_serializing_if = "Vec::is_empty")]
-    pub(super) groups: Vec<GroupRepr>,
-    #[serde(default)]
-    pub(super) people: Vec<PersonRepr>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct GroupRepr {
-    pub(super) name: String,
-    #[serde(default)]
-    pub(super) doors: Vec<String>,
-    #[serde(default)]
-    pub(super) windows: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct PersonRepr {
-    pub(super) id: u32,
-    pub(super) name: String,
-    pub(super) created: u64,
-    pub(super) templates: Vec<String>,
-    /// Format 3: templates of other networks.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) migrated: Vec<MigratedRepr>,
-    /// Format 5: not valid before (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) valid_from: Option<String>,
-    /// Format 5: not valid from (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) valid_until: Option<String>,
-    /// Format 5: the person's groups.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) groups: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MigratedRepr {
-    pub(super) model: String,
-    pub(super) added: Vec<u64>,
-    pub(super) templates: Vec<String>,
-}
 
 impl Gallery {
     /// Loads `path` and checks it belongs to `model`, whose embeddings have `dim` values:

@@ -1,7 +1,7 @@
 //! The access rules' form in the gallery file (format 5): the site's `timezone`,
 //! `[[group]]` tables, and per person `valid_from`, `valid_until` and `groups`.
 
-use super::file::{GroupRepr, PersonRepr};
+use super::repr::{GroupRepr, PersonRepr};
 use crate::error::{Error, Result};
 use crate::identity::access::{parse_stamp, stamp, AccessRules, Group, PersonRules, Window};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! deliberate re-signing of a file that does not verify, and the locked read-change-write
 //! every writer goes through.
 
-use super::file::{FileRepr, MigratedRepr, PersonRepr};
+use super::repr::{FileRepr, MigratedRepr, PersonRepr};
 use super::{station, Gallery, CHECKSUM_PREFIX, FORMAT, MAX_FILE_BYTES, SIGNATURE_PREFIX, VERSION};
 use crate::error::{Error, Result};
 use crate::files::{self, Backup, Follow};

@@ -2,10 +2,7 @@
 //! with its bias and a ReLU or PReLU fused into the store, on AVX-512, AVX2, NEON or plain
 //! f32. A dense layer is the `1 x 1` kernel on a `1 x 1` map (or on a column of them: a
 //! batch). This module holds a convolution's weights and its contract; [`super::tiles`] the
-//! loop nest that computes it on this CPU.
-
-use super::tiles;
-use super::Map;
+//! loop nest that computes it on this CPU (`Conv::apply`).
 
 /// Output channels computed together by one kernel call (one AVX-512 register, two AVX2 or
 /// four NEON registers).
@@ -49,17 +46,6 @@ pub(super) fn coutp(cout: usize) -> usize {
 /// for output channel `co` is stored in [`Conv::weights`].
 pub(super) fn packed(rows: usize, r: usize, co: usize) -> usize {
     ((co / NC) * rows + r) * NC + co % NC
-}
-
-/// `x` inside a border of `p` cells of zeros on each side of both spatial axes.
-fn zero_border(x: &Map, p: usize) -> Map {
-    let (w, h, c) = (x.w + 2 * p, x.h + 2 * p, x.c);
-    let mut data = vec![0.0f32; w * h * c];
-    for xi in 0..x.w {
-        let from = &x.data[xi * x.h * c..][..x.h * c];
-        data[((xi + p) * h + p) * c..][..x.h * c].copy_from_slice(from);
-    }
-    Map { w, h, c, data }
 }
 
 impl Conv {
@@ -127,50 +113,15 @@ impl Conv {
             (h - self.k) / self.stride + 1,
         ))
     }
-
-    pub(super) fn apply(&self, x: &Map) -> std::result::Result<Map, String> {
-        let dims = self.out_dims(x.w, x.h);
-        let Some((wo, ho)) = dims.filter(|_| x.c == self.cin && x.data.len() == x.w * x.h * x.c)
-        else {
-            return Err(format!(
-                "input {}x{}x{} ({} values) for a {k}x{k} convolution of {} channels",
-                x.w,
-                x.h,
-                x.c,
-                x.data.len(),
-                self.cin,
-                k = self.k
-            ));
-        };
-        let bordered;
-        let x = if self.pad > 0 {
-            bordered = zero_border(x, self.pad);
-            &bordered
-        } else {
-            x
-        };
-        // Not zeroed: the kernels write every value (each output pixel, each channel) before
-        // the length is set below.
-        let mut out: Vec<f32> = Vec::with_capacity(wo * ho * self.cout);
-        // SAFETY: the sizes were checked above; `out` has room for every output.
-        unsafe { tiles::compute(self, x, out.as_mut_ptr(), wo, ho) };
-        // SAFETY: `tiles::compute` wrote all `wo · ho · cout` values, within the capacity.
-        unsafe { out.set_len(wo * ho * self.cout) };
-        Ok(Map {
-            w: wo,
-            h: ho,
-            c: self.cout,
-            data: out,
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::lanes::Scalar;
-    use super::super::tiles::{conv_all, NP, PARALLEL_MACS};
+    use super::super::tiles::{conv_all, zero_border, NP, PARALLEL_MACS};
     #[cfg(target_arch = "x86_64")]
     use super::super::tiles::{conv_avx2, conv_avx512};
+    use super::super::Map;
     use super::*;
 
     /// One convolution to test: sizes, window and activation.

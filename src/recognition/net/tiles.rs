@@ -19,28 +19,70 @@ const NP_AVX512: usize = 12;
 /// Output pixels per kernel call elsewhere (8 AVX2 or 16 NEON registers of accumulators).
 pub(super) const NP: usize = 4;
 
-/// The kernel [`Conv::apply`] runs on this CPU, as `bench --profile` names it: the vector
-/// registers, then output pixels x channels per call.
-pub(super) fn kernel_name() -> &'static str {
+/// The vector instructions the convolution runs on, detected once per process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    /// x86-64 AVX-512F (12 pixels x 16 channels per call).
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "facegate_avx512_12x16";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return "facegate_avx2_4x16";
-        }
-        "facegate_scalar_4x16"
-    }
+    Avx512,
+    /// x86-64 AVX2 with FMA (4 x 16).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// aarch64 NEON, which every aarch64 CPU has (4 x 16).
     #[cfg(target_arch = "aarch64")]
-    {
-        "facegate_neon_4x16"
+    Neon,
+    /// Plain f32 (4 x 16).
+    #[cfg(not(target_arch = "aarch64"))]
+    Scalar,
+}
+
+impl Isa {
+    /// This CPU's best, detected on first use.
+    pub(super) fn detected() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    return Isa::Avx512;
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    return Isa::Avx2;
+                }
+                Isa::Scalar
+            }
+            #[cfg(target_arch = "aarch64")]
+            {
+                Isa::Neon
+            }
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+            {
+                Isa::Scalar
+            }
+        })
     }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        "facegate_scalar_4x16"
+
+    /// The kernel's name as `bench --profile` shows it: the registers, then output pixels x
+    /// channels per call.
+    pub(super) fn kernel_name(self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "facegate_avx512_12x16",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "facegate_avx2_4x16",
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => "facegate_neon_4x16",
+            #[cfg(not(target_arch = "aarch64"))]
+            Isa::Scalar => "facegate_scalar_4x16",
+        }
     }
+}
+
+/// The kernel [`Conv::apply`] runs on this CPU, as `bench --profile` names it.
+pub(super) fn kernel_name() -> &'static str {
+    Isa::detected().kernel_name()
 }
 
 /// Every output of `l` on `x` (already bordered by `l.pad` zeros), on this CPU's best
@@ -94,25 +136,20 @@ impl Out {
 /// # Safety
 /// As [`conv_all`].
 unsafe fn dispatch(l: &Conv, x: &Map, out: *mut f32, wo: usize, ho: usize, part: (usize, usize)) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            conv_avx512(l, x, out, wo, ho, part)
-        } else if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            conv_avx2(l, x, out, wo, ho, part)
-        } else {
-            conv_all::<Scalar, NP>(l, x, out, wo, ho, part)
-        }
+    match Isa::detected() {
+        // SAFETY: the CPU has AVX-512F (detected).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { conv_avx512(l, x, out, wo, ho, part) },
+        // SAFETY: the CPU has AVX2 and FMA (detected).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { conv_avx2(l, x, out, wo, ho, part) },
+        // SAFETY: every aarch64 CPU has NEON; the sizes are the caller's contract.
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { conv_all::<arm::Neon, NP>(l, x, out, wo, ho, part) },
+        // SAFETY: plain f32; the sizes are the caller's contract.
+        #[cfg(not(target_arch = "aarch64"))]
+        Isa::Scalar => unsafe { conv_all::<Scalar, NP>(l, x, out, wo, ho, part) },
     }
-    // Every aarch64 CPU has NEON.
-    #[cfg(target_arch = "aarch64")]
-    conv_all::<arm::Neon, NP>(l, x, out, wo, ho, part);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    conv_all::<Scalar, NP>(l, x, out, wo, ho, part);
 }
 
 /// # Safety
@@ -282,4 +319,53 @@ unsafe fn tile<L: Lanes, const P: usize>(
             a.store_first(n, o);
         }
     }
+}
+impl Conv {
+    /// `self` on `x`: every output, on this CPU's best kernel ([`compute`]).
+    pub(super) fn apply(&self, x: &Map) -> std::result::Result<Map, String> {
+        let dims = self.out_dims(x.w, x.h);
+        let Some((wo, ho)) = dims.filter(|_| x.c == self.cin && x.data.len() == x.w * x.h * x.c)
+        else {
+            return Err(format!(
+                "input {}x{}x{} ({} values) for a {k}x{k} convolution of {} channels",
+                x.w,
+                x.h,
+                x.c,
+                x.data.len(),
+                self.cin,
+                k = self.k
+            ));
+        };
+        let bordered;
+        let x = if self.pad > 0 {
+            bordered = zero_border(x, self.pad);
+            &bordered
+        } else {
+            x
+        };
+        // Not zeroed: the kernels write every value (each output pixel, each channel) before
+        // the length is set below.
+        let mut out: Vec<f32> = Vec::with_capacity(wo * ho * self.cout);
+        // SAFETY: the sizes were checked above; `out` has room for every output.
+        unsafe { compute(self, x, out.as_mut_ptr(), wo, ho) };
+        // SAFETY: `compute` wrote all `wo · ho · cout` values, within the capacity.
+        unsafe { out.set_len(wo * ho * self.cout) };
+        Ok(Map {
+            w: wo,
+            h: ho,
+            c: self.cout,
+            data: out,
+        })
+    }
+}
+
+/// `x` inside a border of `p` cells of zeros on each side of both spatial axes.
+pub(super) fn zero_border(x: &Map, p: usize) -> Map {
+    let (w, h, c) = (x.w + 2 * p, x.h + 2 * p, x.c);
+    let mut data = vec![0.0f32; w * h * c];
+    for xi in 0..x.w {
+        let from = &x.data[xi * x.h * c..][..x.h * c];
+        data[((xi + p) * h + p) * c..][..x.h * c].copy_from_slice(from);
+    }
+    Map { w, h, c, data }
 }
