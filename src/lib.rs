@@ -18,31 +18,29 @@
 //! - [`learn`]: the triplet loss and training a head on the network's embeddings.
 //! - [`desk`]: the reception desk's local web page (enrollment, people, door health).
 //!
-//! Who depends on whom (a module uses only modules on its own line or above):
+//! Who depends on whom: on a folder's line a module uses only modules on earlier layers
+//! (`→` separates layers, `·` modules of one layer), and a folder only the folders named in
+//! parentheses, besides `error` and `files` (`tests/layers.rs` checks this against the code):
 //!
 //! ```text
-//! error · files
-//! recognition   frame · models → net → photo · detect · align · source → embed · head
-//!               · quality · draw · planarity · texture
-//!               → pipeline → track
-//! identity      threshold · verify · templates · names → bridge → signing → gallery → space
-//!               → identify
-//!               → matcher · enroll · cluster                                       (recognition)
-//! kiosk         decide · door · notify · audit · state · motion → liveness · config · watch
-//!               → runtime                                             (identity, recognition)
-//! eval          metrics · domain · embed_cache · plot → embed_run → lfw · calibrate · openset
-//!               · cluster · bench · pad                               (identity, recognition)
-//! learn         data · triplet → train · harmonic → protocol    (eval, identity, recognition)
-//! desk          auth · health · tls · samples → server ⇄ http ⇄ listen
+//! error → files
+//! recognition   frame · models → net · align · photo · source · head → detect · embed
+//!               → draw · planarity · quality · pipeline · texture → track
+//! identity      names · threshold · templates · verify → access · bridge · cluster
+//!               → signing → gallery → enroll · identify · space → matcher   (recognition)
+//! kiosk         audit · clock · decide · door · motion · notify · state
+//!               → config · liveness · watch → runtime                 (identity, recognition)
+//! eval          bench · embed_cache · metrics · pad · plot → domain → embed_run
+//!               → calibrate · lfw → cluster · openset                 (identity, recognition)
+//! learn         data · triplet → train → protocol → harmonic    (eval, identity, recognition)
+//! desk          auth · health · samples · tls → state → http → listen → server
 //!                                                     (eval, kiosk, identity, recognition)
 //! ```
 //!
-//! (`⇄`: the desk's server, routes and listener still share state both ways.)
-//!
 //! `kiosk` and `eval` never use each other or the desk. The desk reads the door's audit log
 //! as JSON lines, not through `kiosk`; only its presentation samples use `eval::pad` (the
-//! measures) and `kiosk::config` (to check a config before writing a threshold into it). The CLI (`src/main.rs`, `src/cli/`) only parses
-//! arguments and calls these.
+//! measures) and `kiosk::config` (to check a config before writing a threshold into it).
+//! The CLI (`src/main.rs`, `src/cli/`) only parses arguments and calls these.
 #![deny(missing_docs)]
 
 #[cfg(feature = "desk")]
