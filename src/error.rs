@@ -39,12 +39,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// Inference failed inside tract. Remedy: report it; the model files verified but a run failed.
+    /// A network failed to run (on facegate's kernels or in tract) although its file
+    /// verified. Remedy: report it with the model and the input's size.
     #[error("inference failed in {model}: {reason}")]
     Inference {
         /// Which network.
         model: String,
-        /// tract's message.
+        /// The engine's message.
         reason: String,
     },
     /// A configuration file is invalid: unknown key, wrong type or value out of range.
