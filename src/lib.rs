@@ -42,6 +42,7 @@
 //! measures) and `kiosk::config` (to check a config before writing a threshold into it).
 //! The CLI (`src/main.rs`, `src/cli/`) only parses arguments and calls these.
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "desk")]
 pub mod desk;

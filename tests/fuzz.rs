@@ -334,7 +334,7 @@ fn fuzz_config_loader() {
                 // 0 plays a folder as fast as it decodes; a camera needs a rate.
                 let fps = c.source.fps;
                 assert!(fps == 0.0 || (0.1..=120.0).contains(&fps), "fps {fps}");
-                assert!(c.source.kind != "camera" || fps > 0.0);
+                assert!(c.source.kind != facegate::kiosk::config::SourceKind::Camera || fps > 0.0);
                 if fps > 0.0 {
                     let _ = std::time::Duration::from_secs_f64(1.0 / fps);
                 }

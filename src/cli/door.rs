@@ -48,7 +48,7 @@ pub fn run(g: &Global, a: &DoorArgs) -> Result<ExitCode> {
     door.lock("test pulse done")?;
     let simulated = sim.is_some();
     g.emit(
-        &json!({"pulsed_ms": config.door.pulse_ms, "door": config.door.kind, "simulated": simulated}),
+        &json!({"pulsed_ms": config.door.pulse_ms, "door": config.door.kind.to_string(), "simulated": simulated}),
         || {
             format!(
                 "one test pulse of {} ms through the {} relay; the door is locked again",

@@ -4,7 +4,7 @@ use super::enroll::{enroll_into, EnrollArgs};
 use super::{camera_source, people::count, Global};
 use clap::Args;
 use facegate::identity::threshold::DEFAULT_THRESHOLD;
-use facegate::kiosk::config::Config;
+use facegate::kiosk::config::{Config, DoorKind, SourceKind};
 use facegate::kiosk::door::DoorLocker;
 use facegate::kiosk::door::{Relay, SimulatedRelay};
 use facegate::kiosk::Kiosk;
@@ -121,19 +121,19 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
         *l = Some(kiosk.door_locker());
     }
     let s = &config.source;
-    let (mut source, fps): (Box<dyn FrameSource>, f64) = match s.kind.as_str() {
-        "camera" => (
+    let (mut source, fps): (Box<dyn FrameSource>, f64) = match s.kind {
+        SourceKind::Camera => (
             camera_source(s.device, s.width, s.height, s.fps.round() as u32)?,
             0.0,
         ),
-        "command" => (
+        SourceKind::Command => (
             Box::new(facegate::recognition::source::command::CommandSource::new(
                 s.command.clone(),
                 std::time::Duration::from_secs_f64(s.stall_secs),
             )?),
             0.0,
         ),
-        _ => {
+        SourceKind::Folder => {
             let dir = s.path.clone().unwrap_or_default();
             (
                 Box::new(FolderSource::from_dir(&dir, s.fps, s.looping)?),
@@ -171,8 +171,8 @@ pub fn run(g: &Global, a: &RunArgs) -> Result<ExitCode> {
 
 /// The relay the config names, and the simulated one's handle for the summary.
 pub(super) fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<SimulatedRelay>)> {
-    match config.door.kind.as_str() {
-        "gpio" => {
+    match config.door.kind {
+        DoorKind::Gpio => {
             let (pin, claim) = pin_claim(config)?;
             Ok((
                 Box::new(facegate::kiosk::door::CdevRelay::new(
@@ -184,8 +184,8 @@ pub(super) fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<Simul
                 None,
             ))
         }
-        "rppal" => gpio_relay(config),
-        _ => {
+        DoorKind::Rppal => gpio_relay(config),
+        DoorKind::Simulated => {
             let r = SimulatedRelay::new();
             Ok((Box::new(r.clone()), Some(r)))
         }
@@ -196,7 +196,7 @@ pub(super) fn relay_for(config: &Config) -> Result<(Box<dyn Relay>, Option<Simul
 fn pin_claim(config: &Config) -> Result<(u8, facegate::kiosk::door::PinLock)> {
     let pin = config.door.pin.ok_or_else(|| {
         Error::Invalid(format!(
-            "[door] kind = {:?} needs `pin` (the GPIO line, a BCM number on a Pi)",
+            "[door] kind = \"{}\" needs `pin` (the GPIO line, a BCM number on a Pi)",
             config.door.kind
         ))
     })?;

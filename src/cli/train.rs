@@ -37,8 +37,8 @@ pub struct TrainArgs {
     #[arg(long)]
     curves: Option<PathBuf>,
     /// Negatives: `semihard` (default), `hard` or `all`.
-    #[arg(long, default_value = "semihard", value_parser = ["semihard", "hard", "all"])]
-    mining: String,
+    #[arg(long, value_enum, default_value_t = Mining::SemiHard)]
+    mining: Mining,
     /// Most optimiser steps (per fold with `--lfw-protocol`; default 600, with
     /// `--compatible-with` 2000).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -71,7 +71,7 @@ pub struct TrainArgs {
 /// Runs the chosen source.
 pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
     let opts = TrainOptions {
-        mining: mining_of(&a.mining),
+        mining: a.mining,
         steps: a
             .steps
             .map_or(TrainOptions::default().steps, |s| s as usize),
@@ -112,7 +112,7 @@ pub fn run(g: &Global, a: &TrainArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     head.save(out)?;
     if let Some(png) = &a.curves {
-        write_curves(png, &curve, &a.mining)?;
+        write_curves(png, &curve, a.mining)?;
     }
     let before = same_person_distances(&items, None);
     let after = same_person_distances(&items, Some(&head));
@@ -242,7 +242,7 @@ fn harmonic(g: &Global, a: &TrainArgs, v1: &str, data: &Path) -> Result<ExitCode
         steps: a.steps.map_or(MapOptions::default().steps, |s| s as usize),
         seed: a.seed,
         lr: a.lr.unwrap_or(MapOptions::default().lr),
-        mining: mining_of(&a.mining),
+        mining: a.mining,
         ..MapOptions::default()
     };
     let report = g.with_embed_run_in(a.no_cache, Domain::Clean, |run| {
@@ -383,7 +383,7 @@ fn nearest_other(items: &[Labelled], head: Option<&LinearHead>) -> f32 {
     best
 }
 
-fn write_curves(path: &Path, curve: &[Epoch], mining: &str) -> Result<()> {
+fn write_curves(path: &Path, curve: &[Epoch], mining: Mining) -> Result<()> {
     let pts = |f: &dyn Fn(&Epoch) -> f32| -> Vec<(f64, f64)> {
         curve.iter().map(|e| (e.step as f64, f(e) as f64)).collect()
     };
@@ -404,14 +404,5 @@ fn learning_rate(s: &str) -> std::result::Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
         _ => Err(format!("{s}: the learning rate must be a number in (0, 1]")),
-    }
-}
-
-/// `--mining`'s value (the parser admits only these three).
-fn mining_of(s: &str) -> Mining {
-    match s {
-        "hard" => Mining::Hard,
-        "all" => Mining::All,
-        _ => Mining::SemiHard,
     }
 }

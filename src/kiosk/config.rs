@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 mod door;
 mod grants;
-pub use door::{AuditConfig, DoorConfig, GalleryConfig};
+pub use door::{AuditConfig, DoorConfig, DoorKind, GalleryConfig};
 pub use grants::{LivenessConfig, MigrationConfig};
 use std::path::{Path, PathBuf};
 
@@ -177,13 +177,24 @@ fn default_margin() -> f32 {
     DEFAULT_MIN_MARGIN
 }
 
+/// `[source] kind`: where frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Images in a folder (`path`), played at `fps`.
+    Folder,
+    /// A USB (UVC) camera (`device`; the `camera` feature).
+    Camera,
+    /// Another program's MJPEG output (`command`): the Pi camera modules, IP cameras.
+    Command,
+}
+
 /// `[source]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `folder`, `camera` (a USB camera, the `camera` feature) or `command` (another
-    /// program's MJPEG output: the Pi camera modules, IP cameras).
-    pub kind: String,
+    /// Where frames come from.
+    pub kind: SourceKind,
     /// The program and its arguments (`command`): an argv list, no shell.
     #[serde(default)]
     pub command: Vec<String>,
@@ -225,6 +236,32 @@ fn default_height() -> u32 {
 }
 
 /// The 1-based line of `key =` inside `[section]` of `text` (0 when absent), for messages.
+/// A TOML error as `line N: `[section] key` what` when it points at a key's value (a wrong
+/// type, an unknown choice), else TOML's own message.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.to_string().trim_end().to_string();
+    };
+    let line = text[..span.start.min(text.len())].matches('\n').count();
+    let Some((key, _)) = text.lines().nth(line).and_then(|l| l.split_once('=')) else {
+        return e.to_string().trim_end().to_string();
+    };
+    let section = text
+        .lines()
+        .take(line)
+        .filter_map(|l| l.trim_start().strip_prefix('['))
+        .last()
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("")
+        .trim();
+    format!(
+        "line {}: `[{section}] {}` {}",
+        line + 1,
+        key.trim(),
+        e.message().trim_end()
+    )
+}
+
 fn line_of(text: &str, section: &str, key: &str) -> usize {
     let mut current = String::new();
     for (i, l) in text.lines().enumerate() {
@@ -258,7 +295,7 @@ impl Config {
     /// its documented range (`config/facegate.toml`); the error names the key and its line.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let mut c: Config =
-            toml::from_str(text).map_err(|e| Error::config(path, e.to_string().trim_end()))?;
+            toml::from_str(text).map_err(|e| Error::config(path, toml_error(text, &e)))?;
         let bad = |section: &str, key: &str, why: String| {
             Error::config(
                 path,
@@ -402,25 +439,18 @@ impl Config {
         }
         range("decision", "window_secs", d.window_secs, 0.01, 60.0)?;
         range("decision", "cooldown_secs", d.cooldown_secs, 0.0, 3600.0)?;
-        match c.source.kind.as_str() {
-            "folder" if c.source.path.is_none() => {
+        match c.source.kind {
+            SourceKind::Folder if c.source.path.is_none() => {
                 return Err(bad("source", "kind", "= \"folder\" needs `path`".into()))
             }
-            "command" if c.source.command.first().is_none_or(|p| p.is_empty()) => {
+            SourceKind::Command if c.source.command.first().is_none_or(|p| p.is_empty()) => {
                 return Err(bad(
                     "source",
                     "kind",
                     "= \"command\" needs `command = [\"program\", \"argument\", ...]`".into(),
                 ))
             }
-            "folder" | "camera" | "command" => {}
-            k => {
-                return Err(bad(
-                    "source",
-                    "kind",
-                    format!("= {k:?}: the source must be \"folder\", \"camera\" or \"command\""),
-                ))
-            }
+            _ => {}
         }
         range("source", "stall_secs", c.source.stall_secs, 0.5, 300.0)?;
         // 0 = as fast as possible (folder only); otherwise at least one frame per 10 s.
@@ -431,7 +461,7 @@ impl Config {
                 format!("= {} must be 0 or between 0.1 and 120", c.source.fps),
             ));
         }
-        if c.source.kind == "camera" && c.source.fps == 0.0 {
+        if c.source.kind == SourceKind::Camera && c.source.fps == 0.0 {
             return Err(bad(
                 "source",
                 "fps",
@@ -448,23 +478,12 @@ impl Config {
             (1u64 << 30) as f64,
         )?;
         range("audit", "keep", c.audit.keep as f64, 0.0, 100.0)?;
-        match c.door.kind.as_str() {
-            "simulated" => {}
-            "gpio" | "rppal" if c.door.pin.is_none() => {
-                return Err(bad(
-                    "door",
-                    "kind",
-                    format!("= {:?} needs `pin`", c.door.kind),
-                ))
-            }
-            "gpio" | "rppal" => {}
-            k => {
-                return Err(bad(
-                    "door",
-                    "kind",
-                    format!("= {k:?}: the door must be \"simulated\", \"gpio\" or \"rppal\""),
-                ))
-            }
+        if c.door.kind != DoorKind::Simulated && c.door.pin.is_none() {
+            return Err(bad(
+                "door",
+                "kind",
+                format!("= \"{}\" needs `pin`", c.door.kind),
+            ));
         }
         if !(1..=10_000).contains(&c.door.pulse_ms) {
             return Err(bad(

@@ -146,7 +146,7 @@ impl Kiosk {
         let door = Door::new(relay, Duration::from_millis(config.door.pulse_ms))?;
         door.install_panic_hook();
         let mut rec = recognizer(config)?;
-        if config.source.kind == "camera" {
+        if config.source.kind == crate::kiosk::config::SourceKind::Camera {
             // The camera's frames have one size: what a detector builds per frame size is
             // built now rather than on the first person's frame (MTCNN on its own kernels
             // needs nothing).

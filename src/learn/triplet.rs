@@ -10,11 +10,12 @@ use serde::Serialize;
 pub const ALPHA: f32 = 0.2;
 
 /// How negatives are chosen for an anchor–positive pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mining {
     /// The nearest negative that is farther than the positive but inside the margin
     /// (`d(a,p) < d(a,n) < d(a,p) + α`); pairs without one are skipped (FaceNet).
+    #[value(name = "semihard")]
     SemiHard,
     /// The nearest negative (may collapse a model early in training).
     Hard,
@@ -24,6 +25,16 @@ pub enum Mining {
 
 /// One triplet: indices into the batch.
 pub type Triplet = (usize, usize, usize);
+
+impl std::fmt::Display for Mining {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mining::SemiHard => "semihard",
+            Mining::Hard => "hard",
+            Mining::All => "all",
+        })
+    }
+}
 
 /// Squared Euclidean distance.
 pub fn sq(a: &[f32], b: &[f32]) -> f32 {

@@ -83,29 +83,7 @@ pub trait Embedder {
     fn model_id(&self) -> &str;
 }
 
-/// What evaluates an embedding network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    /// facegate's own kernels ([`crate::recognition::net`]): graphs of convolutions, ReLU,
-    /// pooling and residual adds, such as dlib's ResNet.
-    Facegate,
-    /// tract's optimised plan: any ONNX graph, int8 included.
-    Tract,
-}
-
-impl Engine {
-    /// The manifest's `engine` for `spec` (absent: tract).
-    pub(crate) fn of(spec: &ModelSpec, path: &std::path::Path) -> Result<Engine> {
-        match spec.engine.as_deref() {
-            None | Some("tract") => Ok(Engine::Tract),
-            Some("facegate") => Ok(Engine::Facegate),
-            Some(other) => Err(Error::model(
-                path,
-                format!("models.toml: engine {other:?} is neither \"facegate\" nor \"tract\""),
-            )),
-        }
-    }
-}
+pub use crate::recognition::models::Engine;
 
 enum Runtime {
     Facegate(Net),
@@ -127,7 +105,7 @@ impl NetEmbedder {
     /// Loads embedder `name` (one of [`EMBEDDERS`]) from `store`, verified by sha256, on the
     /// engine its manifest entry names.
     pub fn new(store: &ModelStore, name: &str) -> Result<Self> {
-        let engine = Engine::of(store.spec(name)?, &store.path(name)?)?;
+        let engine = store.spec(name)?.engine;
         Self::with_engine(store, name, engine)
     }
 

@@ -27,6 +27,18 @@ pub const MANIFEST: &str = include_str!("../../models/models.toml");
 /// A runnable, optimised tract plan.
 pub type Plan = Arc<TypedRunnableModel>;
 
+/// What evaluates a network: the manifest's `engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// facegate's own kernels ([`crate::recognition::net`]): graphs of convolutions, ReLU,
+    /// pooling and residual adds, such as dlib's ResNet.
+    Facegate,
+    /// tract's optimised plan: any ONNX graph, int8 included.
+    #[default]
+    Tract,
+}
+
 /// One model's entry in the manifest.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModelSpec {
@@ -46,11 +58,10 @@ pub struct ModelSpec {
     pub chip_size: Option<u32>,
     /// 5-point alignment template in chip pixels (embedders only).
     pub template: Option<[[f32; 2]; 5]>,
-    /// What runs an embedder's network: `"facegate"`, the kernels of
-    /// [`crate::recognition::net`], or `"tract"` (the default). The detector's networks always
-    /// run on facegate's kernels.
+    /// What runs an embedder's network (absent: tract). The detector's networks always run
+    /// on facegate's kernels.
     #[serde(default)]
-    pub engine: Option<String>,
+    pub engine: Engine,
     /// Produced only on request (`models/fetch --with NAME`).
     #[serde(default)]
     pub optional: bool,

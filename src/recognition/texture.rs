@@ -97,7 +97,7 @@ impl Texture {
                 let crop_scale = spec
                     .crop_scale
                     .ok_or_else(|| Error::model(&path, "no crop_scale in the manifest"))?;
-                let runtime = match engine.map_or_else(|| Engine::of(&spec, &path), Ok)? {
+                let runtime = match engine.unwrap_or(spec.engine) {
                     Engine::Facegate => {
                         Runtime::Facegate(Net::parse(&path, &store.verified_bytes(name)?)?)
                     }

@@ -4,6 +4,30 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// `[door] kind`: what drives the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DoorKind {
+    /// The kernel's GPIO character device (`chip`, `pin`): released by the kernel when the
+    /// process dies, so a pull-down keeps the door locked.
+    Gpio,
+    /// Memory-mapped GPIO through rppal (the `rpi` feature): the pin keeps its level if the
+    /// process is killed.
+    Rppal,
+    /// No relay: pulses are logged (tests, the demo).
+    Simulated,
+}
+
+impl std::fmt::Display for DoorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DoorKind::Gpio => "gpio",
+            DoorKind::Rppal => "rppal",
+            DoorKind::Simulated => "simulated",
+        })
+    }
+}
+
 /// `[door]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -12,9 +36,8 @@ pub struct DoorConfig {
     /// doors they open. Without one, a person whose groups name doors is denied here.
     #[serde(default)]
     pub id: Option<String>,
-    /// `gpio` (the kernel's GPIO character device), `rppal` (memory-mapped, the `rpi`
-    /// feature) or `simulated`.
-    pub kind: String,
+    /// The relay's driver.
+    pub kind: DoorKind,
     /// The GPIO line: the BCM number on a Pi's main chip (`gpio`, `rppal`).
     #[serde(default)]
     pub pin: Option<u8>,

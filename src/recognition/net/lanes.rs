@@ -21,10 +21,14 @@ pub(super) trait Lanes: Copy {
     unsafe fn store(self, out: *mut f32);
     /// Writes the first `n` lanes (`n < NC`) to `out`, which has room for `n` only.
     unsafe fn store_first(self, n: usize, out: *mut f32) {
-        let mut lanes = [0.0f32; NC];
-        self.store(lanes.as_mut_ptr());
-        for (k, v) in lanes.iter().enumerate().take(n) {
-            *out.add(k) = *v;
+        // SAFETY: the caller upholds this function's contract (the CPU's features, the
+        // pointers' ranges).
+        unsafe {
+            let mut lanes = [0.0f32; NC];
+            self.store(lanes.as_mut_ptr());
+            for (k, v) in lanes.iter().enumerate().take(n) {
+                *out.add(k) = *v;
+            }
         }
     }
 }
@@ -37,7 +41,9 @@ pub(super) struct Scalar([f32; NC]);
 impl Lanes for Scalar {
     #[inline(always)]
     unsafe fn load(v: *const f32) -> Self {
-        Scalar(std::array::from_fn(|k| *v.add(k)))
+        // SAFETY: the caller upholds this function's contract (the CPU's features, the
+        // pointers' ranges).
+        unsafe { Scalar(std::array::from_fn(|k| *v.add(k))) }
     }
     #[inline(always)]
     unsafe fn fma(self, x: f32, w: Self) -> Self {
@@ -45,14 +51,18 @@ impl Lanes for Scalar {
     }
     #[inline(always)]
     unsafe fn prelu(self, slope: *const f32) -> Self {
-        Scalar(std::array::from_fn(|k| {
-            let v = self.0[k];
-            if v < 0.0 {
-                v * *slope.add(k)
-            } else {
-                v
-            }
-        }))
+        // SAFETY: the caller upholds this function's contract (the CPU's features, the
+        // pointers' ranges).
+        unsafe {
+            Scalar(std::array::from_fn(|k| {
+                let v = self.0[k];
+                if v < 0.0 {
+                    v * *slope.add(k)
+                } else {
+                    v
+                }
+            }))
+        }
     }
     #[inline(always)]
     unsafe fn relu(self) -> Self {
@@ -60,8 +70,12 @@ impl Lanes for Scalar {
     }
     #[inline(always)]
     unsafe fn store(self, out: *mut f32) {
-        for (k, v) in self.0.iter().enumerate() {
-            *out.add(k) = *v;
+        // SAFETY: the caller upholds this function's contract (the CPU's features, the
+        // pointers' ranges).
+        unsafe {
+            for (k, v) in self.0.iter().enumerate() {
+                *out.add(k) = *v;
+            }
         }
     }
 }
@@ -79,7 +93,9 @@ pub(super) mod x86 {
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn load(v: *const f32) -> Self {
-            Avx512(_mm512_loadu_ps(v))
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe { Avx512(_mm512_loadu_ps(v)) }
         }
         #[inline]
         #[target_feature(enable = "avx512f")]
@@ -89,13 +105,17 @@ pub(super) mod x86 {
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn prelu(self, slope: *const f32) -> Self {
-            let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, _mm512_setzero_ps());
-            Avx512(_mm512_mask_mul_ps(
-                self.0,
-                neg,
-                self.0,
-                _mm512_loadu_ps(slope),
-            ))
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe {
+                let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, _mm512_setzero_ps());
+                Avx512(_mm512_mask_mul_ps(
+                    self.0,
+                    neg,
+                    self.0,
+                    _mm512_loadu_ps(slope),
+                ))
+            }
         }
         #[inline]
         #[target_feature(enable = "avx512f")]
@@ -106,13 +126,19 @@ pub(super) mod x86 {
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn store(self, out: *mut f32) {
-            _mm512_storeu_ps(out, self.0)
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe { _mm512_storeu_ps(out, self.0) }
         }
         #[inline]
         #[target_feature(enable = "avx512f")]
         unsafe fn store_first(self, n: usize, out: *mut f32) {
-            // Masked-off lanes are neither written nor faulted on.
-            _mm512_mask_storeu_ps(out, ((1u32 << n) - 1) as u16, self.0)
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe {
+                // Masked-off lanes are neither written nor faulted on.
+                _mm512_mask_storeu_ps(out, ((1u32 << n) - 1) as u16, self.0)
+            }
         }
     }
 
@@ -124,7 +150,9 @@ pub(super) mod x86 {
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn load(v: *const f32) -> Self {
-            Avx2([_mm256_loadu_ps(v), _mm256_loadu_ps(v.add(8))])
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe { Avx2([_mm256_loadu_ps(v), _mm256_loadu_ps(v.add(8))]) }
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
@@ -138,11 +166,15 @@ pub(super) mod x86 {
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn prelu(self, slope: *const f32) -> Self {
-            let half = |v: __m256, s: *const f32| {
-                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
-                _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_loadu_ps(s)), neg)
-            };
-            Avx2([half(self.0[0], slope), half(self.0[1], slope.add(8))])
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe {
+                let half = |v: __m256, s: *const f32| {
+                    let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
+                    _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_loadu_ps(s)), neg)
+                };
+                Avx2([half(self.0[0], slope), half(self.0[1], slope.add(8))])
+            }
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
@@ -154,8 +186,12 @@ pub(super) mod x86 {
         #[inline]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn store(self, out: *mut f32) {
-            _mm256_storeu_ps(out, self.0[0]);
-            _mm256_storeu_ps(out.add(8), self.0[1]);
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe {
+                _mm256_storeu_ps(out, self.0[0]);
+                _mm256_storeu_ps(out.add(8), self.0[1]);
+            }
         }
     }
 }
@@ -173,7 +209,9 @@ pub(super) mod arm {
         #[inline]
         #[target_feature(enable = "neon")]
         unsafe fn load(v: *const f32) -> Self {
-            Neon(std::array::from_fn(|k| vld1q_f32(v.add(4 * k))))
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe { Neon(std::array::from_fn(|k| vld1q_f32(v.add(4 * k)))) }
         }
         #[inline]
         #[target_feature(enable = "neon")]
@@ -183,11 +221,15 @@ pub(super) mod arm {
         #[inline]
         #[target_feature(enable = "neon")]
         unsafe fn prelu(self, slope: *const f32) -> Self {
-            Neon(std::array::from_fn(|k| {
-                let v = self.0[k];
-                let scaled = vmulq_f32(v, vld1q_f32(slope.add(4 * k)));
-                vbslq_f32(vcltzq_f32(v), scaled, v)
-            }))
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe {
+                Neon(std::array::from_fn(|k| {
+                    let v = self.0[k];
+                    let scaled = vmulq_f32(v, vld1q_f32(slope.add(4 * k)));
+                    vbslq_f32(vcltzq_f32(v), scaled, v)
+                }))
+            }
         }
         #[inline]
         #[target_feature(enable = "neon")]
@@ -201,8 +243,12 @@ pub(super) mod arm {
         #[inline]
         #[target_feature(enable = "neon")]
         unsafe fn store(self, out: *mut f32) {
-            for (k, v) in self.0.iter().enumerate() {
-                vst1q_f32(out.add(4 * k), *v);
+            // SAFETY: the caller upholds this function's contract (the CPU's features, the
+            // pointers' ranges).
+            unsafe {
+                for (k, v) in self.0.iter().enumerate() {
+                    vst1q_f32(out.add(4 * k), *v);
+                }
             }
         }
     }

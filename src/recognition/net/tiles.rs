@@ -164,7 +164,9 @@ pub(super) unsafe fn conv_avx512(
     ho: usize,
     part: (usize, usize),
 ) {
-    conv_all::<x86::Avx512, NP_AVX512>(l, x, out, wo, ho, part)
+    // SAFETY: the caller upholds this function's contract (the CPU's features, the
+    // pointers' ranges).
+    unsafe { conv_all::<x86::Avx512, NP_AVX512>(l, x, out, wo, ho, part) }
 }
 
 /// # Safety
@@ -179,7 +181,9 @@ pub(super) unsafe fn conv_avx2(
     ho: usize,
     part: (usize, usize),
 ) {
-    conv_all::<x86::Avx2, NP>(l, x, out, wo, ho, part)
+    // SAFETY: the caller upholds this function's contract (the CPU's features, the
+    // pointers' ranges).
+    unsafe { conv_all::<x86::Avx2, NP>(l, x, out, wo, ho, part) }
 }
 
 /// Every output of `l` on `x` (already bordered by `l.pad` zeros): the `wo · ho` output
@@ -206,37 +210,45 @@ pub(super) unsafe fn conv_all<L: Lanes, const P: usize>(
     ho: usize,
     (part, parts): (usize, usize),
 ) {
-    let n = wo * ho;
-    let share = |len: usize| len * part / parts..len * (part + 1) / parts;
-    let nb = l.coutp / NC;
-    if n == 1 {
-        for co in share(nb).map(|b| b * NC) {
-            tile::<L, 1>(l, x, [0], 1, co, out);
+    // SAFETY: the caller upholds this function's contract (the CPU's features, the
+    // pointers' ranges).
+    unsafe {
+        let n = wo * ho;
+        let share = |len: usize| len * part / parts..len * (part + 1) / parts;
+        let nb = l.coutp / NC;
+        if n == 1 {
+            for co in share(nb).map(|b| b * NC) {
+                tile::<L, 1>(l, x, [0], 1, co, out);
+            }
+            return;
         }
-        return;
-    }
-    // Runs of P pixels; a short tail (4 or fewer, which one 4-pixel kernel would take at a
-    // quarter of its speed: too few independent sums) shares the last full run as 8 + the
-    // rest.
-    let mut runs: Vec<(usize, usize)> = (0..n).step_by(P).map(|q| (q, P.min(n - q))).collect();
-    if let [.., (qa, a), (qb, b)] = runs[..] {
-        if P > 8 && a == P && b <= 4 {
-            let len = runs.len();
-            runs[len - 2] = (qa, 8);
-            runs[len - 1] = (qa + 8, P - 8 + b);
-            debug_assert_eq!(qa + P, qb);
-        }
-    }
-    if l.weights.len() > x.data.len() {
-        for co in share(nb).map(|b| b * NC) {
-            for &(q, m) in &runs {
-                run::<L, P>(l, x, out, ho, co, q, m);
+        // Runs of P pixels; a short tail (4 or fewer, which one 4-pixel kernel would take at a
+        // quarter of its speed: too few independent sums) shares the last full run as 8 + the
+        // rest.
+        let mut runs: Vec<(usize, usize)> = (0..n).step_by(P).map(|q| (q, P.min(n - q))).collect();
+        if let [.., (qa, a), (qb, b)] = runs[..] {
+            if P > 8 && a == P && b <= 4 {
+                let len = runs.len();
+                runs[len - 2] = (qa, 8);
+                runs[len - 1] = (qa + 8, P - 8 + b);
+                debug_assert_eq!(qa + P, qb);
             }
         }
-    } else {
-        for &(q, m) in &runs[share(runs.len())] {
-            for co in (0..l.coutp).step_by(NC) {
-                run::<L, P>(l, x, out, ho, co, q, m);
+        debug_assert!(
+            runs.iter().all(|&(q, m)| m >= 1 && q + m <= n),
+            "{runs:?} of {n}"
+        );
+        if l.weights.len() > x.data.len() {
+            for co in share(nb).map(|b| b * NC) {
+                for &(q, m) in &runs {
+                    run::<L, P>(l, x, out, ho, co, q, m);
+                }
+            }
+        } else {
+            for &(q, m) in &runs[share(runs.len())] {
+                for co in (0..l.coutp).step_by(NC) {
+                    run::<L, P>(l, x, out, ho, co, q, m);
+                }
             }
         }
     }
@@ -257,17 +269,21 @@ unsafe fn run<L: Lanes, const P: usize>(
     q: usize,
     m: usize,
 ) {
-    let corner = |p: usize| {
-        let at = q + p.min(m - 1);
-        ((at / ho) * l.stride * x.h + (at % ho) * l.stride) * l.cin
-    };
-    let o = out.add(q * l.cout);
-    if m <= 4 || P == 4 {
-        tile::<L, 4>(l, x, std::array::from_fn(corner), m, co, o);
-    } else if m <= 8 {
-        tile::<L, 8>(l, x, std::array::from_fn(corner), m, co, o);
-    } else {
-        tile::<L, P>(l, x, std::array::from_fn(corner), m, co, o);
+    // SAFETY: the caller upholds this function's contract (the CPU's features, the
+    // pointers' ranges).
+    unsafe {
+        let corner = |p: usize| {
+            let at = q + p.min(m - 1);
+            ((at / ho) * l.stride * x.h + (at % ho) * l.stride) * l.cin
+        };
+        let o = out.add(q * l.cout);
+        if m <= 4 || P == 4 {
+            tile::<L, 4>(l, x, std::array::from_fn(corner), m, co, o);
+        } else if m <= 8 {
+            tile::<L, 8>(l, x, std::array::from_fn(corner), m, co, o);
+        } else {
+            tile::<L, P>(l, x, std::array::from_fn(corner), m, co, o);
+        }
     }
 }
 
@@ -286,37 +302,54 @@ unsafe fn tile<L: Lanes, const P: usize>(
     co: usize,
     out: *mut f32,
 ) {
-    // Every read lies inside `x.data` (a window: k columns of k rows of all channels, from
-    // an output pixel's corner) and inside `l.weights`, `l.bias` and the slopes (channel
-    // block co..co + NC ≤ coutp).
-    let span = l.k * l.cin;
-    let column = x.h * l.cin;
-    let data = x.data.as_ptr();
-    let mut acc = [L::load(l.bias.as_ptr().add(co)); P];
-    for dx in 0..l.k {
-        let ins: [*const f32; P] = std::array::from_fn(|p| data.add(base[p] + dx * column));
-        let mut w = l.weights.as_ptr().add(co * l.k * span + dx * span * NC);
-        for j in 0..span {
-            let wj = L::load(w);
-            for p in 0..P {
-                acc[p] = acc[p].fma(*ins[p].add(j), wj);
+    // SAFETY: the caller upholds this function's contract (the CPU's features, the
+    // pointers' ranges).
+    unsafe {
+        // Every read lies inside `x.data` (a window: k columns of k rows of all channels, from
+        // an output pixel's corner) and inside `l.weights`, `l.bias` and the slopes (channel
+        // block co..co + NC ≤ coutp).
+        let span = l.k * l.cin;
+        let column = x.h * l.cin;
+        // The contract, checked where debug assertions are on (CI runs the kernel tests so).
+        debug_assert!((1..=P).contains(&m), "{m} pixels for a {P}-pixel tile");
+        debug_assert!(
+            co.is_multiple_of(NC) && co + NC <= l.coutp,
+            "channel block {co}"
+        );
+        debug_assert!(l.bias.len() >= co + NC && l.weights.len() >= (co + NC) * l.k * span);
+        debug_assert!(
+            base.iter()
+                .all(|&b| b + (l.k - 1) * column + span <= x.data.len()),
+            "a window outside the {} input values",
+            x.data.len()
+        );
+        let data = x.data.as_ptr();
+        let mut acc = [L::load(l.bias.as_ptr().add(co)); P];
+        for dx in 0..l.k {
+            let ins: [*const f32; P] = std::array::from_fn(|p| data.add(base[p] + dx * column));
+            let mut w = l.weights.as_ptr().add(co * l.k * span + dx * span * NC);
+            for j in 0..span {
+                let wj = L::load(w);
+                for p in 0..P {
+                    acc[p] = acc[p].fma(*ins[p].add(j), wj);
+                }
+                w = w.add(NC);
             }
-            w = w.add(NC);
         }
-    }
-    let n = NC.min(l.cout - co);
-    for (p, a) in acc.iter().enumerate().take(m) {
-        let a = match &l.act {
-            Act::Linear => *a,
-            Act::Relu => a.relu(),
-            Act::Prelu(s) => a.prelu(s.as_ptr().add(co)),
-        };
-        let o = out.add(p * l.cout + co);
-        if n == NC {
-            a.store(o);
-        } else {
-            // The last, partial block: its padding lanes must not reach the next pixel.
-            a.store_first(n, o);
+        let n = NC.min(l.cout - co);
+        for (p, a) in acc.iter().enumerate().take(m) {
+            let a = match &l.act {
+                Act::Linear => *a,
+                Act::Relu => a.relu(),
+                Act::Prelu(s) => a.prelu(s.as_ptr().add(co)),
+            };
+            let o = out.add(p * l.cout + co);
+            if n == NC {
+                a.store(o);
+            } else {
+                // The last, partial block: its padding lanes must not reach the next pixel.
+                a.store_first(n, o);
+            }
         }
     }
 }
