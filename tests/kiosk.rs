@@ -432,6 +432,7 @@ fn open_set_on_lfw_keeps_strangers_out() {
         3,
         1000,
         policy,
+        &facegate::identity::threshold::FarCurve::reference(),
     )
     .unwrap();
     eprintln!("{r:?}");

@@ -150,3 +150,29 @@ fn door_desk_and_identify_agree_for_each_network() {
         );
     }
 }
+
+/// `eval openset` identifies as the door does: FaceNet's distances through its own curve.
+/// Compared raw against the reference threshold (the desk's old bug), FaceNet would miss
+/// most enrolled people; through the curve it finds them.
+#[test]
+fn eval_openset_uses_the_doors_policy() {
+    use facegate::identity::identify::{MatchPolicy, DEFAULT_MIN_MARGIN};
+    use facegate::identity::threshold::{FarCurve, DEFAULT_TARGET_FPIR};
+    let store = common::store();
+    let run = facegate::eval::EmbedRun::new(&store, "facenet", 40.0);
+    let policy = MatchPolicy::open_set(10, DEFAULT_TARGET_FPIR, None, DEFAULT_MIN_MARGIN);
+    let facenet = FarCurve::of(store.spec("facenet").unwrap()).unwrap();
+    let rates = |curve: &FarCurve| {
+        facegate::eval::lfw_open_set(&run, &common::data_dir(), 10, 2, 20, policy, curve).unwrap()
+    };
+    let door = rates(&facenet);
+    assert_eq!((door.enrolled, door.stranger_probes), (10, 20));
+    assert_eq!(door.threshold, policy.threshold);
+    assert!(door.fnir <= 0.35, "through FaceNet's curve: {door:?}");
+    assert!(door.fpir <= 0.1, "{door:?}");
+    let raw = rates(&FarCurve::reference());
+    assert!(
+        raw.fnir >= door.fnir + 0.3,
+        "raw FaceNet distances against the reference threshold miss people: {raw:?} vs {door:?}"
+    );
+}

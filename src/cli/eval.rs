@@ -5,7 +5,7 @@ use clap::Args;
 use facegate::eval::domain::Domain;
 use facegate::eval::{plot, LfwReport};
 use facegate::identity::identify::{MatchPolicy, DEFAULT_MIN_MARGIN};
-use facegate::identity::threshold::DEFAULT_THRESHOLD;
+use facegate::identity::threshold::{FarCurve, DEFAULT_TARGET_FPIR, DEFAULT_THRESHOLD};
 use facegate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,12 +66,11 @@ pub fn run(g: &Global, a: &EvalArgs) -> Result<ExitCode> {
         return pad(g, a);
     }
     if a.bench == "openset" {
-        let policy = MatchPolicy {
-            threshold: DEFAULT_THRESHOLD,
-            min_margin: DEFAULT_MIN_MARGIN,
-        };
+        // The door's policy for 100 people, on the reference scale through this model's curve.
+        let policy = MatchPolicy::open_set(100, DEFAULT_TARGET_FPIR, None, DEFAULT_MIN_MARGIN);
+        let curve = FarCurve::of(g.store()?.spec(g.model())?)?;
         let r = g.with_embed_run(a.no_cache, |run| {
-            facegate::eval::lfw_open_set(run, &data, 100, usize::MAX, 1000, policy)
+            facegate::eval::lfw_open_set(run, &data, 100, usize::MAX, 1000, policy, &curve)
         })?;
         let text = serde_json::to_string_pretty(&r).map_err(|e| Error::Invalid(e.to_string()))?;
         g.emit(&r, || text)?;

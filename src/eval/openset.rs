@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::eval::embed_run::{embed_all, EmbedRun};
+use crate::identity::identify::identify_on_reference;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 /// Open-set identification result on LFW.
@@ -30,7 +31,9 @@ pub struct OpenSet {
 
 /// Enrolls the first `people` LFW people (by name) with at least 4 images, one image each;
 /// probes with up to `max_probes` of their other images and with `strangers` images of
-/// people with a single image (never enrolled).
+/// people with a single image (never enrolled). Each probe is identified as the door does
+/// ([`crate::identity::identify::identify_on_reference`]: the model's distances through
+/// its `curve`, `policy` on the reference scale).
 pub fn lfw_open_set(
     run: &EmbedRun,
     data: &Path,
@@ -38,6 +41,7 @@ pub fn lfw_open_set(
     max_probes: usize,
     strangers: usize,
     policy: crate::identity::identify::MatchPolicy,
+    curve: &crate::identity::threshold::FarCurve,
 ) -> Result<OpenSet> {
     let root = crate::eval::lfw::data_folder(data, "lfw/images")?;
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
@@ -85,7 +89,7 @@ pub fn lfw_open_set(
     let rates = |policy: crate::identity::identify::MatchPolicy| {
         let (mut missed, mut wrong) = (0, 0);
         for (name, f) in &probes {
-            match crate::identity::identify::identify(&g, &emb[f].0, policy).person {
+            match identify_on_reference(&g, &emb[f].0, curve, policy).person {
                 Some(p) if &p == name => {}
                 Some(_) => {
                     wrong += 1;
@@ -97,7 +101,7 @@ pub fn lfw_open_set(
         let false_pos = stranger
             .iter()
             .filter(|f| {
-                crate::identity::identify::identify(&g, &emb[*f].0, policy)
+                identify_on_reference(&g, &emb[*f].0, curve, policy)
                     .person
                     .is_some()
             })
