@@ -3,13 +3,14 @@
 use super::Global;
 use clap::Args;
 use facegate::eval::embed_run::embed_faces;
-use facegate::identity::cluster::{cluster_photos, default_cut, Method};
+use facegate::identity::cluster::{
+    cluster_photos, default_cut, ClusterEntry, ClusterFile, FaceRef, Method,
+};
 use facegate::recognition::detect::Face;
 use facegate::recognition::detect::DETECT_MAX_SIDE;
 use facegate::recognition::frame::list_images;
 use facegate::recognition::photo::load_photo;
 use facegate::{Error, Result};
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -48,8 +49,11 @@ struct LibraryFace {
     embedding: Vec<f32>,
 }
 
-fn face_json(f: &LibraryFace) -> serde_json::Value {
-    json!({"file": f.file, "box": f.face.xywh()})
+fn face_ref(f: &LibraryFace) -> FaceRef {
+    FaceRef {
+        file: f.file.clone(),
+        xywh: f.face.xywh(),
+    }
 }
 
 /// Clusters every face of every image; prints the clusters (largest first), the singletons
@@ -97,14 +101,18 @@ pub fn run(g: &Global, a: &ClusterArgs) -> Result<ExitCode> {
     groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
     let (clusters, singles): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.len() > 1);
     let singletons: Vec<usize> = singles.into_iter().flatten().collect();
-    let out = json!({
-        "clusters": clusters.iter().enumerate().map(|(k, c)| json!({
-            "id": k + 1,
-            "faces": c.iter().map(|&i| face_json(&faces[i])).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "singletons": singletons.iter().map(|&i| face_json(&faces[i])).collect::<Vec<_>>(),
-        "no_face": no_face,
-    });
+    let out = ClusterFile {
+        clusters: clusters
+            .iter()
+            .enumerate()
+            .map(|(k, c)| ClusterEntry {
+                id: k as u32 + 1,
+                faces: c.iter().map(|&i| face_ref(&faces[i])).collect(),
+            })
+            .collect(),
+        singletons: singletons.iter().map(|&i| face_ref(&faces[i])).collect(),
+        no_face: no_face.clone(),
+    };
     g.emit(&out, || {
         let mut s = format!(
             "{} faces in {} images: {} clusters, {} singletons, {} images without a face ({} cut {cut:.4})\n",

@@ -2,6 +2,7 @@
 
 use super::{camera_source, now, parse_threshold, Global};
 use clap::Args;
+use facegate::identity::cluster::ClusterFile;
 use facegate::identity::enroll::{enroll, enroll_faces, EnrollOptions, FrameReport};
 use facegate::identity::gallery::Gallery;
 use facegate::identity::threshold::DEFAULT_THRESHOLD;
@@ -91,13 +92,15 @@ fn enroll_clusters(
             String::from_utf8(b).map_err(|_| Error::Invalid(format!("{}: not UTF-8", p.display())))
         })
     };
-    let doc: serde_json::Value = serde_json::from_str(&read(clusters)?)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", clusters.display())))?;
+    let doc: ClusterFile = serde_json::from_str(&read(clusters)?).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: not a `facegate cluster --json` file: {e}",
+            clusters.display()
+        ))
+    })?;
     let names: std::collections::BTreeMap<String, String> = toml::from_str(&read(names)?)
         .map_err(|e| Error::Invalid(format!("{}: {e}", names.display())))?;
-    let list = doc["clusters"]
-        .as_array()
-        .ok_or_else(|| Error::Invalid(format!("{}: no \"clusters\" list", clusters.display())))?;
+    let list = &doc.clusters;
     let key = g.signing_key()?;
     let _lock = facegate::files::lock(&a.gallery)?;
     let mut gallery =
@@ -114,10 +117,7 @@ fn enroll_clusters(
         max_frames: usize::MAX,
     };
     for id in names.keys() {
-        if !list
-            .iter()
-            .any(|c| c["id"].as_u64().map(|i| i.to_string()).as_deref() == Some(id))
-        {
+        if !list.iter().any(|c| c.id.to_string() == *id) {
             return Err(Error::Invalid(format!(
                 "{}: cluster {id} is not in {}",
                 a.names.as_deref().unwrap_or(Path::new("")).display(),
@@ -127,25 +127,18 @@ fn enroll_clusters(
     }
     let mut reports = Vec::new();
     for c in list {
-        let Some(name) = c["id"].as_u64().and_then(|i| names.get(&i.to_string())) else {
+        let Some(name) = names.get(&c.id.to_string()) else {
             continue;
         };
         let name = &facegate::identity::names::normalize(name);
-        let faces = c["faces"].as_array().cloned().unwrap_or_default();
-        let candidates = faces
+        let candidates = c
+            .faces
             .iter()
             .map(|f| {
-                let file = PathBuf::from(f["file"].as_str().unwrap_or(""));
-                let bx: Vec<f32> = f["box"]
-                    .as_array()
-                    .map(|b| {
-                        b.iter()
-                            .filter_map(|v| v.as_f64())
-                            .map(|v| v as f32)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (file.display().to_string(), find_face(rec, &file, &bx))
+                (
+                    f.file.display().to_string(),
+                    find_face(rec, &f.file, &f.xywh),
+                )
             })
             .collect();
         reports.push(enroll_faces(

@@ -22,7 +22,8 @@
 //! ```
 
 use crate::recognition::embed::distance;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// The per-pair false-accept rate whose calibrated threshold is the default cut: 1.5e-3,
 /// i.e. 0.5516 for `dlib_fp32` ([`crate::identity::threshold::FAR_CURVE`]). Chosen with
@@ -31,6 +32,42 @@ use serde::Serialize;
 /// (0.9862), and with 1,000 one-image distractors its precision stays ≥ 0.98 only up to
 /// about 0.55 (0.9875; 0.9761 at 0.5614).
 pub const DEFAULT_CUT_FAR: f64 = 1.5e-3;
+
+/// One face of a clustered photo library: its file and box (`[x, y, w, h]` in the photo's
+/// pixels, upright).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaceRef {
+    /// The photo.
+    pub file: PathBuf,
+    /// The face's box.
+    #[serde(rename = "box")]
+    pub xywh: [f32; 4],
+}
+
+/// One cluster: an id (1 = the largest) and its faces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterEntry {
+    /// The id a names file gives a name to (`1 = "Ada Lovelace"`).
+    pub id: u32,
+    /// Its faces.
+    pub faces: Vec<FaceRef>,
+}
+
+/// The file `facegate cluster --json` writes and `facegate enroll --clusters` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// The clusters of two faces or more, largest first.
+    pub clusters: Vec<ClusterEntry>,
+    /// Faces alone in their cluster.
+    #[serde(default)]
+    pub singletons: Vec<FaceRef>,
+    /// Photos without a face, or that could not be read.
+    #[serde(default)]
+    pub no_face: Vec<PathBuf>,
+}
 
 /// The default distance cut ([`DEFAULT_CUT_FAR`] on the calibrated curve).
 pub fn default_cut() -> f32 {
@@ -365,6 +402,28 @@ pub fn score(found: &[usize], truth: &[usize]) -> Scores {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cluster_file_reads_what_it_writes_and_refuses_a_wrong_box() {
+        let f = ClusterFile {
+            clusters: vec![ClusterEntry {
+                id: 1,
+                faces: vec![FaceRef {
+                    file: "a.jpg".into(),
+                    xywh: [1.0, 2.0, 30.0, 40.0],
+                }],
+            }],
+            singletons: vec![],
+            no_face: vec!["b.png".into()],
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert!(text.contains(r#""box":[1.0,2.0,30.0,40.0]"#), "{text}");
+        assert_eq!(serde_json::from_str::<ClusterFile>(&text).unwrap(), f);
+        let three = text.replace("30.0,40.0]", "30.0]");
+        assert!(serde_json::from_str::<ClusterFile>(&three).is_err());
+        let extra = text.replace(r#""id":1"#, r#""id":1,"name":"x""#);
+        assert!(serde_json::from_str::<ClusterFile>(&extra).is_err());
+    }
 
     /// Three tight groups, and a chain of points 0.4 apart bridging groups A and B.
     fn points() -> (Vec<Vec<f32>>, Vec<usize>) {
