@@ -4,6 +4,11 @@
 
 use tract_onnx::pb;
 
+/// ONNX `TensorProto.DataType` of 32-bit floats (weights, biases, slopes).
+pub(super) const FLOAT: i32 = 1;
+/// ONNX `TensorProto.DataType` of 64-bit integers (`Pad`'s pads).
+pub(super) const INT64: i32 = 7;
+
 /// What an f32 initializer holds.
 pub(super) struct Init {
     pub(super) dims: Vec<usize>,
@@ -12,7 +17,7 @@ pub(super) struct Init {
 
 /// The values of an f32 initializer, checked against its dims.
 pub(super) fn init_of(t: &pb::TensorProto) -> std::result::Result<Init, String> {
-    if t.data_type != 1 {
+    if t.data_type != FLOAT {
         return Err(format!("initializer {} is not f32", t.name));
     }
     let dims = t
