@@ -87,6 +87,36 @@ fn audit(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default()
 }
 
+/// An enrollment station in `dir/station`: its signing key, the public key for the doors,
+/// and where it keeps the gallery.
+fn station(dir: &Path) -> (SigningKey, PathBuf, PathBuf) {
+    let (secret, public) = keygen(&dir.join("station")).unwrap();
+    let key = SigningKey::load(&secret).unwrap();
+    (key, public, dir.join("station/gallery.toml"))
+}
+
+/// One group, "front-only", that opens the door `front` at any time in `timezone`, and
+/// Obama in it.
+fn front_only(g: &mut Gallery, timezone: &str) {
+    g.set_rules(AccessRules {
+        timezone: timezone.into(),
+        groups: vec![Group {
+            name: "front-only".into(),
+            doors: vec!["front".into()],
+            windows: vec![],
+        }],
+    })
+    .unwrap();
+    g.set_access(
+        "Obama",
+        PersonRules {
+            groups: vec!["front-only".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
 #[test]
 fn validity_before_inside_and_after() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,30 +248,12 @@ fn an_untrusted_clock_fails_secure_for_time_rules_only() {
 #[test]
 fn two_doors_with_their_own_ids_and_copies() {
     let dir = tempfile::tempdir().unwrap();
-    let (secret, public) = keygen(&dir.path().join("station")).unwrap();
-    let key = SigningKey::load(&secret).unwrap();
-    let station = dir.path().join("station/gallery.toml");
+    let (key, public, station) = station(dir.path());
     let mut g = Gallery::new(model());
     g.add("Obama", obama_templates(), 1).unwrap();
     let bush = images_in(&data("lfw/images/George_W_Bush"));
     g.add("Bush", templates(&bush[..2]), 1).unwrap();
-    g.set_rules(AccessRules {
-        timezone: "Europe/Berlin".into(),
-        groups: vec![Group {
-            name: "front-only".into(),
-            doors: vec!["front".into()],
-            windows: vec![],
-        }],
-    })
-    .unwrap();
-    g.set_access(
-        "Obama",
-        PersonRules {
-            groups: vec!["front-only".into()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    front_only(&mut g, "Europe/Berlin");
     g.save_signed(&station, Some(&key)).unwrap();
     let door = |id: &str| -> (Config, PathBuf) {
         let d = dir.path().join(id);
@@ -441,28 +453,10 @@ fn old_galleries_mean_no_rules_and_people_list_shows_them() {
 #[test]
 fn two_door_processes_take_a_new_serial_and_keep_their_own_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let (secret, public) = keygen(&dir.path().join("station")).unwrap();
-    let key = SigningKey::load(&secret).unwrap();
-    let station = dir.path().join("station/gallery.toml");
+    let (key, public, station) = station(dir.path());
     let mut g = Gallery::new(model());
     g.add("Obama", obama_templates(), 1).unwrap();
-    g.set_rules(AccessRules {
-        timezone: "UTC".into(),
-        groups: vec![Group {
-            name: "front-only".into(),
-            doors: vec!["front".into()],
-            windows: vec![],
-        }],
-    })
-    .unwrap();
-    g.set_access(
-        "Obama",
-        PersonRules {
-            groups: vec!["front-only".into()],
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    front_only(&mut g, "UTC");
     g.save_signed(&station, Some(&key)).unwrap();
     // The camera: five frames of Obama, then five of Blair, looping at 5 fps.
     let camera = dir.path().join("camera");

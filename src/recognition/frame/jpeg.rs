@@ -43,11 +43,31 @@ pub fn to_start_of_image(r: &mut impl BufRead) -> (usize, bool) {
     }
 }
 
+/// The error for a stream that ended `n` bytes into a JPEG.
+fn cut(n: usize) -> String {
+    format!("a JPEG cut short after {n} bytes")
+}
+
+/// A segment's two length bytes and its body, after its marker, appended to `out`.
+fn segment(r: &mut impl BufRead, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+    let (hi, lo) = (
+        byte(r).ok_or_else(|| cut(out.len()))?,
+        byte(r).ok_or_else(|| cut(out.len()))?,
+    );
+    let len = u16::from_be_bytes([hi, lo]) as usize;
+    if len < 2 {
+        return Err("a JPEG segment of length under 2".into());
+    }
+    out.extend_from_slice(&[hi, lo]);
+    let start = out.len();
+    out.resize(start + len - 2, 0);
+    r.read_exact(&mut out[start..]).map_err(|_| cut(start))
+}
+
 /// The rest of a JPEG after its start of image: segments, then the entropy-coded data up to
 /// the end of image.
 pub fn read_rest(r: &mut impl BufRead) -> std::result::Result<Vec<u8>, String> {
     let mut out = vec![0xFF, 0xD8];
-    let cut = |n: usize| format!("a JPEG cut short after {n} bytes");
     loop {
         // A marker: FF (fill FFs allowed), then its code.
         let mut code = byte(r).ok_or_else(|| cut(out.len()))?;
@@ -67,18 +87,7 @@ pub fn read_rest(r: &mut impl BufRead) -> std::result::Result<Vec<u8>, String> {
             0x01 | 0xD0..=0xD7 => continue,
             _ => {}
         }
-        let (hi, lo) = (
-            byte(r).ok_or_else(|| cut(out.len()))?,
-            byte(r).ok_or_else(|| cut(out.len()))?,
-        );
-        let len = u16::from_be_bytes([hi, lo]) as usize;
-        if len < 2 {
-            return Err("a JPEG segment of length under 2".into());
-        }
-        out.extend_from_slice(&[hi, lo]);
-        let start = out.len();
-        out.resize(start + len - 2, 0);
-        r.read_exact(&mut out[start..]).map_err(|_| cut(start))?;
+        segment(r, &mut out)?;
         if out.len() > MAX_FRAME_BYTES {
             return Err(format!("a JPEG over {MAX_FRAME_BYTES} bytes"));
         }
@@ -104,18 +113,7 @@ pub fn read_rest(r: &mut impl BufRead) -> std::result::Result<Vec<u8>, String> {
                         _ => {
                             // Another scan's header (progressive): back to segments.
                             out.extend_from_slice(&[0xFF, m]);
-                            let (hi, lo) = (
-                                byte(r).ok_or_else(|| cut(out.len()))?,
-                                byte(r).ok_or_else(|| cut(out.len()))?,
-                            );
-                            let len = u16::from_be_bytes([hi, lo]) as usize;
-                            if len < 2 {
-                                return Err("a JPEG segment of length under 2".into());
-                            }
-                            out.extend_from_slice(&[hi, lo]);
-                            let start = out.len();
-                            out.resize(start + len - 2, 0);
-                            r.read_exact(&mut out[start..]).map_err(|_| cut(start))?;
+                            segment(r, &mut out)?;
                             if m != 0xDA {
                                 break;
                             }
