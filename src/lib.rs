@@ -27,7 +27,7 @@
 //! recognition   frame · models → net · align · photo · source · head → detect · embed
 //!               → draw · planarity · quality · pipeline · texture → track
 //! identity      names · threshold · templates · verify → access · bridge · cluster
-//!               → signing → gallery → enroll · identify · space → matcher   (recognition)
+//!               → signing → gallery → enroll · identify · space → bulk · matcher  (recognition)
 //! kiosk         audit · clock · decide · door · motion · notify · state
 //!               → config · liveness · watch → runtime                 (identity, recognition)
 //! eval          bench · embed_cache · metrics · pad · plot → domain → embed_run

@@ -272,3 +272,100 @@ fn every_still_format_is_read_by_content() {
         "{err}"
     );
 }
+
+/// The library's bulk enrollment on real photos: a name for a cluster the file lacks is
+/// refused before any change, and a face whose box no longer matches a detection is
+/// reported while the rest of that person's faces are used.
+#[test]
+fn bulk_enrollment_in_the_library_refuses_unknown_ids_and_reports_lost_faces() {
+    use facegate::identity::bulk::{enroll_clusters, ClusterNames};
+    use facegate::identity::cluster::{ClusterEntry, ClusterFile, FaceRef};
+    use facegate::identity::gallery::Gallery;
+    use facegate::recognition::detect::DETECT_MAX_SIDE;
+    use facegate::recognition::photo::load_photo;
+
+    let mut rec = common::recognizer("dlib_fp32", 20.0);
+    let mut refs = |person: &str, n: usize| -> Vec<FaceRef> {
+        common::images_in(&common::data(&format!("faces/clusters/{person}")))
+            .into_iter()
+            .take(n)
+            .map(|file| {
+                let photo = load_photo(&file, DETECT_MAX_SIDE).unwrap();
+                let f = rec.detect(&photo.frame).unwrap().remove(0);
+                let s = photo.factor as f32;
+                let b = f.bbox.map(|v| v * s);
+                FaceRef {
+                    file,
+                    xywh: [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                }
+            })
+            .collect()
+    };
+    let salley = refs("John_Salley", 3);
+    let mut savage = refs("John_Savage", 2);
+    // A box in the corner, where no face is.
+    savage[1].xywh = [0.0, 0.0, 20.0, 20.0];
+    let lost = savage[1].file.display().to_string();
+    let doc = ClusterFile {
+        clusters: vec![
+            ClusterEntry {
+                id: 1,
+                faces: salley,
+            },
+            ClusterEntry {
+                id: 2,
+                faces: savage,
+            },
+        ],
+        singletons: vec![],
+        no_face: vec![],
+    };
+    let mut gallery = Gallery::new(rec.model_id());
+    let names = |pairs: &[(&str, &str)]| -> ClusterNames {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+
+    let err = enroll_clusters(
+        &mut rec,
+        &mut gallery,
+        &doc,
+        &names(&[("1", "John Salley"), ("9", "Nobody")]),
+        common::opts(3),
+        0,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cluster 9"), "{err}");
+    assert!(gallery.people().is_empty());
+
+    let reports = enroll_clusters(
+        &mut rec,
+        &mut gallery,
+        &doc,
+        &names(&[("1", "John Salley"), ("2", "John Savage")]),
+        common::opts(3),
+        0,
+    )
+    .unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0].used.len(), 3, "{:?}", reports[0]);
+    assert_eq!(reports[1].used.len(), 1, "{:?}", reports[1]);
+    assert_eq!(reports[1].rejected.len(), 1);
+    assert_eq!(reports[1].rejected[0].0, lost);
+    assert!(reports[1].rejected[0].1.contains("not found again"));
+    let counts: BTreeMap<String, usize> = gallery
+        .people()
+        .iter()
+        .map(|p| (p.name.clone(), p.templates.len()))
+        .collect();
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            ("John Salley".to_string(), 3),
+            ("John Savage".to_string(), 1)
+        ])
+    );
+}

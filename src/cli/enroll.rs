@@ -2,14 +2,11 @@
 
 use super::{camera_source, now, parse_threshold, Global};
 use clap::Args;
-use facegate::identity::cluster::ClusterFile;
-use facegate::identity::enroll::{enroll, enroll_faces, EnrollOptions, FrameReport};
+use facegate::error::Context;
+use facegate::identity::bulk::{self, read_cluster_file, read_cluster_names};
+use facegate::identity::enroll::{enroll, EnrollOptions, FrameReport};
 use facegate::identity::gallery::Gallery;
 use facegate::identity::threshold::DEFAULT_THRESHOLD;
-use facegate::recognition::detect::Face;
-use facegate::recognition::detect::DETECT_MAX_SIDE;
-use facegate::recognition::frame::Frame;
-use facegate::recognition::photo::load_photo;
 use facegate::recognition::pipeline::Recognizer;
 use facegate::recognition::quality::QualityGates;
 use facegate::recognition::source::{FolderSource, FrameSource};
@@ -77,9 +74,9 @@ pub fn run(g: &Global, a: &EnrollArgs) -> Result<ExitCode> {
     }
 }
 
-/// Bulk enrollment: every named cluster with the usual gates, the K sharpest faces per
-/// person, the duplicate check; one atomic gallery write at the end; a summary per person.
-/// Exit 0 when every named person was enrolled, 1 when some were not (the others are saved).
+/// Bulk enrollment (see [`facegate::identity::bulk`]): one atomic gallery write at the end
+/// and a summary per person. Exit 0 when every named person was enrolled, 1 when some were
+/// not (the others are saved).
 fn enroll_clusters(
     g: &Global,
     rec: &mut Recognizer,
@@ -87,20 +84,8 @@ fn enroll_clusters(
     clusters: &Path,
     names: &Path,
 ) -> Result<ExitCode> {
-    let read = |p: &Path| {
-        facegate::files::read_capped(p, 64 << 20).and_then(|b| {
-            String::from_utf8(b).map_err(|_| Error::Invalid(format!("{}: not UTF-8", p.display())))
-        })
-    };
-    let doc: ClusterFile = serde_json::from_str(&read(clusters)?).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not a `facegate cluster --json` file: {e}",
-            clusters.display()
-        ))
-    })?;
-    let names: std::collections::BTreeMap<String, String> = toml::from_str(&read(names)?)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", names.display())))?;
-    let list = &doc.clusters;
+    let doc = read_cluster_file(clusters)?;
+    let names_map = read_cluster_names(names)?;
     let key = g.signing_key()?;
     let _lock = facegate::files::lock(&a.gallery)?;
     let mut gallery =
@@ -116,40 +101,8 @@ fn enroll_clusters(
         },
         max_frames: usize::MAX,
     };
-    for id in names.keys() {
-        if !list.iter().any(|c| c.id.to_string() == *id) {
-            return Err(Error::Invalid(format!(
-                "{}: cluster {id} is not in {}",
-                a.names.as_deref().unwrap_or(Path::new("")).display(),
-                clusters.display()
-            )));
-        }
-    }
-    let mut reports = Vec::new();
-    for c in list {
-        let Some(name) = names.get(&c.id.to_string()) else {
-            continue;
-        };
-        let name = &facegate::identity::names::normalize(name);
-        let candidates = c
-            .faces
-            .iter()
-            .map(|f| {
-                (
-                    f.file.display().to_string(),
-                    find_face(rec, &f.file, &f.xywh),
-                )
-            })
-            .collect();
-        reports.push(enroll_faces(
-            rec,
-            &mut gallery,
-            name,
-            candidates,
-            opts,
-            now(),
-        ));
-    }
+    let reports = bulk::enroll_clusters(rec, &mut gallery, &doc, &names_map, opts, now())
+        .with_context(|| format!("{} and {}", names.display(), clusters.display()))?;
     if reports.iter().any(|r| r.id.is_some()) {
         gallery.save_signed(&a.gallery, key.as_ref())?;
     }
@@ -179,40 +132,6 @@ fn enroll_clusters(
     } else {
         ExitCode::from(1)
     })
-}
-
-/// The face of `file` whose box best overlaps `xywh` (detected again, for its landmarks).
-fn find_face(rec: &mut Recognizer, file: &Path, xywh: &[f32]) -> Result<(Frame, Face)> {
-    let photo = load_photo(file, DETECT_MAX_SIDE)?;
-    let frame = photo.frame;
-    let [x, y, w, h] = <[f32; 4]>::try_from(xywh).map_err(|_| {
-        Error::Invalid(format!(
-            "{}: a face needs a box [x, y, w, h]",
-            file.display()
-        ))
-    })?;
-    // The box is in the file's pixels; the frame may be shrunk.
-    let want = [x, y, x + w, y + h].map(|v| v / photo.factor as f32);
-    let iou = |b: &[f32; 4]| {
-        let ix = (b[2].min(want[2]) - b[0].max(want[0])).max(0.0);
-        let iy = (b[3].min(want[3]) - b[1].max(want[1])).max(0.0);
-        let inter = ix * iy;
-        let area = |b: &[f32; 4]| (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0);
-        inter / (area(b) + area(&want) - inter).max(1e-6)
-    };
-    let faces = rec.detect(&frame)?;
-    let best = faces
-        .into_iter()
-        .map(|f| (iou(&f.bbox), f))
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .filter(|(o, _)| *o >= 0.5)
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "{}: the face of the cluster file is not found again",
-                file.display()
-            ))
-        })?;
-    Ok((frame, best.1))
 }
 
 /// Collects the person's templates with `rec`, adds them to the gallery and saves it.
