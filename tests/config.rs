@@ -103,6 +103,15 @@ fn every_number_is_fail_closed() {
         ("liveness", "texture_threshold", "0"),
         ("liveness", "texture_threshold", "1.5"),
         ("liveness", "min_depth", "nan"),
+        ("migration", "far", "1e-2"),
+        ("migration", "max_templates", "0"),
+        ("migration", "min_margin", "nan"),
+        ("audit", "keep", "101"),
+        ("audit", "max_bytes", "10"),
+        ("source", "stall_secs", "0.1"),
+        ("door", "id", "\"front door\""),
+        ("door", "pulse_ms", "0"),
+        ("gallery", "site", "\"\""),
     ] {
         let t = format!("{MIN}[{section}]\n{key} = {value}\n");
         // Sections may only appear once: put the new one in place of an existing one.
@@ -118,8 +127,28 @@ fn every_number_is_fail_closed() {
             .err()
             .unwrap_or_else(|| panic!("[{section}] {key} = {value} was accepted"))
             .to_string();
-        assert!(e.contains(key) && e.contains("line "), "{e}");
+        assert!(
+            e.contains(&format!("`[{section}] {key}`")) && e.contains("line "),
+            "{e}"
+        );
     }
+}
+
+#[test]
+fn every_sections_defaults_pass_its_own_check() {
+    // The defaults live in each section's `Default`; a default outside its own range would
+    // refuse every config that leaves the key out.
+    let c = Config::parse(MIN, Path::new("x.toml")).unwrap();
+    for (section, outcome) in c.validate() {
+        assert_eq!(outcome, Ok(()), "[{section}]");
+    }
+    assert_eq!(c.detector.min_face, facegate::kiosk::config::KIOSK_MIN_FACE);
+    assert_eq!(c.audit.keep, 5);
+    assert!(c.migration.enabled);
+    assert_eq!(
+        c.models.embedder,
+        facegate::recognition::embed::EMBEDDERS[0]
+    );
 }
 
 #[test]

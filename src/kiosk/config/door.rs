@@ -1,6 +1,7 @@
 //! The sections about the door itself: `[door]` (its relay and its id), `[gallery]` (the
 //! enrollment file it trusts) and `[audit]` (its log).
 
+use super::check::{invalid, range, Check};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -64,6 +65,30 @@ fn default_pulse() -> u64 {
     3000
 }
 
+impl DoorConfig {
+    /// A well-formed id, a pin for a real relay, and a pulse of 1 ms to 10 s.
+    pub fn validate(&self) -> Check {
+        if let Some(id) = &self.id {
+            if !crate::identity::access::door_id_ok(id) {
+                return invalid(
+                    "id",
+                    format!("= {id:?} must be 1 to 64 letters, digits, '-' or '_'"),
+                );
+            }
+        }
+        if self.kind != DoorKind::Simulated && self.pin.is_none() {
+            return invalid("kind", format!("= \"{}\" needs `pin`", self.kind));
+        }
+        if !(1..=10_000).contains(&self.pulse_ms) {
+            return invalid(
+                "pulse_ms",
+                format!("= {} must be 1..=10000 (10 s cap)", self.pulse_ms),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// `[gallery]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +113,15 @@ pub struct GalleryConfig {
 }
 
 impl GalleryConfig {
+    /// A site name that follows the rule for names.
+    pub fn validate(&self) -> Check {
+        match &self.site {
+            Some(site) => crate::identity::names::check(site)
+                .or_else(|why| invalid("site", format!("= {site:?}: {why}"))),
+            None => Ok(()),
+        }
+    }
+
     /// The door's state folder: `state_dir`, else the gallery's folder.
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(|| {
@@ -101,32 +135,35 @@ impl GalleryConfig {
 
 /// `[audit]`
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// JSON-lines audit log, relative to the config file; none when absent.
-    #[serde(default)]
     pub path: Option<PathBuf>,
     /// Size at which the log is rotated, bytes (4 KiB to 1 GiB).
-    #[serde(default = "default_audit_bytes")]
     pub max_bytes: u64,
     /// Rotated files kept (0 to 100).
-    #[serde(default = "default_audit_keep")]
     pub keep: usize,
-}
-
-fn default_audit_bytes() -> u64 {
-    10 << 20
-}
-fn default_audit_keep() -> usize {
-    5
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             path: None,
-            max_bytes: default_audit_bytes(),
-            keep: default_audit_keep(),
+            max_bytes: 10 << 20,
+            keep: 5,
         }
+    }
+}
+
+impl AuditConfig {
+    /// The rotation size and the files kept in their ranges.
+    pub fn validate(&self) -> Check {
+        range(
+            "max_bytes",
+            self.max_bytes as f64,
+            4096.0,
+            (1u64 << 30) as f64,
+        )?;
+        range("keep", self.keep as f64, 0.0, 100.0)
     }
 }
