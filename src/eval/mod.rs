@@ -3,8 +3,8 @@
 //! [`metrics`] is the arithmetic on distances (thresholds, cross-validation, TAR@FAR, EER,
 //! AUC, Wilson), [`embed_run`] embeds many photos on all cores through [`embed_cache`],
 //! each photo first shown as another camera would by [`domain`] when asked,
-//! [`lfw`] runs the LFW protocols, [`calibrate`] picks a threshold for a target FAR,
-//! [`openset`] measures 1:N rates, [`bench`] times each stage, and [`plot`] draws ROC curves
+//! [`lfw`](mod@lfw) runs the LFW protocols, [`calibrate`](mod@calibrate) picks a threshold for a target FAR,
+//! [`openset`] measures 1:N rates, [`bench`](mod@bench) times each stage, and [`plot`] draws ROC curves
 //! and histograms.
 
 pub mod bench;

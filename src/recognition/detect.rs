@@ -4,7 +4,7 @@
 //! are RGB `(p - 127.5) / 128` in x-major tensors `[N, W, H, 3]`; thresholds 0.6 / 0.7 /
 //! 0.7; NMS 0.5 per scale, 0.7 across scales, 0.7 after R-Net, 0.7 by "min" overlap after
 //! O-Net; crops outside the frame are zero-filled. The three networks run on kernels of
-//! their own ([`net`]), which serve any input size: nothing is built per pyramid level.
+//! their own ([`crate::recognition::net`]), which serve any input size: nothing is built per pyramid level.
 
 use crate::error::{Context, Result};
 use crate::recognition::frame::{x_major_region, Frame};

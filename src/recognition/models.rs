@@ -4,6 +4,10 @@
 //! missing, truncated or altered file is refused with an error naming it and telling to run
 //! `models/fetch`. Networks are loaded with a concrete input shape and optimised once.
 //!
+//! This file is the manifest and the store of verified files; `plan` loads a file through
+//! tract into a plan and runs it ([`Runner`]), `profile` times a plan's operators, and
+//! `threads` holds the pool the networks' large products share.
+//!
 //! ```no_run
 //! use facegate::recognition::models::ModelStore;
 //! let store = ModelStore::open_default()?;
@@ -12,20 +16,26 @@
 //! # Ok::<(), facegate::Error>(())
 //! ```
 
-use crate::error::{tract_err, Error, Result};
+use crate::error::{Error, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tract_onnx::prelude::*;
+
+mod plan;
+mod profile;
+mod threads;
+pub use plan::{load_plan, load_plan_with_outputs, Plan, Runner};
+pub(crate) use profile::op_times;
+pub use profile::OpTime;
+pub(crate) use threads::scoped_pool;
+#[cfg(test)]
+pub(crate) use threads::with_pool;
+pub use threads::MatmulThreads;
 
 /// The manifest, compiled into the binary so that a deployed kiosk needs only the model files.
 pub const MANIFEST: &str = include_str!("../../models/models.toml");
-
-/// A runnable, optimised tract plan.
-pub type Plan = Arc<TypedRunnableModel>;
 
 /// What evaluates a network: the manifest's `engine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -229,286 +239,8 @@ impl ModelStore {
     }
 }
 
-/// Builds an optimised plan from ONNX bytes with a concrete input shape.
-pub fn load_plan(name: &str, bytes: &[u8], shape: &[usize]) -> Result<Plan> {
-    load_plan_with_outputs(name, bytes, shape, &[])
-}
-
-/// [`load_plan`] with the graph's outputs replaced by the named tensors (in that order);
-/// nodes that only fed the old outputs are left out of the plan. No names: the graph's own.
-pub fn load_plan_with_outputs(
-    name: &str,
-    bytes: &[u8],
-    shape: &[usize],
-    outputs: &[&str],
-) -> Result<Plan> {
-    let mut reader = std::io::Cursor::new(bytes);
-    tract_onnx::onnx()
-        .model_for_read(&mut reader)
-        .and_then(|mut m| {
-            if !outputs.is_empty() {
-                m.select_outputs_by_name(outputs)?;
-            }
-            Ok(m)
-        })
-        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(tract_err(name))
-        .inspect(|plan| warn_slow_kernels(name, plan))
-}
-
-/// tract-linalg 0.23's AVX2 int8 kernel. Its i8 inner loop loads with a legacy-SSE `movq`
-/// among VEX instructions, and on a CPU without AVX-512 VNNI (where tract picks it) the
-/// quantized networks run 60 to 100 times slower than their fp32 files (`docs/accuracy_and_speed.md`,
-/// "Where the time goes").
-const SLOW_KERNEL: &str = "avx2_mmm_i32_8x8";
-
-/// Logs a warning naming the model when its plan selected [`SLOW_KERNEL`]: the kiosk still
-/// decides correctly, only much later per frame, and the fp32 file is the remedy.
-fn warn_slow_kernels(name: &str, plan: &Plan) {
-    let slow = plan
-        .model()
-        .nodes()
-        .iter()
-        .any(|n| kernels_of(n.op.as_ref()).contains(SLOW_KERNEL));
-    if slow {
-        log::warn!(
-            "{name}: this CPU runs its quantized products on tract's {SLOW_KERNEL}, which is \
-             60-100x slower than the fp32 model here; use the fp32 model (dlib_fp32 or facenet)"
-        );
-    }
-}
-
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);
     d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Every output tensor as (shape, f32 data).
-/// A pool of threads for the networks' matrix products, used by the networks run inside
-/// [`MatmulThreads::scope`] on the calling thread. Outputs do not depend on it: the products
-/// are split by output tiles, each value still summed by one thread in the same order.
-///
-/// Only a thread that is not itself a worker of a rayon pool may use it (the kiosk's loop,
-/// `bench`): the pyramid's scales and the batch evaluations run networks side by side on
-/// rayon workers with one thread each, and a worker waiting inside a nested pool could pick
-/// up a second network run on top of the first.
-#[derive(Clone)]
-pub struct MatmulThreads {
-    executor: tract_linalg::multithread::Executor,
-    pool: Option<Arc<rayon::ThreadPool>>,
-    threads: usize,
-}
-
-impl MatmulThreads {
-    /// `threads` threads: 0 = every core, 1 = the calling thread alone.
-    pub fn new(threads: usize) -> Result<Self> {
-        use tract_linalg::multithread::Executor;
-        let n = match threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        if n <= 1 {
-            return Ok(MatmulThreads {
-                executor: Executor::SingleThread,
-                pool: None,
-                threads: 1,
-            });
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("facegate-mm-{i}"))
-            .num_threads(n)
-            .build()
-            .map_err(|e| Error::Invalid(format!("cannot start {n} threads: {e}")))?;
-        let pool = Arc::new(pool);
-        Ok(MatmulThreads {
-            executor: Executor::MultiThread(pool.clone()),
-            pool: Some(pool),
-            threads: n,
-        })
-    }
-
-    /// The number of threads.
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
-    /// `f` with the networks it runs on this thread using these threads: tract's matrix
-    /// products and facegate's large convolutions ([`scoped_pool`]).
-    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        with_pool(self.pool.clone(), || {
-            tract_linalg::multithread::multithread_tract_scope(self.executor.clone(), f)
-        })
-    }
-}
-
-thread_local! {
-    static POOL: std::cell::RefCell<Option<Arc<rayon::ThreadPool>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// `f` with `pool` as this thread's network threads (none: one thread); see [`scoped_pool`].
-pub(crate) fn with_pool<R>(pool: Option<Arc<rayon::ThreadPool>>, f: impl FnOnce() -> R) -> R {
-    let before = POOL.with(|p| p.replace(pool));
-    let out = f();
-    POOL.with(|p| p.replace(before));
-    out
-}
-
-/// The threads a large convolution of facegate's kernels may spread over: those of the
-/// [`MatmulThreads::scope`] this thread is in, unless the thread is itself a rayon worker.
-/// The kiosk's loop and `bench` set them; the detector's pyramid scales and crops, which
-/// already run side by side on rayon workers, keep every convolution on its worker. The
-/// values never depend on the split.
-pub(crate) fn scoped_pool() -> Option<Arc<rayon::ThreadPool>> {
-    if rayon::current_thread_index().is_some() {
-        return None;
-    }
-    POOL.with(|p| p.borrow().clone())
-}
-
-fn to_vecs(model: &str, outputs: &[TValue]) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
-    outputs
-        .iter()
-        .map(|o| {
-            let v = o.to_plain_array_view::<f32>().map_err(tract_err(model))?;
-            Ok((v.shape().to_vec(), v.iter().copied().collect()))
-        })
-        .collect()
-}
-
-/// A plan with a reusable run state (tensors and scratch kept between runs).
-pub struct Runner {
-    model: String,
-    state: std::sync::Mutex<TypedSimpleState>,
-}
-
-impl Runner {
-    /// A runner for `plan`, named `model` in errors.
-    pub fn new(model: &str, plan: &Plan) -> Result<Self> {
-        let state = plan.spawn().map_err(tract_err(model))?;
-        Ok(Runner {
-            model: model.to_string(),
-            state: std::sync::Mutex::new(state),
-        })
-    }
-
-    /// `data` as the plan's input tensor of `shape`.
-    fn input(&self, shape: &[usize], data: Vec<f32>) -> Result<TValue> {
-        let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), data)
-            .map_err(|e| Error::Invalid(format!("{}: input shape {shape:?}: {e}", self.model)))?;
-        Ok(Tensor::from(input).into_tvalue())
-    }
-
-    /// Runs on one f32 tensor and returns every output as (shape, data).
-    pub fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
-        let input = self.input(shape, data)?;
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = state.run(tvec!(input)).map_err(tract_err(&self.model))?;
-        to_vecs(&self.model, &outputs)
-    }
-}
-
-/// Where a plan's runs spend their time: one row per operator kind and kernel.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OpTime {
-    /// tract's operator name (`OptMatMul`, `Im2col`, `MaxPool`, ...).
-    pub op: String,
-    /// For a matrix product, the kernels its plan selected (`fma_mmm_f32_16x6`, ...);
-    /// otherwise empty.
-    pub kernel: String,
-    /// Nodes of the plan with this operator and kernel.
-    pub nodes: usize,
-    /// Time per run, ms (a mean over the runs).
-    pub ms: f64,
-    /// Multiply-accumulates per run in this row's matrix products (`m·k·n` of each), 0 for
-    /// other operators.
-    pub macs: u64,
-}
-
-/// `m·k·n` of a matrix product, read from tract's description of the node
-/// (`Mult: m:.. k:.. n:..`); 0 when the node is not one or a size is not a number.
-fn macs_of(op: &dyn tract_onnx::prelude::Op) -> u64 {
-    let Ok(info) = op.info() else { return 0 };
-    let Some(line) = info.iter().find(|l| l.starts_with("Mult: m:")) else {
-        return 0;
-    };
-    let num = |key: &str| -> Option<u64> {
-        let rest = &line[line.find(key)? + key.len()..];
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    match (num("m:"), num(" k:"), num(" n:")) {
-        (Some(m), Some(k), Some(n)) => m * k * n,
-        _ => 0,
-    }
-}
-
-/// The kernels a node's matrix products use, if it is one.
-fn kernels_of(op: &dyn tract_onnx::prelude::Op) -> String {
-    use tract_onnx::tract_hir::tract_core::ops::matmul::optimized::OptMatMul;
-    match op.downcast_ref::<OptMatMul>() {
-        Some(m) => m
-            .mmm
-            .iter()
-            .map(|k| k.name().to_string())
-            .collect::<Vec<_>>()
-            .join("+"),
-        None => String::new(),
-    }
-}
-
-impl Runner {
-    /// Runs `runs` times (after one warm-up) timing every node, and returns the time per
-    /// run of each operator kind and kernel, slowest first. The outputs are the plan's own
-    /// (every node is evaluated as [`Runner::run`] evaluates it), only timed one by one.
-    pub fn profile(&self, shape: &[usize], data: Vec<f32>, runs: usize) -> Result<Vec<OpTime>> {
-        use tract_onnx::tract_hir::tract_core::plan::eval;
-        let input = self.input(shape, data)?;
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        type Row = (std::collections::BTreeMap<usize, u64>, f64);
-        let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
-        let runs = runs.max(1);
-        for run in 0..=runs {
-            state
-                .run_plan_with_eval(tvec!(input.clone()), |ctx, st, node, inputs| {
-                    let t = std::time::Instant::now();
-                    let out = eval(ctx, st, node, inputs);
-                    if run > 0 {
-                        let op = node.op();
-                        let key = (op.name().to_string(), kernels_of(op));
-                        let row = rows.entry(key).or_default();
-                        row.0.entry(node.id).or_insert_with(|| macs_of(op));
-                        row.1 += t.elapsed().as_secs_f64() * 1e3;
-                    }
-                    out
-                })
-                .map_err(tract_err(&self.model))?;
-        }
-        Ok(op_times(rows, runs))
-    }
-}
-
-/// The rows of a profile, slowest first: per (operator, kernel), each node's
-/// multiply-accumulates and the time summed over `runs` runs.
-pub(crate) fn op_times<K>(
-    rows: BTreeMap<(String, String), (BTreeMap<K, u64>, f64)>,
-    runs: usize,
-) -> Vec<OpTime> {
-    let mut out: Vec<OpTime> = rows
-        .into_iter()
-        .map(|((op, kernel), (nodes, ms))| OpTime {
-            op,
-            kernel,
-            nodes: nodes.len(),
-            macs: nodes.values().sum(),
-            ms: ms / runs.max(1) as f64,
-        })
-        .collect();
-    out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-    out
 }

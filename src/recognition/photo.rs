@@ -18,7 +18,7 @@ pub struct Photo {
     pub factor: u32,
 }
 
-/// Decodes the image file at `path` like [`load_image`], shrunk by the smallest whole factor
+/// Decodes the image file at `path` like [`crate::recognition::frame::load_image`], shrunk by the smallest whole factor
 /// that brings its longer side to at most `max_side`. Large PNG (8-bit, not interlaced) and
 /// JPEG files are shrunk while decoding, so the full-size image is never in memory (an
 /// 8192x8192 photo would be 201 MB); other files are decoded whole, then shrunk.

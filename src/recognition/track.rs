@@ -2,7 +2,7 @@
 //! the whole frame is searched only when that fails or a full search is due.
 //!
 //! A person at a door moves little from one frame to the next, so the detector's last
-//! stages run on the previous boxes ([`Detector::redetect`]) instead of the whole pyramid.
+//! stages run on the previous boxes ([`crate::recognition::detect::Detector::redetect`]) instead of the whole pyramid.
 //! A full detection runs
 //! - when the previous frame had no face (nothing to track) or another size,
 //! - when tracking found fewer faces than the previous frame had (one moved too far, left,

@@ -253,8 +253,8 @@ fn weighted_rows_any<T: Sample>(out: &mut [f32], rows: &[&[T]], wts: &[f32]) {
 
 /// The `w x h` region of `frame` from (`x0`, `y0`) on (it may reach outside the frame,
 /// where pixels are zero) resized to `dw x dh`, as an x-major tensor `[x][y][c]` with
-/// `(p - mean) · scale` applied: the values of [`FloatImage::resize_region`] then
-/// [`FloatImage::push_x_major`] on the frame, bit for bit, read straight from its bytes
+/// `(p - mean) · scale` applied: the values of [`crate::recognition::frame::FloatImage::resize_region`] then
+/// [`crate::recognition::frame::FloatImage::push_x_major`] on the frame, bit for bit, read straight from its bytes
 /// (a quarter of the memory traffic of a float copy) and written in one pass.
 pub fn x_major_region(
     frame: &Frame,
