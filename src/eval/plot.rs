@@ -6,6 +6,7 @@
 //! machine and need no system fonts.
 
 use crate::error::{Error, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
@@ -129,6 +130,22 @@ fn frame<'a, 'b>(root: &'a Area<'b>, title: &str) -> ChartBuilder<'a, 'b, BitMap
     b
 }
 
+/// A linear chart's grid and axes with their descriptions, in the pictures' one style.
+fn linear_axes<'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    x_desc: &str,
+    y_desc: &str,
+) -> std::result::Result<(), String> {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()
+        .map_err(|x| x.to_string())
+}
+
 /// The series legend in a framed box at `pos`.
 fn legend<'a, X: Ranged, Y: Ranged>(
     chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
@@ -250,14 +267,7 @@ pub fn curves_png(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) 
         let mut chart = frame(root, title)
             .build_cartesian_2d(0.0..xmax, 0.0..ymax * 1.05)
             .map_err(|x| x.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("optimiser step")
-            .y_desc("value")
-            .label_style(("sans-serif", 16))
-            .axis_desc_style(("sans-serif", 18))
-            .draw()
-            .map_err(|x| x.to_string())?;
+        linear_axes(&mut chart, "optimiser step", "value")?;
         for (k, (name, pts)) in series.iter().enumerate() {
             let c = colours[k % colours.len()];
             chart
@@ -337,14 +347,7 @@ fn histogram(
         let mut chart = frame(root, title)
             .build_cartesian_2d(0.0..xmax, 0.0..ymax.max(1e-3))
             .map_err(|x| x.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc("fraction")
-            .label_style(("sans-serif", 16))
-            .axis_desc_style(("sans-serif", 18))
-            .draw()
-            .map_err(|x| x.to_string())?;
+        linear_axes(&mut chart, x_desc, "fraction")?;
         for ((h, colour), (name, d)) in hs.iter().zip([GREEN, RED]).zip(series) {
             chart
                 .draw_series(h.iter().enumerate().map(|(b, &v)| {
@@ -385,14 +388,11 @@ pub fn det_png(
         let mut chart = frame(root, title)
             .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)
             .map_err(|x| x.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("APCER (attacks accepted)")
-            .y_desc("BPCER (people refused)")
-            .label_style(("sans-serif", 16))
-            .axis_desc_style(("sans-serif", 18))
-            .draw()
-            .map_err(|x| x.to_string())?;
+        linear_axes(
+            &mut chart,
+            "APCER (attacks accepted)",
+            "BPCER (people refused)",
+        )?;
         chart
             .draw_series(LineSeries::new(
                 points.iter().copied(),

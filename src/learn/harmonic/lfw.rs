@@ -18,18 +18,14 @@ pub fn lfw_harmonic(
     o: MapOptions,
     progress: &dyn Fn(usize, usize),
 ) -> Result<HarmonicReport> {
-    let LfwFolds {
-        pairs,
-        images,
-        all,
-        ids,
-        fold_people,
-    } = lfw_folds(data)?;
-    let e1 = embed_all(v1, &all)?;
-    let e2 = embed_all(v2, &all)?;
-    let folds = fold_people.len();
-    let get = |e: &crate::eval::embed_run::Embeddings, p: &Path| e[&images.join(p)].0 .0.clone();
-    let faces: Vec<PairFaces> = pairs
+    let lfw: LfwFolds = lfw_folds(data)?;
+    let e1 = embed_all(v1, &lfw.all)?;
+    let e2 = embed_all(v2, &lfw.all)?;
+    let folds = lfw.fold_people.len();
+    let get =
+        |e: &crate::eval::embed_run::Embeddings, p: &Path| e[&lfw.images.join(p)].0 .0.clone();
+    let faces: Vec<PairFaces> = lfw
+        .pairs
         .iter()
         .map(|p| PairFaces {
             v1: [get(&e1, &p.a), get(&e1, &p.b)],
@@ -40,12 +36,12 @@ pub fn lfw_harmonic(
         .collect();
     let train_of = |f: usize| {
         let (mut tr, mut val) = (Vec::new(), Vec::new());
-        for path in &all {
+        for path in &lfw.all {
             let name = person(path);
-            if fold_people[f].contains(&name) {
+            if lfw.fold_people[f].contains(&name) {
                 continue;
             }
-            let id = ids[&name];
+            let id = lfw.ids[&name];
             let (x1, x2) = (e1[path].0 .0.clone(), e2[path].0 .0.clone());
             if id % 10 == 3 {
                 if val.iter().filter(|v: &&Pairing| v.person == id).count() < VAL_PER_PERSON {
