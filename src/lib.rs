@@ -31,7 +31,7 @@
 //! kiosk         audit · clock · decide · door · motion · notify · state
 //!               → config · liveness · watch → runtime                 (identity, recognition)
 //! eval          bench · embed_cache · metrics · pad · plot → domain → embed_run
-//!               → calibrate · lfw → cluster · openset                 (identity, recognition)
+//!               → calibrate · lfw → cluster · openset · quantize      (identity, recognition)
 //! learn         data · triplet → train → protocol → harmonic    (eval, identity, recognition)
 //! desk          auth · health · samples · tls → state → http → listen → server
 //!                                                     (eval, kiosk, identity, recognition)

@@ -319,3 +319,54 @@ fn the_profile_names_the_kernels_and_counts_the_network_s_products() {
         );
     }
 }
+
+/// facegate's int8 path (`dlib_q8`): the fp32 network's templates (same model id), each
+/// embedding near fp32's, the five people as far apart as fp32 puts them; an unknown node
+/// in the ranges is refused by name.
+#[test]
+fn facegate_int8_path_keeps_the_fp32_networks_templates() {
+    use facegate::recognition::net::{InputRange, Net};
+    let store = common::store();
+    let fp = NetEmbedder::new(&store, "dlib_fp32").unwrap();
+    let q = NetEmbedder::new(&store, "dlib_q8").unwrap();
+    assert_eq!(q.engine(), Engine::Int8);
+    assert_eq!(q.model_id(), fp.model_id());
+    let mut pairs = Vec::new();
+    let mut worst = 0f32;
+    for r in references() {
+        let chip = centre_chip(&common::data(&r.image));
+        let (a, b) = (fp.embed(&chip).unwrap(), q.embed(&chip).unwrap());
+        let d = distance(&a.0, &b.0);
+        // Quantization moves an embedding, but not by much, and not to nothing.
+        assert!(
+            d > 1e-4 && d < 0.06,
+            "{}: int8 vs fp32 distance {d}",
+            r.image
+        );
+        worst = worst.max(d);
+        pairs.push((a, b));
+    }
+    for i in 0..pairs.len() {
+        for j in i + 1..pairs.len() {
+            let d32 = distance(&pairs[i].0 .0, &pairs[j].0 .0);
+            let d8 = distance(&pairs[i].1 .0, &pairs[j].1 .0);
+            assert!(
+                d32 > 0.4 && (d32 - d8).abs() < 0.04,
+                "pair {i},{j}: fp32 {d32}, int8 {d8}"
+            );
+        }
+    }
+    eprintln!("dlib_q8 vs dlib_fp32: largest distance {worst:.4}");
+    let net = Net::parse(
+        &store.path("dlib_fp32").unwrap(),
+        &store.verified_bytes("dlib_fp32").unwrap(),
+    )
+    .unwrap();
+    let bad = [InputRange {
+        node: "conv_999".into(),
+        lo: 0.0,
+        hi: 1.0,
+    }];
+    let e = net.quantized(&bad).unwrap_err().to_string();
+    assert!(e.contains("conv_999"), "{e}");
+}

@@ -15,8 +15,10 @@ use std::process::ExitCode;
 pub struct EvalArgs {
     /// `lfw` (verification protocol), `openset` (1:N on LFW: 100 enrolled, 1000 strangers),
     /// `cluster` (clustering methods and cuts on faces/clusters and LFW) or `pad` (the
-    /// texture liveness check on `--real` and `--attack` photo folders: APCER, BPCER).
-    #[arg(value_parser = ["lfw", "openset", "cluster", "pad"])]
+    /// texture liveness check on `--real` and `--attack` photo folders: APCER, BPCER) or
+    /// `int8-ranges` (each convolution's input range on LFW View 1 training images, for an
+    /// int8 entry of the manifest).
+    #[arg(value_parser = ["lfw", "openset", "cluster", "pad", "int8-ranges"])]
     bench: String,
     /// `pad`: a folder of bona fide presentations (real people at the camera), searched at
     /// any depth.
@@ -28,7 +30,8 @@ pub struct EvalArgs {
     /// `pad`: the threshold the rates are given at (default: the door config's default).
     #[arg(long, default_value_t = facegate::recognition::texture::DEFAULT_THRESHOLD)]
     threshold: f32,
-    /// `pad`: at most this many images per folder, spread evenly over it.
+    /// `pad`: at most this many images per folder, spread evenly over it; `int8-ranges`:
+    /// images measured (default 600).
     #[arg(long)]
     limit: Option<usize>,
     /// Data directory (default: $FACEGATE_DATA or ../shared/data).
@@ -64,6 +67,22 @@ pub fn run(g: &Global, a: &EvalArgs) -> Result<ExitCode> {
     }
     if a.bench == "pad" {
         return pad(g, a);
+    }
+    if a.bench == "int8-ranges" {
+        let limit = a.limit.unwrap_or(600);
+        let (ranges, n) =
+            facegate::eval::quantize::int8_ranges(&g.store()?, g.model(), &data, limit)?;
+        let mut text = format!(
+            "# {} convolutions of {}, on {n} LFW View 1 training chips\nint8_ranges = [\n",
+            ranges.len(),
+            g.model()
+        );
+        for r in &ranges {
+            text += &format!("  [{:?}, {:.6}, {:.6}],\n", r.node, r.lo, r.hi);
+        }
+        text += "]";
+        g.emit(&ranges, || text)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if a.bench == "openset" {
         // The door's policy for 100 people, on the reference scale through this model's curve.

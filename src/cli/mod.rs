@@ -56,7 +56,8 @@ pub struct Global {
     /// exists, else the installed /usr/share/facegate/models or /opt/facegate/models).
     #[arg(long, global = true)]
     models: Option<PathBuf>,
-    /// Embedding model: dlib_fp32 (default), dlib_int8, or the second network facenet /
+    /// Embedding model: dlib_fp32 (default), dlib_q8 (the same network on int8 kernels, the
+    /// same templates), dlib_int8, or the second network facenet /
     /// facenet_int8 (`models/fetch --with facenet`). `run` takes it over the config's.
     #[arg(long, global = true, value_parser = EMBEDDERS)]
     model: Option<String>,

@@ -16,7 +16,9 @@ use std::time::Instant;
 
 /// Median and 95th percentile of a stage, milliseconds. `bench --json` prints a list of
 /// these; scripts read the stage names: `detect_40`, `detect_80` (minimum face),
-/// `align`, `embed_fp32`, `embed_int8`, `embed_facenet`, `embed_facenet_int8` (when fetched), `frame` (detect at min face 40 +
+/// `align`, `embed_fp32` (facegate's kernels), `embed_int8` (`dlib_q8`: the same network on
+/// facegate's int8 kernels), `embed_int8_tract` (`dlib_int8`: onnxruntime's quantized file on
+/// tract), `embed_facenet`, `embed_facenet_int8` (when fetched), `frame` (detect at min face 40 +
 /// align + embed fp32), `track` (the frame's face re-found from its last box, as the kiosk
 /// does between full detections), `frame_tracked` (track + align + embed fp32), `search_1k`, `search_10k`, `search_100k`,
 /// `gallery_load_10k`, `gallery_load_100k`, `gallery_refuse_100k`, `motion_3` (the motion check over
@@ -113,7 +115,8 @@ fn stages_at(
     let faces = det40.detect(frame)?;
     let face = largest_face(&faces)?;
     let fp = NetEmbedder::new(store, "dlib_fp32")?;
-    let q = NetEmbedder::new(store, "dlib_int8")?;
+    let q = NetEmbedder::new(store, "dlib_q8")?;
+    let ort_q = NetEmbedder::new(store, "dlib_int8")?;
     let chip = align(frame, &face.landmarks, &fp.template(), fp.chip_size());
     let mut out = vec![
         time("detect_40", runs, || det40.detect(frame).map(|_| ()))?,
@@ -125,6 +128,9 @@ fn stages_at(
     })?);
     out.push(time("embed_fp32", runs, || fp.embed(&chip).map(|_| ()))?);
     out.push(time("embed_int8", runs, || q.embed(&chip).map(|_| ()))?);
+    out.push(time("embed_int8_tract", runs, || {
+        ort_q.embed(&chip).map(|_| ())
+    })?);
     // The second network, when `models/fetch --with facenet` has made it (its own chip).
     for (name, stage) in [
         ("facenet", "embed_facenet"),

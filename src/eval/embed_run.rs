@@ -95,7 +95,8 @@ impl<'a> EmbedRun<'a> {
     }
 
     /// What decides an embedding besides the image: facegate's version and pipeline
-    /// revision, the sha256 of the four model files, the detector settings.
+    /// revision, the sha256 of the four model files (and an int8 entry's ranges), the detector
+    /// settings.
     fn cache_key(&self) -> Result<String> {
         let mut key = format!(
             "facegate {} r{} | min_face {} | {:?}",
@@ -106,6 +107,11 @@ impl<'a> EmbedRun<'a> {
         );
         for name in ["pnet", "rnet", "onet", self.model] {
             key += &format!(" | {name} {}", self.store.spec(name)?.sha256);
+        }
+        // An int8 entry's embeddings depend on its ranges as much as on the file.
+        let spec = self.store.spec(self.model)?;
+        if let Some(r) = &spec.int8_ranges {
+            key += &format!(" | {:?} {r:?}", spec.engine);
         }
         if self.domain != Domain::Clean {
             key += &format!(" | domain {}", self.domain.name());

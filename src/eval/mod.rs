@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod openset;
 pub mod pad;
 pub mod plot;
+pub mod quantize;
 
 pub use calibrate::{calibrate, folder_pairs, write_threshold, Calibration};
 pub use embed_run::{embed_all, EmbedRun, Embeddings, Found};

@@ -9,13 +9,21 @@
 use crate::error::{Error, Result};
 use crate::recognition::frame::Frame;
 use crate::recognition::models::{ModelSpec, ModelStore, Runner};
-use crate::recognition::net::{Map, Net};
+use crate::recognition::net::{InputRange, Map, Net};
 use serde::{Deserialize, Serialize};
 
 /// The embedding models a user can choose (manifest names), the default first. `facenet`
 /// (512-d, `models/fetch --with facenet`, with its int8 variant) is the second network, for
 /// upgrades ([`crate::identity::bridge`]).
-pub const EMBEDDERS: [&str; 4] = ["dlib_fp32", "dlib_int8", "facenet", "facenet_int8"];
+/// `dlib_q8` is `dlib_fp32`'s network with its convolutions on facegate's int8 kernels (the
+/// same templates); `dlib_int8` is onnxruntime's quantized file on tract.
+pub const EMBEDDERS: [&str; 5] = [
+    "dlib_fp32",
+    "dlib_q8",
+    "dlib_int8",
+    "facenet",
+    "facenet_int8",
+];
 
 /// Euclidean distance between two embeddings of the same model.
 ///
@@ -87,6 +95,8 @@ pub use crate::recognition::models::Engine;
 
 enum Runtime {
     Facegate(Net),
+    /// The same, its convolutions on int8 kernels.
+    Int8(Net),
     Tract(Runner),
 }
 
@@ -127,7 +137,7 @@ impl NetEmbedder {
                 let shape = input_shape(&spec, size);
                 Runtime::Tract(Runner::new(name, &store.load(name, &shape)?)?)
             }
-            Engine::Facegate => {
+            Engine::Facegate | Engine::Int8 => {
                 let path = store.path(name)?;
                 if spec.layout != "NCHW" {
                     return Err(Error::model(
@@ -138,7 +148,23 @@ impl NetEmbedder {
                         ),
                     ));
                 }
-                Runtime::Facegate(Net::parse(&path, &store.verified_bytes(name)?)?)
+                let net = Net::parse(&path, &store.verified_bytes(name)?)?;
+                if engine == Engine::Int8 {
+                    let ranges = spec.int8_ranges.as_ref().ok_or_else(|| {
+                        bad("int8_ranges (measure them with `facegate eval int8-ranges`)")
+                    })?;
+                    let ranges: Vec<InputRange> = ranges
+                        .iter()
+                        .map(|(node, lo, hi)| InputRange {
+                            node: node.clone(),
+                            lo: *lo,
+                            hi: *hi,
+                        })
+                        .collect();
+                    Runtime::Int8(net.quantized(&ranges)?)
+                } else {
+                    Runtime::Facegate(net)
+                }
             }
         };
         Ok(NetEmbedder {
@@ -156,6 +182,7 @@ impl NetEmbedder {
     pub fn engine(&self) -> Engine {
         match self.runtime {
             Runtime::Facegate(_) => Engine::Facegate,
+            Runtime::Int8(_) => Engine::Int8,
             Runtime::Tract(_) => Engine::Tract,
         }
     }
@@ -209,8 +236,24 @@ impl NetEmbedder {
         let (shape, input) = self.input(chip)?;
         match &self.runtime {
             Runtime::Tract(r) => r.profile(&shape, input, runs),
-            Runtime::Facegate(n) => n.profile(self.map(input)?, runs),
+            Runtime::Facegate(n) | Runtime::Int8(n) => n.profile(self.map(input)?, runs),
         }
+    }
+
+    /// Each convolution's input range over `chips` (facegate's fp32 engine only): what an
+    /// `int8` entry's `int8_ranges` holds.
+    pub fn input_ranges(&self, chips: &[Frame]) -> Result<Vec<InputRange>> {
+        let Runtime::Facegate(net) = &self.runtime else {
+            return Err(Error::Invalid(format!(
+                "{}: input ranges are measured on facegate's fp32 engine",
+                self.name
+            )));
+        };
+        let maps = chips
+            .iter()
+            .map(|c| self.input(c).and_then(|(_, v)| self.map(v)))
+            .collect::<Result<Vec<_>>>()?;
+        net.input_ranges(maps)
     }
 
     fn map(&self, input: Vec<f32>) -> Result<Map> {
@@ -233,7 +276,9 @@ impl Embedder for NetEmbedder {
         let (shape, input) = self.input(chip)?;
         let v = match &self.runtime {
             Runtime::Tract(r) => r.run(&shape, input)?.into_iter().next().map(|o| o.1),
-            Runtime::Facegate(n) => n.run(self.map(input)?)?.into_iter().next().map(|o| o.data),
+            Runtime::Facegate(n) | Runtime::Int8(n) => {
+                n.run(self.map(input)?)?.into_iter().next().map(|o| o.data)
+            }
         }
         .unwrap_or_default();
         if v.len() != self.dim {

@@ -47,6 +47,10 @@ pub enum Engine {
     /// tract's optimised plan: any ONNX graph, int8 included.
     #[default]
     Tract,
+    /// facegate's kernels with the convolutions on int8 ([`crate::recognition::net`]'s
+    /// quantized path): the fp32 file, its weights quantized per output channel at load and
+    /// each convolution's input over the range in the entry's `int8_ranges`.
+    Int8,
 }
 
 /// One model's entry in the manifest.
@@ -72,6 +76,14 @@ pub struct ModelSpec {
     /// on facegate's kernels.
     #[serde(default)]
     pub engine: Engine,
+    /// For an `int8` entry: the fp32 entry whose network it quantizes. Its embeddings are
+    /// that network's (the same templates, the same model id, the same threshold curve).
+    #[serde(default)]
+    pub quantizes: Option<String>,
+    /// For an `int8` entry: each convolution's input range, `[node, lo, hi]`, as
+    /// `facegate eval int8-ranges` measured it on LFW's View 1 training pairs.
+    #[serde(default)]
+    pub int8_ranges: Option<Vec<(String, f32, f32)>>,
     /// Produced only on request (`models/fetch --with NAME`).
     #[serde(default)]
     pub optional: bool,
@@ -233,8 +245,13 @@ impl ModelStore {
     }
 
     /// The model id stored with templates: manifest name and the file's sha256 prefix.
+    /// An `int8` entry has the id of the network it quantizes: its templates are that
+    /// network's.
     pub fn model_id(&self, name: &str) -> Result<String> {
         let spec = self.spec(name)?;
+        if let Some(base) = spec.quantizes.as_deref().filter(|b| *b != name) {
+            return self.model_id(base);
+        }
         Ok(format!("{name}:{}", &spec.sha256[..16]))
     }
 }

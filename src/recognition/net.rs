@@ -78,15 +78,19 @@ mod lanes;
 mod onnx;
 mod ops;
 mod parse;
+mod quant;
 mod tiles;
 
 use kernels::Conv;
 use ops::pool_dim;
+pub use quant::InputRange;
 use tiles::kernel_name;
 
 #[derive(Debug, Clone)]
 enum Op {
     Conv(Conv),
+    /// A convolution on int8 kernels ([`quant`]), made from a `Conv` by [`Net::quantized`].
+    QConv(Box<quant::QConv>),
     /// A convolution of each channel with its own kernel.
     Depthwise(depthwise::Depthwise),
     /// `1 / (1 + e^-v)` of every value.
@@ -299,6 +303,7 @@ impl Net {
             let x = &slots[step.input];
             let y = match &step.op {
                 Op::Conv(c) => c.apply(x),
+                Op::QConv(q) => q.apply(x),
                 Op::MaxPool { k, s, same } => ops::max_pool(x, *k, *s, *same),
                 Op::AvgPool { k, s } => ops::avg_pool(x, *k, *s),
                 Op::GlobalAvg => ops::global_avg(x),
@@ -359,6 +364,10 @@ impl Net {
                         };
                         (kind, macs)
                     }
+                    Op::QConv(q) => {
+                        let out = &shapes[step.output];
+                        ("ConvInt8", (out.0 * out.1 * q.macs_per_pixel()) as u64)
+                    }
                     Op::MaxPool { .. } => ("MaxPool", 0),
                     Op::AvgPool { .. } => ("AvgPool", 0),
                     Op::GlobalAvg => ("GlobalAvg", 0),
@@ -378,6 +387,7 @@ impl Net {
                 };
                 let kernel = match kind {
                     "Conv" | "Dense" => kernel_name(),
+                    "ConvInt8" => quant::QIsa::detected().name(),
                     _ => "",
                 };
                 let row = rows
@@ -401,6 +411,7 @@ impl Net {
                     let (w, h) = k.out_dims(w, h).unwrap_or((0, 0));
                     (w, h, k.cout)
                 }
+                Op::QConv(q) => q.out_shape(w, h),
                 Op::MaxPool { k, s: st, same } => (
                     pool_dim(w, *k, *st, *same).0,
                     pool_dim(h, *k, *st, *same).0,

@@ -105,6 +105,13 @@ impl Texture {
                         let plan = store.load(name, &[1, 3, size as usize, size as usize])?;
                         Runtime::Tract(Runner::new(name, &plan)?)
                     }
+                    // Their convolutions end in PReLU, which stays fp32: nothing to gain.
+                    Engine::Int8 => {
+                        return Err(Error::model(
+                            &path,
+                            "the liveness networks run in fp32 (facegate or tract), not int8",
+                        ))
+                    }
                 };
                 Ok(TextureNet {
                     name: name.to_string(),
