@@ -50,7 +50,9 @@ for p in George_W_Bush Colin_Powell Tony_Blair Donald_Rumsfeld Gerhard_Schroeder
          Hugo_Chavez Junichiro_Koizumi Jacques_Chirac Vladimir_Putin Jean_Chretien John_Ashcroft \
          Serena_Williams Luiz_Inacio_Lula_da_Silva Gloria_Macapagal_Arroyo Jennifer_Capriati; do
   mkdir "$people/$p"
-  find "$lfw/$p" -name '*.jpg' | sort | head -5 | xargs -I{} cp {} "$people/$p/"
+  # sed reads the whole list: `head` would close the pipe early and, under pipefail, sort's
+  # SIGPIPE (exit 141) would fail the script on a busy machine.
+  find "$lfw/$p" -name '*.jpg' | sort | sed -n 1,5p | xargs -I{} cp {} "$people/$p/"
 done
 facegate calibrate --images "$people" --target-far 1e-3 --write-config /etc/facegate/facegate.toml
 grep -q '^threshold = 0\.[0-9]* *# calibrated' /etc/facegate/facegate.toml \
