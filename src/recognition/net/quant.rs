@@ -39,11 +39,9 @@ pub(super) struct QConv {
     /// Per block of [`NB`] channels, `[kp / 4][NB][4]`: four consecutive products of one
     /// channel are adjacent, as `vpdpbusd` and `sdot` read them.
     w: Vec<i8>,
-    /// Per channel, the sum of its quantized weights (the zero point's share).
-    wsum: Vec<i32>,
-    /// Per channel, `sx · sw[c]`.
-    scale: Vec<f32>,
-    bias: Vec<f32>,
+    /// Per output channel, made once at load: the zero point times the sum of its quantized
+    /// weights (subtracted from each sum), `sx · sw[c]`, and the bias.
+    store: Vec<(i32, f32, f32)>,
     /// The input's scale and zero point.
     sx: f32,
     zx: u8,
@@ -86,8 +84,9 @@ impl QConv {
                 wsum[co] += q as i32;
             }
         }
-        let mut bias = vec![0f32; coutp];
-        bias[..conv.cout].copy_from_slice(&conv.bias[..conv.cout]);
+        let store = (0..conv.cout)
+            .map(|co| (zx as i32 * wsum[co], scale[co], conv.bias[co]))
+            .collect();
         Some(QConv {
             k: conv.k,
             stride: conv.stride,
@@ -97,9 +96,7 @@ impl QConv {
             kp,
             coutp,
             w,
-            wsum,
-            scale,
-            bias,
+            store,
             sx,
             zx,
             relu,
@@ -147,14 +144,10 @@ impl QConv {
             );
         }
         let mut data = vec![0f32; pixels * self.cout];
-        let z = self.zx as i32;
-        let per_channel: Vec<(i32, f32, f32)> = (0..self.cout)
-            .map(|co| (z * self.wsum[co], self.scale[co], self.bias[co]))
-            .collect();
         for (p, o) in data.chunks_exact_mut(self.cout).enumerate() {
             let row = &acc[p * self.coutp..][..self.cout];
             // One multiply and one add (never fused), the same bits on every CPU.
-            for ((o, &s), &(zw, sc, b)) in o.iter_mut().zip(row).zip(&per_channel) {
+            for ((o, &s), &(zw, sc, b)) in o.iter_mut().zip(row).zip(&self.store) {
                 *o = (s - zw) as f32 * sc + b;
             }
             if self.relu {
