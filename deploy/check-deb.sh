@@ -16,7 +16,8 @@ getent passwd facegate >/dev/null || fail "no facegate user"
 [ "$(stat -c '%U:%a' /usr/bin/facegate)" = "root:755" ] || fail "/usr/bin/facegate mode"
 grep -qx /etc/facegate/facegate.toml /var/lib/dpkg/info/facegate.conffiles || fail "the config is no conffile"
 for f in /usr/share/facegate/models/dlib_resnet_v1_fp32.onnx /usr/share/facegate/models/mtcnn_pnet.onnx \
-         /usr/share/doc/facegate/copyright /lib/systemd/system/facegate.service; do
+         /usr/share/doc/facegate/copyright /lib/systemd/system/facegate.service \
+         /lib/systemd/system/facegate-events.service; do
   [ -f "$f" ] || fail "$f not installed"
 done
 facegate --version
@@ -24,7 +25,7 @@ out="$(facegate --models /usr/share/facegate/models --json verify "$a" "$b")"
 echo "  verify: $out"
 case "$out" in *'"same":true'*) ;; *) fail "the packaged models did not verify one person" ;; esac
 if command -v systemd-analyze >/dev/null; then
-  systemd-analyze verify /lib/systemd/system/facegate.service
+  systemd-analyze verify /lib/systemd/system/facegate.service /lib/systemd/system/facegate-events.service
   echo "  systemd-analyze verify: ok"
 fi
 if [ -d /run/systemd/system ] && systemctl is-enabled facegate >/dev/null 2>&1; then

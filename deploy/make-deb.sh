@@ -47,6 +47,10 @@ sed -e 's#/opt/facegate/bin/facegate#/usr/bin/facegate#' \
     -e 's#file:///opt/facegate/README.md#file:///usr/share/doc/facegate/INSTALL.md#' \
     "$here/deploy/facegate.service" > "$root/lib/systemd/system/facegate.service"
 chmod 0644 "$root/lib/systemd/system/facegate.service"
+sed -e 's#/opt/facegate/bin/facegate#/usr/bin/facegate#' \
+    -e 's#file:///opt/facegate/README.md#file:///usr/share/doc/facegate/INSTALL.md#' \
+    "$here/deploy/facegate-events.service" > "$root/lib/systemd/system/facegate-events.service"
+chmod 0644 "$root/lib/systemd/system/facegate-events.service"
 cat > "$root/usr/share/doc/facegate/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: facegate

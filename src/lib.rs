@@ -48,6 +48,8 @@
 pub mod desk;
 pub mod error;
 pub mod eval;
+#[cfg(feature = "events")]
+pub mod events;
 pub mod files;
 pub mod identity;
 pub mod kiosk;

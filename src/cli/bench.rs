@@ -71,6 +71,10 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<ExitCode> {
             );
         }
         s += "(640x480 frame with one face; detect_N: minimum face N px; frame: detect_40 + align + embed_fp32)\n";
+        s += &format!(
+            "(embed_int8: dlib_q8 on the {} int8 kernel; FACEGATE_INT8_KERNEL picks another)\n",
+            facegate::recognition::net::int8_kernel()
+        );
         s
     })?;
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,8 @@ mod door;
 mod embed;
 mod enroll;
 mod eval;
+#[cfg(feature = "events")]
+mod events;
 mod gallery;
 mod identify;
 mod keygen;
@@ -117,6 +119,10 @@ enum Cmd {
     /// The reception desk: a local web page to enroll people and watch the door.
     #[cfg(feature = "desk")]
     Desk(desk::DeskArgs),
+    /// Ship the door's audit log to an MQTT broker (Home Assistant discovery) and the
+    /// systemd journal: a process of its own, the door stays offline.
+    #[cfg(feature = "events")]
+    Events(events::EventsArgs),
 }
 
 /// The global flags each subcommand reads (by argument id); the others are accepted but
@@ -146,6 +152,7 @@ const GLOBALS_READ: &[(&str, &[&str])] = &[
     ("keygen", &["json", "signing_key"]),
     ("sign", &["json", "signing_key"]),
     ("desk", &["models", "model", "min_face", "signing_key"]),
+    ("events", &[]),
 ];
 
 /// The command line's parser, with each subcommand's help listing only the global flags it
@@ -203,6 +210,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Train(a) => train::run(g, a),
         #[cfg(feature = "desk")]
         Cmd::Desk(a) => desk::run(g, a),
+        #[cfg(feature = "events")]
+        Cmd::Events(a) => events::run(g, a),
     }
 }
 
@@ -383,7 +392,10 @@ mod tests {
             assert!(GLOBALS_READ.iter().any(|(s, _)| s == n), "{n} missing");
         }
         for (s, read) in GLOBALS_READ {
-            assert!(names.contains(s) || *s == "desk", "{s} is no subcommand");
+            assert!(
+                names.contains(s) || ["desk", "events"].contains(s),
+                "{s} is no subcommand"
+            );
             assert!(read.iter().all(|r| GLOBALS.contains(r)), "{s}: {read:?}");
         }
         let ids: Vec<String> = cmd

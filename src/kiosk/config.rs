@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 
 mod check;
 mod door;
+mod events;
 mod grants;
 mod matching;
 mod source;
 pub use check::{Check, Invalid};
 pub use door::{AuditConfig, DoorConfig, DoorKind, GalleryConfig};
+pub use events::{topic_level_ok, Broker, EventsConfig};
 pub use grants::{LivenessConfig, MigrationConfig};
 pub use matching::{
     validate_decision, validate_quality, DetectorConfig, ModelsConfig, RecognitionConfig,
@@ -59,6 +61,9 @@ pub struct Config {
     /// Presentation-attack checks before a grant.
     #[serde(default)]
     pub liveness: LivenessConfig,
+    /// Where `facegate events` ships the audit log (MQTT, the journal).
+    #[serde(default)]
+    pub events: EventsConfig,
 }
 
 impl Config {
@@ -85,7 +90,7 @@ impl Config {
     }
 
     /// Each section's check, named by its section, in the file's documented order.
-    pub fn validate(&self) -> [(&'static str, Check); 11] {
+    pub fn validate(&self) -> [(&'static str, Check); 12] {
         [
             ("recognition", self.recognition.validate()),
             ("door", self.door.validate()),
@@ -98,6 +103,7 @@ impl Config {
             ("audit", self.audit.validate()),
             ("liveness", self.liveness.validate()),
             ("gallery", self.gallery.validate()),
+            ("events", self.events.validate()),
         ]
     }
 
@@ -116,6 +122,9 @@ impl Config {
             self.gallery.public_key.as_mut(),
             self.gallery.state_dir.as_mut(),
             self.models.dir.as_mut(),
+            self.events.password_file.as_mut(),
+            self.events.ca.as_mut(),
+            self.events.state_dir.as_mut(),
         ]
         .into_iter()
         .flatten()

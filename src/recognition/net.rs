@@ -84,6 +84,12 @@ mod tiles;
 use kernels::Conv;
 use ops::pool_dim;
 pub use quant::InputRange;
+
+/// The int8 kernel this CPU runs `dlib_q8`'s convolutions with (`avx512vnni (vpdpbusd)`,
+/// `sdot`, ...): its best, or the one `FACEGATE_INT8_KERNEL` names.
+pub fn int8_kernel() -> &'static str {
+    quant::QIsa::detected().name()
+}
 use tiles::kernel_name;
 
 #[derive(Debug, Clone)]

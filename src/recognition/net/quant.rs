@@ -11,7 +11,7 @@
 //!
 //! Kernels ([`QIsa`]): x86-64 AVX-512 VNNI (`vpdpbusd`), AVX-VNNI (`vpdpbusd` on 256 bits),
 //! AVX2 (`vpmaddubsw` + `vpmaddwd`); aarch64 `sdot` (the dot-product extension: Cortex-A76,
-//! Pi 5) and `smull` + `sadalp` (any NEON: Cortex-A72, Pi 4); plain Rust elsewhere.
+//! Pi 5) and `smull` + `smlal` + `sadalp` (any NEON: Cortex-A72, Pi 4); plain Rust elsewhere.
 
 use super::kernels::{packed, Act, Conv};
 use super::{Map, Net, Op};
@@ -21,6 +21,8 @@ use crate::error::Result;
 const NB: usize = 32;
 /// Output pixels per kernel call (rows of the im2col matrix).
 const MR: usize = 8;
+/// The environment variable that picks a kernel other than the CPU's best.
+const KERNEL_VAR: &str = "FACEGATE_INT8_KERNEL";
 /// The largest quantized input (7 bits).
 pub(super) const QMAX_IN: f32 = 127.0;
 
@@ -31,8 +33,12 @@ pub(super) struct QConv {
     stride: usize,
     pad: usize,
     cin: usize,
+    /// `cin` rounded up to a multiple of 4: each input cell's bytes, the channels past `cin`
+    /// holding the zero point against weights of 0, so every kernel column is a run of
+    /// whole groups of four and any convolution is read in place.
+    cp: usize,
     cout: usize,
-    /// `k · k · cin` rounded up to a multiple of 4.
+    /// `k · k · cp`: the products summed per output value, the padding channels included.
     kp: usize,
     /// `cout` rounded up to a multiple of [`NB`].
     coutp: usize,
@@ -66,8 +72,9 @@ impl QConv {
             Act::Relu => true,
             Act::Prelu(_) => return None,
         };
-        let rows = conv.k * conv.k * conv.cin;
-        let kp = rows.div_ceil(4) * 4;
+        let (rows, cin) = (conv.k * conv.k * conv.cin, conv.cin);
+        let cp = cin.div_ceil(4) * 4;
+        let kp = conv.k * conv.k * cp;
         let coutp = conv.cout.div_ceil(NB) * NB;
         let (sx, zx) = input_quant(lo, hi);
         let mut w = vec![0i8; coutp * kp];
@@ -80,7 +87,7 @@ impl QConv {
             scale[co] = sx * sw;
             for r in 0..rows {
                 let q = (weight(r) / sw).round().clamp(-127.0, 127.0) as i8;
-                w[wpos(kp, r, co)] = q;
+                w[wpos(kp, r / cin * cp + r % cin, co)] = q;
                 wsum[co] += q as i32;
             }
         }
@@ -91,7 +98,8 @@ impl QConv {
             k: conv.k,
             stride: conv.stride,
             pad: conv.pad,
-            cin: conv.cin,
+            cin,
+            cp,
             cout: conv.cout,
             kp,
             coutp,
@@ -109,7 +117,8 @@ impl QConv {
     }
 
     /// Runs on `x` with kernel `isa` (which this CPU must have: [`QIsa::available`]), read
-    /// in place when `in_place` and the channels allow it (else through im2col).
+    /// in place when `in_place`, else through im2col (the same sums, another way to find
+    /// them).
     fn apply_with(&self, x: &Map, isa: QIsa, in_place: bool) -> std::result::Result<Map, String> {
         let (wo, ho) = self.out_dims(x).ok_or_else(|| {
             format!(
@@ -123,9 +132,9 @@ impl QConv {
         })?;
         let pixels = wo * ho;
         let mut acc = vec![0i32; pixels.div_ceil(MR) * MR * self.coutp];
-        if in_place && self.cin.is_multiple_of(4) {
+        if in_place {
             // In place: each kernel column of a window is `k` cells of one input column.
-            let (b, hb, c, s) = (self.bordered(x), x.h + 2 * self.pad, self.cin, self.stride);
+            let (b, hb, c, s) = (self.bordered(x), x.h + 2 * self.pad, self.cp, self.stride);
             let base = |p: usize| ((p / ho * s) * hb + p % ho * s) * c;
             let runs = (self.k, self.k * c, hb * c);
             gemm(isa, &b, pixels, base, runs, &self.w, self.coutp, &mut acc);
@@ -193,15 +202,22 @@ impl QConv {
         self.k * self.k * self.cin * self.cout
     }
 
-    /// `x` quantized, with `pad` cells of the zero point around it.
+    /// `x` quantized, with `pad` cells of the zero point around it, each cell [`QConv::cp`]
+    /// bytes.
     fn bordered(&self, x: &Map) -> Vec<u8> {
         let p = self.pad;
-        let (hb, c) = (x.h + 2 * p, x.c);
-        let mut b = vec![self.zx; (x.w + 2 * p) * hb * c];
+        let (hb, c, cp) = (x.h + 2 * p, x.c, self.cp);
+        let mut b = vec![self.zx; (x.w + 2 * p) * hb * cp];
         for xi in 0..x.w {
             let from = &x.data[xi * x.h * c..][..x.h * c];
-            let to = &mut b[((xi + p) * hb + p) * c..][..x.h * c];
-            self.quantize(from, to);
+            let to = &mut b[((xi + p) * hb + p) * cp..][..x.h * cp];
+            if c == cp {
+                self.quantize(from, to);
+            } else {
+                for (f, t) in from.chunks_exact(c).zip(to.chunks_exact_mut(cp)) {
+                    self.quantize(f, &mut t[..c]);
+                }
+            }
         }
         b
     }
@@ -219,16 +235,16 @@ impl QConv {
     }
 
     /// The quantized input windows, one row of `kp` bytes per output pixel (`[kernel x]
-    /// [kernel y][input channel]`, as the weights), rows padded to a multiple of [`MR`].
+    /// [kernel y][input channel]`, as the weights, each cell [`QConv::cp`] bytes), rows
+    /// padded to a multiple of [`MR`].
     fn im2col(&self, x: &Map, wo: usize, ho: usize) -> Vec<u8> {
-        let (k, s, c) = (self.k, self.stride, self.cin);
+        let (k, s, c, cp) = (self.k, self.stride, self.cin, self.cp);
         let mut q = vec![0u8; x.data.len()];
         self.quantize(&x.data, &mut q);
         let mut a = vec![self.zx; (wo * ho).div_ceil(MR) * MR * self.kp];
         for xo in 0..wo {
             for yo in 0..ho {
                 let row = &mut a[(xo * ho + yo) * self.kp..][..self.kp];
-                row[k * k * c..].fill(0);
                 for dx in 0..k {
                     let Some(xi) = (xo * s + dx).checked_sub(self.pad).filter(|&v| v < x.w) else {
                         continue;
@@ -238,7 +254,7 @@ impl QConv {
                         else {
                             continue;
                         };
-                        row[(dx * k + dy) * c..][..c]
+                        row[(dx * k + dy) * cp..][..c]
                             .copy_from_slice(&q[(xi * x.h + yi) * c..][..c]);
                     }
                 }
@@ -334,7 +350,7 @@ pub(super) enum QIsa {
     /// aarch64 with the dot-product extension: `sdot`.
     #[cfg(target_arch = "aarch64")]
     Sdot,
-    /// aarch64 NEON: `smull` and `sadalp`.
+    /// aarch64 NEON: `smull`, `smlal` and `sadalp`.
     #[cfg(target_arch = "aarch64")]
     Smlal,
     /// Plain Rust: the definition.
@@ -342,10 +358,29 @@ pub(super) enum QIsa {
 }
 
 impl QIsa {
-    /// This CPU's best, detected on first use.
+    /// This CPU's best, detected on first use, or the one `FACEGATE_INT8_KERNEL` names (the
+    /// start of its [`QIsa::name`], e.g. `avx2`, `smlal`) when this CPU has it: every kernel
+    /// gives the same bits, so the variable changes only the speed (for comparing kernels).
     pub(super) fn detected() -> QIsa {
         static ISA: std::sync::OnceLock<QIsa> = std::sync::OnceLock::new();
-        *ISA.get_or_init(|| QIsa::available()[0])
+        *ISA.get_or_init(|| {
+            let all = QIsa::available();
+            let Ok(want) = std::env::var(KERNEL_VAR) else {
+                return all[0];
+            };
+            all.iter()
+                .copied()
+                .find(|i| !want.is_empty() && i.name().starts_with(want.as_str()))
+                .unwrap_or_else(|| {
+                    let names: Vec<&str> = all.iter().map(|i| i.name()).collect();
+                    log::warn!(
+                        "{KERNEL_VAR}={want:?}: not a kernel this CPU has ({}); using {}",
+                        names.join(", "),
+                        all[0].name()
+                    );
+                    all[0]
+                })
+        })
     }
 
     /// Every kernel this CPU can run, the best first.
@@ -387,7 +422,7 @@ impl QIsa {
             #[cfg(target_arch = "aarch64")]
             QIsa::Sdot => "sdot",
             #[cfg(target_arch = "aarch64")]
-            QIsa::Smlal => "smlal (smull + sadalp)",
+            QIsa::Smlal => "smlal (smull + smlal + sadalp)",
             QIsa::Plain => "plain",
         }
     }

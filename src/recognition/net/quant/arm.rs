@@ -54,8 +54,10 @@ pub(super) unsafe fn sdot(a: &[u8], rows: &Rows, w: &[i8], out: &mut [[i32; NB];
 }
 
 /// # Safety
-/// NEON; sizes as [`sdot`]. Products of two 7-bit values fit `smull`'s i16; `sadalp`
-/// adds pairs of them into i32 lanes, and the pairs are added at the end.
+/// NEON; sizes as [`sdot`]. Products of two 7-bit values fit an i16 two at a time
+/// (`2 · 127 · 127 < 32768`): `smull` makes the products of one group of four bytes,
+/// `smlal` adds the next group's onto them, and `sadalp` adds pairs of the i16 sums into
+/// i32 lanes (one `sadalp` per 16 products); the pairs are added at the end.
 #[target_feature(enable = "neon")]
 pub(super) unsafe fn smlal(a: &[u8], rows: &Rows, w: &[i8], out: &mut [[i32; NB]; MR]) {
     debug_assert!(rows.fits(a.len()) && w.len() >= rows.kp() * NB);
@@ -64,22 +66,37 @@ pub(super) unsafe fn smlal(a: &[u8], rows: &Rows, w: &[i8], out: &mut [[i32; NB]
     for r0 in (0..MR).step_by(2) {
         for half in 0..2 {
             let mut acc = [[vdupq_n_s32(0); 8]; 2];
-            for j in 0..rows.segs {
-                for gi in 0..rows.seg / 4 {
-                    let (g, off) = (j * (rows.seg / 4) + gi, j * rows.stride + gi * 4);
-                    // SAFETY: as in `sdot`, for rows `r0` and `r0 + 1`.
+            let gs = rows.seg / 4;
+            for seg in 0..rows.segs {
+                for gi in (0..gs).step_by(2) {
+                    let (g0, o0) = (seg * gs + gi, seg * rows.stride + gi * 4);
+                    // SAFETY: `g · 128 + 64 · half + 64 <= kp · NB`; rows `r0` and `r0 + 1`
+                    // hold `off + 4` bytes (`Rows::fits`).
                     unsafe {
-                        let wp = w.as_ptr().add(g * 128 + half * 64);
-                        let mut wv = [vdup_n_s8(0); 8];
-                        for (j, v) in wv.iter_mut().enumerate() {
-                            *v = vld1_s8(wp.add(j * 8));
-                        }
-                        for (r, s) in acc.iter_mut().enumerate() {
+                        let at = |r: usize, off: usize| {
                             let q = (a.as_ptr().add(rows.base[r0 + r] + off) as *const i32)
                                 .read_unaligned();
-                            let av = vreinterpret_s8_s32(vdup_n_s32(q));
-                            for (sj, wj) in s.iter_mut().zip(wv) {
-                                *sj = vpadalq_s16(*sj, vmull_s8(av, wj));
+                            vreinterpret_s8_s32(vdup_n_s32(q))
+                        };
+                        let wp0 = w.as_ptr().add(g0 * 128 + half * 64);
+                        let a0 = [at(0, o0), at(1, o0)];
+                        if gi + 1 < gs {
+                            // The next group of the same run: 4 bytes on, the next weights.
+                            let wp1 = wp0.add(128);
+                            let a1 = [at(0, o0 + 4), at(1, o0 + 4)];
+                            for j in 0..8 {
+                                let (w0, w1) = (vld1_s8(wp0.add(j * 8)), vld1_s8(wp1.add(j * 8)));
+                                for r in 0..2 {
+                                    let t = vmlal_s8(vmull_s8(a0[r], w0), a1[r], w1);
+                                    sadalp(&mut acc[r][j], t);
+                                }
+                            }
+                        } else {
+                            for j in 0..8 {
+                                let w0 = vld1_s8(wp0.add(j * 8));
+                                for r in 0..2 {
+                                    sadalp(&mut acc[r][j], vmull_s8(a0[r], w0));
+                                }
                             }
                         }
                     }
@@ -94,5 +111,20 @@ pub(super) unsafe fn smlal(a: &[u8], rows: &Rows, w: &[i8], out: &mut [[i32; NB]
                 }
             }
         }
+    }
+}
+
+/// `acc += ` the pairwise sums of `t`'s i16 lanes, as one `sadalp` (the compiler otherwise
+/// splits `vpadalq_s16` into `saddlp` and `add`, one more instruction per 16 products).
+#[inline(always)]
+fn sadalp(acc: &mut int32x4_t, t: int16x8_t) {
+    // SAFETY: a NEON instruction on registers only; the callers run with NEON enabled.
+    unsafe {
+        std::arch::asm!(
+            "sadalp {acc:v}.4s, {t:v}.8h",
+            acc = inout(vreg) *acc,
+            t = in(vreg) t,
+            options(pure, nomem, nostack),
+        );
     }
 }

@@ -84,49 +84,52 @@ fn every_kernel_gives_the_definitions_sums_bit_for_bit() {
 
 #[test]
 fn a_quantized_convolution_follows_the_fp32_one() {
-    // 3x3, 20 channels in and 24 out, zero-padded, stride 1 and 2, inputs in [0, 4].
-    let (cin, cout, k) = (20, 24, 3);
-    let w: Vec<f32> = seq(cout * cin * k * k, 5, -100, 100)
-        .into_iter()
-        .map(|v| v as f32 / 400.0)
-        .collect();
-    let b: Vec<f32> = (0..cout).map(|i| i as f32 / 10.0 - 1.0).collect();
-    let x = Map {
-        w: 9,
-        h: 7,
-        c: cin,
-        data: seq(9 * 7 * cin, 6, 0, 1000)
+    // 3x3 with 20 channels in and 24 out, and 7x7 with 3 in (cells padded to 4 bytes) and
+    // 32 out; zero-padded, stride 1 and 2, inputs in [0, 4].
+    for (cin, cout, k) in [(20, 24, 3), (3, 32, 7)] {
+        let w: Vec<f32> = seq(cout * cin * k * k, 5, -100, 100)
             .into_iter()
-            .map(|v| v as f32 / 250.0)
-            .collect(),
-    };
-    for (stride, relu) in [(1, true), (2, false)] {
-        let mut conv = Conv::new(k, cin, cout, &w, &b).strided(stride, 1);
-        if relu {
-            conv.act = Act::Relu;
+            .map(|v| v as f32 / 400.0)
+            .collect();
+        let b: Vec<f32> = (0..cout).map(|i| i as f32 / 10.0 - 1.0).collect();
+        let x = Map {
+            w: 11,
+            h: 9,
+            c: cin,
+            data: seq(11 * 9 * cin, 6, 0, 1000)
+                .into_iter()
+                .map(|v| v as f32 / 250.0)
+                .collect(),
+        };
+        for (stride, relu) in [(1, true), (2, false)] {
+            let mut conv = Conv::new(k, cin, cout, &w, &b).strided(stride, 1);
+            if relu {
+                conv.act = Act::Relu;
+            }
+            let want = conv.apply(&x).unwrap();
+            let q = QConv::new(&conv, 0.0, 4.0).unwrap();
+            let mut outs = Vec::new();
+            for isa in QIsa::available() {
+                outs.push(q.apply_with(&x, isa, true).unwrap());
+                outs.push(q.apply_with(&x, isa, false).unwrap());
+            }
+            let got = &outs[0];
+            assert!(outs.iter().all(|o| o == got), "kernels differ");
+            assert_eq!((got.w, got.h, got.c), (want.w, want.h, want.c));
+            let span = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = got
+                .data
+                .iter()
+                .zip(&want.data)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            // 7-bit inputs and 8-bit weights: within 2% of the output's range.
+            let at = format!("{k}x{k}x{cin}, stride {stride}");
+            assert!(err < 0.02 * span, "{at}: error {err} of {span}");
+            assert!(
+                err > 0.0,
+                "{at}: quantization changed nothing: the int8 path did not run"
+            );
         }
-        let want = conv.apply(&x).unwrap();
-        let q = QConv::new(&conv, 0.0, 4.0).unwrap();
-        let mut outs = Vec::new();
-        for isa in QIsa::available() {
-            outs.push(q.apply_with(&x, isa, true).unwrap());
-            outs.push(q.apply_with(&x, isa, false).unwrap());
-        }
-        let got = &outs[0];
-        assert!(outs.iter().all(|o| o == got), "kernels differ");
-        assert_eq!((got.w, got.h, got.c), (want.w, want.h, want.c));
-        let span = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let err = got
-            .data
-            .iter()
-            .zip(&want.data)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        // 7-bit inputs and 8-bit weights: within 2% of the output's range.
-        assert!(err < 0.02 * span, "stride {stride}: error {err} of {span}");
-        assert!(
-            err > 0.0,
-            "quantization changed nothing: the int8 path did not run"
-        );
     }
 }
 
