@@ -476,3 +476,221 @@ fn a_wrong_password_is_a_clear_error() {
         2
     );
 }
+
+/// The kiosk on the demo frames writes its audit log; `facegate events` ships exactly its
+/// decisions, in order.
+#[test]
+fn the_kiosks_own_decisions_arrive_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let port = free_port();
+    let _broker = Broker::start(dir.path(), port);
+    let sub = Subscriber::start(port, &dir.path().join("received"));
+    std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).unwrap();
+    let config = std::fs::read_to_string(root.join("config/demo.toml"))
+        .unwrap()
+        .replace(
+            "\"demo/frames\"",
+            &format!("{:?}", root.join("config/demo/frames")),
+        )
+        .replace("../target/demo/", "state/")
+        .replace("[door]\n", "[door]\nid = \"front\"\n")
+        + &format!(
+            "\n[events]\nmqtt = \"mqtt://127.0.0.1:{port}\"\nusername = \"{USER}\"\npassword_file = \"pw\"\njournal = false\n"
+        );
+    let cfg = dir.path().join("demo.toml");
+    std::fs::write(&cfg, config).unwrap();
+    // The shipper first: the log does not exist yet, so it sends it from its start.
+    let mut events = shipper(&cfg);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = Command::new(env!("CARGO_BIN_EXE_facegate"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--enroll-first")
+        .arg("Astronaut")
+        .arg(root.join("config/demo/enroll_astronaut.jpg"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("state/audit.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|r: &serde_json::Value| r.get("decision").is_some())
+            .collect();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["decision"] == "grant" && r["person"] == "Astronaut"),
+        "the demo granted nobody: {audit:?}"
+    );
+    sub.wait_for(audit.len(), "the demo's decisions");
+    let (got, _) = sub.decisions();
+    assert_eq!(got.len(), audit.len());
+    for (g, a) in got.iter().zip(&audit) {
+        for key in ["time", "decision", "person", "reason", "distance"] {
+            assert_eq!(g.get(key), a.get(key), "{key}");
+        }
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+}
+
+/// `mqtts` to a broker whose certificate a test CA signed, trusted through `[events] ca`.
+#[test]
+fn tls_with_the_sites_own_ca() {
+    need("openssl");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    ssl(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=facegate test CA",
+        ],
+    ]
+    .concat());
+    ssl(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    let (plain, tls) = (free_port(), free_port());
+    let conf = d.join("mosquitto.conf");
+    let root_user = if unsafe { libc::geteuid() } == 0 {
+        "user root\n"
+    } else {
+        ""
+    };
+    let d_ = d.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings false\nallow_anonymous true\n{root_user}\
+             listener {plain} 127.0.0.1\nlistener {tls} 127.0.0.1\n\
+             cafile {d_}/ca.pem\ncertfile {d_}/server.pem\nkeyfile {d_}/server.key\n"
+        ),
+    )
+    .unwrap();
+    need("mosquitto");
+    let _broker = Broker::run(conf, tls);
+    let received = d.join("received");
+    let sub = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &plain.to_string(),
+            "-t",
+            "facegate/#",
+            "-F",
+            "%t %p",
+        ])
+        .stdout(std::fs::File::create(&received).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let cfg = d.join("facegate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[recognition]\nthreshold = 0.55\n[source]\nkind = \"folder\"\npath = \"frames\"\n\
+             [door]\nid = \"front\"\nkind = \"simulated\"\n[gallery]\npath = \"g.toml\"\n\
+             [audit]\npath = \"audit.jsonl\"\n\
+             [events]\nmqtt = \"mqtts://127.0.0.1:{tls}\"\nca = \"ca.pem\"\njournal = false\n"
+        ),
+    )
+    .unwrap();
+    let mut log = AuditLog::open(&d.join("audit.jsonl"), 1 << 20, 3).unwrap();
+    let mut events = shipper(&cfg);
+    std::thread::sleep(Duration::from_millis(300));
+    decide(&mut log, 0);
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&received).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.starts_with("facegate/front/decision ") && l.contains("\"p0\""))
+        {
+            break;
+        }
+        if let Ok(Some(st)) = events.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            events
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("events exited ({st}): {err}");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "nothing over TLS: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    let mut sub = sub;
+    let _ = sub.kill();
+    let _ = sub.wait();
+}

@@ -73,29 +73,38 @@ pub(super) unsafe fn smlal(a: &[u8], rows: &Rows, w: &[i8], out: &mut [[i32; NB]
                     // SAFETY: `g · 128 + 64 · half + 64 <= kp · NB`; rows `r0` and `r0 + 1`
                     // hold `off + 4` bytes (`Rows::fits`).
                     unsafe {
+                        // The row's four bytes in every lane, for `smull` (low half) and
+                        // `smull2` (high half) alike.
                         let at = |r: usize, off: usize| {
                             let q = (a.as_ptr().add(rows.base[r0 + r] + off) as *const i32)
                                 .read_unaligned();
-                            vreinterpret_s8_s32(vdup_n_s32(q))
+                            vreinterpretq_s8_s32(vdupq_n_s32(q))
                         };
                         let wp0 = w.as_ptr().add(g0 * 128 + half * 64);
                         let a0 = [at(0, o0), at(1, o0)];
+                        // Weight register k: channels 4k .. 4k + 4 (low half 4k, 4k + 1).
                         if gi + 1 < gs {
                             // The next group of the same run: 4 bytes on, the next weights.
                             let wp1 = wp0.add(128);
                             let a1 = [at(0, o0 + 4), at(1, o0 + 4)];
-                            for j in 0..8 {
-                                let (w0, w1) = (vld1_s8(wp0.add(j * 8)), vld1_s8(wp1.add(j * 8)));
+                            for k in 0..4 {
+                                let (w0, w1) =
+                                    (vld1q_s8(wp0.add(k * 16)), vld1q_s8(wp1.add(k * 16)));
                                 for r in 0..2 {
-                                    let t = vmlal_s8(vmull_s8(a0[r], w0), a1[r], w1);
-                                    sadalp(&mut acc[r][j], t);
+                                    let lo = vmull_s8(vget_low_s8(a0[r]), vget_low_s8(w0));
+                                    let lo = vmlal_s8(lo, vget_low_s8(a1[r]), vget_low_s8(w1));
+                                    let hi = vmlal_high_s8(vmull_high_s8(a0[r], w0), a1[r], w1);
+                                    sadalp(&mut acc[r][2 * k], lo);
+                                    sadalp(&mut acc[r][2 * k + 1], hi);
                                 }
                             }
                         } else {
-                            for j in 0..8 {
-                                let w0 = vld1_s8(wp0.add(j * 8));
+                            for k in 0..4 {
+                                let w0 = vld1q_s8(wp0.add(k * 16));
                                 for r in 0..2 {
-                                    sadalp(&mut acc[r][j], vmull_s8(a0[r], w0));
+                                    let lo = vmull_s8(vget_low_s8(a0[r]), vget_low_s8(w0));
+                                    sadalp(&mut acc[r][2 * k], lo);
+                                    sadalp(&mut acc[r][2 * k + 1], vmull_high_s8(a0[r], w0));
                                 }
                             }
                         }
