@@ -17,6 +17,8 @@
 //! - [`eval`]: measuring all of it: LFW, calibration, open-set rates, benchmarks, plots.
 //! - [`learn`]: the triplet loss and training a head on the network's embeddings.
 //! - [`desk`]: the reception desk's local web page (enrollment, people, door health).
+//! - [`events`]: the audit log's records to MQTT (Home Assistant) and the journal, from a
+//!   process of its own.
 //!
 //! Who depends on whom: on a folder's line a module uses only modules on earlier layers
 //! (`→` separates layers, `·` modules of one layer), and a folder only the folders named in
@@ -35,6 +37,7 @@
 //! learn         data · triplet → train → protocol → harmonic    (eval, identity, recognition)
 //! desk          auth · health · samples · tls → state → http → listen → server
 //!                                                     (eval, kiosk, identity, recognition)
+//! events        discovery · follow · journal · mqtt → ship              (desk, kiosk, identity)
 //! ```
 //!
 //! `kiosk` and `eval` never use each other or the desk. The desk reads the door's audit log

@@ -145,10 +145,8 @@ fn every_sections_defaults_pass_its_own_check() {
     assert_eq!(c.detector.min_face, facegate::kiosk::config::KIOSK_MIN_FACE);
     assert_eq!(c.audit.keep, 5);
     assert!(c.migration.enabled);
-    assert_eq!(
-        c.models.embedder,
-        facegate::recognition::embed::EMBEDDERS[0]
-    );
+    assert_eq!(c.models.embedder, "dlib_q8");
+    assert_eq!(c.models.embedder, facegate::kiosk::config::KIOSK_EMBEDDER);
 }
 
 #[test]

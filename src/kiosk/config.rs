@@ -24,7 +24,7 @@ pub use events::{topic_level_ok, Broker, EventsConfig};
 pub use grants::{LivenessConfig, MigrationConfig};
 pub use matching::{
     validate_decision, validate_quality, DetectorConfig, ModelsConfig, RecognitionConfig,
-    KIOSK_MIN_FACE,
+    KIOSK_EMBEDDER, KIOSK_MIN_FACE,
 };
 pub use source::{SourceConfig, SourceKind};
 

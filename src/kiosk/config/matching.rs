@@ -11,13 +11,19 @@ use crate::recognition::quality::QualityGates;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+/// The door's embedder when the config names none: `dlib_q8`, dlib's network on facegate's
+/// int8 kernels. It makes `dlib_fp32`'s templates (the same model id: no re-enrollment),
+/// is within 0.15 point of it on LFW View 2, and takes less time on every CPU measured or
+/// estimated (docs/int8.md); the command-line tools keep `dlib_fp32`, the reference.
+pub const KIOSK_EMBEDDER: &str = "dlib_q8";
+
 /// `[models]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     /// Model directory; empty = the default ($FACEGATE_MODELS or ~/.cache/facegate/models).
     pub dir: Option<PathBuf>,
-    /// Embedding model: one of [`EMBEDDERS`] (the first by default).
+    /// Embedding model: one of [`EMBEDDERS`] ([`KIOSK_EMBEDDER`] by default).
     pub embedder: String,
     /// A learned head (`facegate train`) to compare faces through: a bare file name is looked
     /// for in the model directory, a path is relative to this file. Unset: the network's own
@@ -33,7 +39,7 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
             dir: None,
-            embedder: EMBEDDERS[0].into(),
+            embedder: KIOSK_EMBEDDER.into(),
             head: None,
             bridge: None,
         }
