@@ -7,7 +7,8 @@
 #   deploy/insn-mix.sh BIN CPU MODEL CHIP.png      e.g. BIN = target/aarch64-unknown-linux-gnu/debug/examples/embed_repeat
 #
 # Prints instructions per embedding by class: fmla (fp32 FMA), sdot, smull/smlal (int8
-# multiply long), sadalp, vector loads, other vector, scalar.
+# multiply long), sadalp, vector loads, other vector, scalar, undecoded (what qemu's
+# disassembler cannot name: in facegate's kernels, `sdot`).
 set -euo pipefail
 [ "$#" -eq 4 ] || { echo "usage: $0 BIN CPU MODEL CHIP.png" >&2; exit 2; }
 bin=$1 cpu=$2 model=$3 chip=$4
@@ -21,6 +22,8 @@ count() { # N → "class count" lines
     function cls(m) {
       if (m ~ /^fmla/) return "fmla"
       if (m ~ /^sdot/) return "sdot"
+      # qemu 7.2 prints no mnemonic for the dot-product instructions (".byte ...").
+      if (m == ".byte") return "undecoded"
       if (m ~ /^(smull|smlal)/) return "smull_smlal"
       if (m ~ /^sadalp/) return "sadalp"
       if (m ~ /^(ld1|ld1r|ld2|ld4)$/ || (m ~ /^(ldr|ldp|ldur)$/ && $0 ~ /[ ,][qd][0-9]+/)) return "vector_load"

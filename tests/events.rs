@@ -141,12 +141,12 @@ impl Subscriber {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Subscribed once the retained state of an earlier run (if any) or a moment passed.
-        std::thread::sleep(Duration::from_millis(500));
-        Subscriber {
+        let s = Subscriber {
             child,
             out: out.to_path_buf(),
-        }
+        };
+        subscribed(port, true, out);
+        s
     }
 
     /// `(receive time, topic, payload)` of every line so far.
@@ -195,6 +195,31 @@ impl Subscriber {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Waits until the subscriber writing `out` receives a probe published on `facegate/probe`
+/// (with the test's login when `login`): from then on it misses nothing.
+fn subscribed(port: u16, login: bool, out: &Path) {
+    let t = Instant::now();
+    for n in 0.. {
+        let mut pubc = Command::new("mosquitto_pub");
+        pubc.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"]);
+        if login {
+            pubc.args(["-u", USER, "-P", PASSWORD]);
+        }
+        let _ = pubc
+            .args(["-t", "facegate/probe", "-m", &format!("{{\"probe\":{n}}}")])
+            .status();
+        std::thread::sleep(Duration::from_millis(100));
+        let text = std::fs::read_to_string(out).unwrap_or_default();
+        if text.lines().any(|l| l.contains("facegate/probe")) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the subscriber never subscribed"
+        );
     }
 }
 
@@ -646,7 +671,7 @@ fn tls_with_the_sites_own_ca() {
         .stdout(std::fs::File::create(&received).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    subscribed(plain, false, &received);
     let cfg = d.join("facegate.toml");
     std::fs::write(
         &cfg,
