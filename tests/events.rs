@@ -230,8 +230,9 @@ impl Drop for Subscriber {
     }
 }
 
-fn door_config(dir: &Path, port: u16, password: &str) -> PathBuf {
-    std::fs::write(dir.join("pw"), format!("{password}\n")).unwrap();
+/// A door config in `dir` (audit log of 4 KiB files, 3 kept) whose `[events]` section is
+/// `events`.
+fn door_config(dir: &Path, events: &str) -> PathBuf {
     let conf = dir.join("facegate.toml");
     std::fs::write(
         &conf,
@@ -239,12 +240,22 @@ fn door_config(dir: &Path, port: u16, password: &str) -> PathBuf {
             "[recognition]\nthreshold = 0.55\n[source]\nkind = \"folder\"\npath = \"frames\"\n\
              [door]\nid = \"front\"\nkind = \"simulated\"\n[gallery]\npath = \"g.toml\"\n\
              [audit]\npath = \"audit.jsonl\"\nmax_bytes = 4096\nkeep = 3\n\
-             [events]\nmqtt = \"mqtt://127.0.0.1:{port}\"\nusername = \"{USER}\"\npassword_file = \"pw\"\n\
-             journal = false\nstate_dir = \"events-state\"\n"
+             [events]\n{events}journal = false\nstate_dir = \"events-state\"\n"
         ),
     )
     .unwrap();
     conf
+}
+
+/// [`door_config`] for the test broker on `port`, logging in with `password`.
+fn login_config(dir: &Path, port: u16, password: &str) -> PathBuf {
+    std::fs::write(dir.join("pw"), format!("{password}\n")).unwrap();
+    door_config(
+        dir,
+        &format!(
+            "mqtt = \"mqtt://127.0.0.1:{port}\"\nusername = \"{USER}\"\npassword_file = \"pw\"\n"
+        ),
+    )
 }
 
 fn shipper(conf: &Path) -> Child {
@@ -280,7 +291,7 @@ fn decisions_arrive_in_order_through_a_broker_restart_and_a_kill() {
     let port = free_port();
     let broker = Broker::start(dir.path(), port);
     let sub = Subscriber::start(port, &dir.path().join("received"));
-    let conf = door_config(dir.path(), port, PASSWORD);
+    let conf = login_config(dir.path(), port, PASSWORD);
     // The audit log as the door opens it (4 KiB, 3 kept: it rotates during the test).
     let mut log = AuditLog::open(&dir.path().join("audit.jsonl"), 4096, 3).unwrap();
     let mut events = shipper(&conf);
@@ -480,7 +491,7 @@ fn a_wrong_password_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _broker = Broker::start(dir.path(), port);
-    let conf = door_config(dir.path(), port, "not-the-password");
+    let conf = login_config(dir.path(), port, "not-the-password");
     let mut log = AuditLog::open(&dir.path().join("audit.jsonl"), 4096, 3).unwrap();
     let events = shipper(&conf);
     decide(&mut log, 0);
@@ -672,18 +683,11 @@ fn tls_with_the_sites_own_ca() {
         .spawn()
         .unwrap();
     subscribed(plain, false, &received);
-    let cfg = d.join("facegate.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[recognition]\nthreshold = 0.55\n[source]\nkind = \"folder\"\npath = \"frames\"\n\
-             [door]\nid = \"front\"\nkind = \"simulated\"\n[gallery]\npath = \"g.toml\"\n\
-             [audit]\npath = \"audit.jsonl\"\n\
-             [events]\nmqtt = \"mqtts://127.0.0.1:{tls}\"\nca = \"ca.pem\"\njournal = false\n"
-        ),
-    )
-    .unwrap();
-    let mut log = AuditLog::open(&d.join("audit.jsonl"), 1 << 20, 3).unwrap();
+    let cfg = door_config(
+        d,
+        &format!("mqtt = \"mqtts://127.0.0.1:{tls}\"\nca = \"ca.pem\"\n"),
+    );
+    let mut log = AuditLog::open(&d.join("audit.jsonl"), 4096, 3).unwrap();
     let mut events = shipper(&cfg);
     std::thread::sleep(Duration::from_millis(300));
     decide(&mut log, 0);

@@ -129,11 +129,6 @@ impl Follower {
         Ok(f)
     }
 
-    /// The position committed last.
-    pub fn position(&self) -> Option<Position> {
-        self.pos
-    }
-
     /// The log's files that exist, oldest first.
     fn files(&self) -> Result<Vec<Found>> {
         let mut v = Vec::new();

@@ -116,10 +116,7 @@ impl Shipper {
             )
         })?;
         let e = &config.events;
-        let state_dir = e
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| config.gallery.state_dir().join("events"));
+        let state_dir = state_dir(&config);
         let follower = Follower::open(&audit, config.audit.keep, &state_dir.join("position.json"))?;
         let journal = if e.journal {
             match journal::Journal::connect(Path::new(journal::SOCKET)) {
