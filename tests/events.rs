@@ -3,6 +3,8 @@
 //! across a broker restart and a SIGKILL of the shipper; Home Assistant discovery; a wrong
 //! password is a clear error.
 
+mod common;
+
 use facegate::kiosk::audit::{now_secs, AuditLog};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -523,13 +525,7 @@ fn the_kiosks_own_decisions_arrive_in_order() {
     let _broker = Broker::start(dir.path(), port);
     let sub = Subscriber::start(port, &dir.path().join("received"));
     std::fs::write(dir.path().join("pw"), format!("{PASSWORD}\n")).unwrap();
-    let config = std::fs::read_to_string(root.join("config/demo.toml"))
-        .unwrap()
-        .replace(
-            "\"demo/frames\"",
-            &format!("{:?}", root.join("config/demo/frames")),
-        )
-        .replace("../target/demo/", "state/")
+    let config = common::demo_config_text()
         .replace("[door]\n", "[door]\nid = \"front\"\n")
         + &format!(
             "\n[events]\nmqtt = \"mqtt://127.0.0.1:{port}\"\nusername = \"{USER}\"\npassword_file = \"pw\"\njournal = false\n"

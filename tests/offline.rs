@@ -16,13 +16,7 @@ fn the_kiosk_opens_no_socket_but_the_systemd_notify_datagram() {
     );
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = std::fs::read_to_string(root.join("config/demo.toml"))
-        .unwrap()
-        .replace(
-            "\"demo/frames\"",
-            &format!("{:?}", root.join("config/demo/frames")),
-        )
-        .replace("../target/demo/", "state/");
+    let config = common::demo_config_text();
     let cfg = dir.path().join("demo.toml");
     std::fs::write(&cfg, config).unwrap();
     let notify = dir.path().join("notify");

@@ -36,14 +36,7 @@ fn the_loop_runs_flat_for_fifty_thousand_frames() {
         .unwrap_or(50_000);
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("config/demo.toml"))
-        .unwrap()
-        .replace(
-            "\"demo/frames\"",
-            &format!("{:?}", root.join("config/demo/frames")),
-        )
-        .replace("../target/demo/", "state/")
-        .replace("pulse_ms = 500", "pulse_ms = 1");
+    let text = common::demo_config_text().replace("pulse_ms = 500", "pulse_ms = 1");
     let cfg_path = dir.path().join("demo.toml");
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = Config::load(&cfg_path).unwrap();

@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// The longest record line read (a longer one is skipped with a warning).
@@ -77,14 +77,14 @@ fn found(path: &Path) -> Result<Option<Found>> {
     let ino = std::os::unix::fs::MetadataExt::ino(&meta);
     #[cfg(not(unix))]
     let ino = 0;
+    // The first line only (a record is a few hundred bytes), not a whole buffer.
     let mut first = Vec::new();
-    (&mut f)
-        .take(MAX_LINE as u64)
-        .read_to_end(&mut first)
+    std::io::BufReader::with_capacity(1024, (&mut f).take(MAX_LINE as u64))
+        .read_until(b'\n', &mut first)
         .map_err(|e| Error::io(path, e))?;
-    let head = match first.iter().position(|&b| b == b'\n') {
-        Some(n) => head_hash(&first[..n]),
-        None => 0,
+    let head = match first.last() {
+        Some(b'\n') => head_hash(&first[..first.len() - 1]),
+        _ => 0,
     };
     Ok(Some(Found {
         path: path.to_path_buf(),
@@ -142,6 +142,16 @@ impl Follower {
     /// The next whole line after the position, or `None` when there is none yet. Does not
     /// move the position: [`Follower::commit`] the line's `end` once it is delivered.
     pub fn next(&self) -> Result<Option<Line>> {
+        // The idle case, every poll: the current file is the one read last and has not grown.
+        #[cfg(unix)]
+        if let Some(p) = self.pos {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(m) = std::fs::metadata(&self.path) {
+                if m.ino() == p.ino && m.len() == p.offset {
+                    return Ok(None);
+                }
+            }
+        }
         let files = self.files()?;
         if files.is_empty() {
             return Ok(None);

@@ -20,7 +20,7 @@ mod matching;
 mod source;
 pub use check::{Check, Invalid};
 pub use door::{AuditConfig, DoorConfig, DoorKind, GalleryConfig};
-pub use events::{topic_level_ok, Broker, EventsConfig};
+pub use events::{Broker, EventsConfig};
 pub use grants::{LivenessConfig, MigrationConfig};
 pub use matching::{
     validate_decision, validate_quality, DetectorConfig, ModelsConfig, RecognitionConfig,

@@ -174,3 +174,16 @@ pub fn unlocks(relay: &facegate::kiosk::door::SimulatedRelay) -> usize {
         .filter(|e| e.unlocked)
         .count()
 }
+
+/// `config/demo.toml` for a copy written into a test's folder: the frames at their absolute
+/// path, the gallery and the audit log in `state/` beside the copy.
+pub fn demo_config_text() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join("config/demo.toml"))
+        .unwrap()
+        .replace(
+            "\"demo/frames\"",
+            &format!("{:?}", root.join("config/demo/frames")),
+        )
+        .replace("../target/demo/", "state/")
+}
